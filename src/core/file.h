@@ -1,0 +1,24 @@
+// Files: whole-file reads with clear errors, and atomic writes (temporary file in
+// the same folder, then rename) so an interrupted command never leaves a partial output.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace yoloc {
+
+std::string read_file(const std::string& path);
+bool file_exists(const std::string& path);
+bool is_directory(const std::string& path);
+// Writes `data` to `path` atomically. Creates no folders.
+void write_file_atomic(const std::string& path, const std::string& data);
+// Creates a folder and its parents if missing.
+void make_dirs(const std::string& path);
+// Files in a folder (not recursive), sorted by name.
+std::vector<std::string> list_dir(const std::string& dir);
+std::string path_stem(const std::string& path);       // "a/b/dog.jpg" -> "dog"
+std::string path_dirname(const std::string& path);    // "a/b/dog.jpg" -> "a/b" ("." if none)
+std::string path_join(const std::string& a, const std::string& b);
+std::string path_ext_lower(const std::string& path);  // ".jpg"
+
+}  // namespace yoloc

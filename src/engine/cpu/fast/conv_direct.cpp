@@ -1,0 +1,198 @@
+// Direct convolution on the blocked layout: for each 16-channel output block and
+// a tile of T output pixels along a row, T 16-wide accumulators; every input
+// value is broadcast and multiplied with a 16-wide weight vector. GCC vector
+// extensions keep it portable (AVX-512/AVX2 clones on x86, NEON elsewhere).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "engine/cpu/fast/conv.h"
+
+// The 64-byte vector type crosses no ABI boundary (all helpers are inlined).
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace yoloc {
+namespace fast {
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t vi16 __attribute__((vector_size(64)));
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define YOLOC_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#else
+#define YOLOC_CLONES
+#endif
+#define YOLOC_INLINE inline __attribute__((always_inline))
+
+static YOLOC_INLINE v16 splat(float f) {
+    v16 v = {};
+    return v + f;
+}
+
+static YOLOC_INLINE v16 load16(const float* p) {
+    v16 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static YOLOC_INLINE void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
+
+// exp with Cephes' polynomial (relative error ~1e-7), vectorized.
+static YOLOC_INLINE v16 exp16(v16 x) {
+    x = x < splat(88.f) ? x : splat(88.f);
+    x = x > splat(-87.f) ? x : splat(-87.f);
+    v16 t = x * 1.44269504088896341f + 12582912.f;  // round to nearest via the 1.5*2^23 trick
+    v16 n = t - 12582912.f;
+    v16 r = x - n * 0.693359375f - n * -2.12194440e-4f;
+    v16 p = splat(1.9875691500E-4f);
+    p = p * r + 1.3981999507E-3f;
+    p = p * r + 8.3334519073E-3f;
+    p = p * r + 4.1665795894E-2f;
+    p = p * r + 1.6666665459E-1f;
+    p = p * r + 5.0000001201E-1f;
+    p = p * r * r + r + 1.f;
+    vi16 e = (__builtin_convertvector(n, vi16) + 127) << 23;
+    v16 s;
+    std::memcpy(&s, &e, sizeof s);
+    return p * s;
+}
+
+static YOLOC_INLINE v16 silu16(v16 v) { return v / (exp16(-v) + 1.f); }
+
+YOLOC_CLONES
+void silu_inplace(float* x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) store16(x + i, silu16(load16(x + i)));
+    for (; i < n; ++i) x[i] = x[i] / (1.f + std::exp(-x[i]));
+}
+
+namespace {
+
+struct Geometry {
+    ConvSpec s;
+    int64_t ic, cb;     // input channels, input channel block (1 plain, 16 blocked)
+    int64_t cbs;        // floats between input channel blocks
+    int64_t in_img;     // floats per input image
+    int64_t out_img;    // floats per output image
+};
+
+// One tile: T output pixels (ow0 .. ow0+T-1) of one output row, one 16-channel block.
+template <int T, bool CHECK, int CB>
+YOLOC_INLINE void conv_tile(const Geometry& g, const float* x, const float* wp, const float* bias, float* out,
+                            const float* res, int64_t oh, int64_t ow0, int64_t nvalid) {
+    const ConvSpec& s = g.s;
+    v16 acc[T];
+    v16 b = load16(bias);
+    for (int t = 0; t < T; ++t) acc[t] = b;
+    const int64_t W = s.in.w, H = s.in.h;
+    for (int64_t c = 0; c < g.ic; ++c) {
+        const float* xc = x + (c / CB) * g.cbs + (c % CB);
+        const float* wc = wp + c * s.kh * s.kw * 16;
+        for (int64_t ky = 0; ky < s.kh; ++ky) {
+            int64_t iy = oh * s.sh - s.pt + ky * s.dh;
+            if (iy < 0 || iy >= H) continue;
+            const float* row = xc + iy * W * CB;
+            for (int64_t kx = 0; kx < s.kw; ++kx) {
+                v16 wv = load16(wc + (ky * s.kw + kx) * 16);
+                int64_t ix0 = ow0 * s.sw - s.pl + kx * s.dw;
+                for (int t = 0; t < T; ++t) {
+                    int64_t ix = ix0 + t * s.sw;
+                    if (CHECK && (t >= nvalid || ix < 0 || ix >= W)) continue;
+                    acc[t] += wv * row[ix * CB];
+                }
+            }
+        }
+    }
+    for (int t = 0; t < T; ++t) {
+        if (CHECK && t >= nvalid) break;
+        v16 v = acc[t];
+        if (s.silu) v = silu16(v);
+        if (res) v += load16(res + t * 16);
+        store16(out + t * 16, v);
+    }
+}
+
+template <int CB>
+YOLOC_INLINE void conv_rows_impl(const Geometry& g, const float* src, const float* wpack, const float* bias,
+                                 float* dst, const float* residual, int64_t begin, int64_t end) {
+    constexpr int T = 8;
+    const ConvSpec& s = g.s;
+    const int64_t ocb_n = s.out.cp() / 16;
+    // Output columns whose whole tile reads inside the input row need no checks.
+    for (int64_t i = begin; i < end; ++i) {
+        int64_t oh = i % s.out.h, rest = i / s.out.h, ocb = rest % ocb_n, n = rest / ocb_n;
+        const float* x = src + n * g.in_img;
+        const float* wp = wpack + ocb * g.ic * s.kh * s.kw * 16;
+        const float* bs = bias + ocb * 16;
+        int64_t off = n * g.out_img + ((ocb * s.out.h + oh) * s.out.w) * 16;
+        float* out = dst + off;
+        const float* res = residual ? residual + off : nullptr;
+        for (int64_t ow0 = 0; ow0 < s.out.w; ow0 += T) {
+            int64_t nvalid = std::min<int64_t>(T, s.out.w - ow0);
+            int64_t lo = ow0 * s.sw - s.pl, hi = (ow0 + T - 1) * s.sw - s.pl + (s.kw - 1) * s.dw;
+            float* o = out + ow0 * 16;
+            const float* r = res ? res + ow0 * 16 : nullptr;
+            if (nvalid == T && lo >= 0 && hi < s.in.w)
+                conv_tile<T, false, CB>(g, x, wp, bs, o, r, oh, ow0, T);
+            else
+                conv_tile<T, true, CB>(g, x, wp, bs, o, r, oh, ow0, nvalid);
+        }
+    }
+}
+
+YOLOC_CLONES
+void conv_rows(const Geometry& g, const float* src, const float* wpack, const float* bias, float* dst,
+               const float* residual, int64_t begin, int64_t end) {
+    if (g.cb == 1)
+        conv_rows_impl<1>(g, src, wpack, bias, dst, residual, begin, end);
+    else
+        conv_rows_impl<16>(g, src, wpack, bias, dst, residual, begin, end);
+}
+
+class DirectConv : public ConvKernel {
+public:
+    DirectConv(const ConvSpec& s, const Tensor& w, const Tensor& b, ThreadPool* pool) : pool_(pool) {
+        g_.s = s;
+        g_.ic = s.in.c;
+        g_.cb = s.src_plain ? 1 : 16;
+        g_.cbs = s.src_plain ? s.in.h * s.in.w : s.in.h * s.in.w * 16;
+        g_.in_img = s.src_plain ? s.in.c * s.in.h * s.in.w : s.in.image_floats();
+        g_.out_img = s.out.image_floats();
+        const int64_t oc = s.out.c, ocp = s.out.cp(), k = s.kh * s.kw;
+        YOLOC_CHECK(w.shape() == Shape({oc, s.in.c, s.kh, s.kw}), "direct conv: weight shape ",
+                    shape_str(w.shape()), " does not fit the spec");
+        // Packed weights: [OC/16][IC][KH][KW][16], zero for padding channels.
+        wpack_.assign(size_t(ocp * s.in.c * k), 0.f);
+        const float* wsrc = w.data<float>();
+        for (int64_t o = 0; o < oc; ++o)
+            for (int64_t c = 0; c < s.in.c; ++c)
+                for (int64_t j = 0; j < k; ++j)
+                    wpack_[size_t((((o / 16) * s.in.c + c) * k + j) * 16 + o % 16)] = wsrc[(o * s.in.c + c) * k + j];
+        bias_.assign(size_t(ocp), 0.f);
+        if (!b.empty())
+            for (int64_t o = 0; o < oc; ++o) bias_[size_t(o)] = b.data<float>()[o];
+    }
+
+    void run(const float* src, float* dst, const float* residual) override {
+        const ConvSpec& s = g_.s;
+        const int64_t items = s.out.n * (s.out.cp() / 16) * s.out.h;
+        pool_->parallel_for(items, [&](int64_t b, int64_t e) {
+            conv_rows(g_, src, wpack_.data(), bias_.data(), dst, residual, b, e);
+        });
+    }
+    const char* name() const override { return "direct"; }
+
+private:
+    Geometry g_;
+    std::vector<float> wpack_, bias_;
+    ThreadPool* pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<ConvKernel> make_direct_conv(const ConvSpec& s, const Tensor& w, const Tensor& b, ThreadPool* pool) {
+    return std::unique_ptr<ConvKernel>(new DirectConv(s, w, b, pool));
+}
+
+}  // namespace fast
+}  // namespace yoloc

@@ -1,0 +1,131 @@
+#include "yolo/detector.h"
+
+#include <cctype>
+#include <sstream>
+
+#include "core/file.h"
+#include "onnx/onnx_io.h"
+
+namespace yoloc {
+
+Detector::Detector(const std::string& model_path, const DetectorOptions& opts) : model_(load_onnx(model_path)) {
+    init(opts);
+}
+
+Detector::Detector(const Model& model, const DetectorOptions& opts) : model_(model) { init(opts); }
+
+void Detector::init(const DetectorOptions& opts) {
+    const Graph& g = model_.graph;
+    YOLOC_CHECK(g.inputs.size() == 1, "a YOLOv8 detector has one input (images); this model has ", g.inputs.size());
+    YOLOC_CHECK(!g.outputs.empty(), "the model has no outputs");
+    const ValueInfo& in = g.inputs[0];
+    input_name_ = in.name;
+    output_name_ = g.outputs[0].name;
+    YOLOC_CHECK(in.shape.size() == 4, "input '", in.name, "' must be [N,3,H,W]");
+    int declared = in.shape[2].known() ? int(in.shape[2].value) : 0;
+    imgsz_ = opts.imgsz > 0 ? opts.imgsz : (declared > 0 ? declared : 640);
+    YOLOC_CHECK(imgsz_ % 32 == 0 && imgsz_ >= 32, "image size ", imgsz_, " must be a positive multiple of 32");
+    if (declared > 0 && declared != imgsz_)
+        fail("the model was exported for ", declared, "x", declared, " input; --imgsz ", imgsz_,
+             " needs a model exported with dynamic shapes or at that size");
+    batch_ = in.shape[0].known() ? int(in.shape[0].value) : std::max(1, opts.batch);
+    // Apply a concrete input shape to symbolic dims so the executor can plan.
+    model_.graph.inputs[0].shape = {Dim{batch_, ""}, Dim{3, ""}, Dim{imgsz_, ""}, Dim{imgsz_, ""}};
+    ExecutorOptions eo;
+    eo.threads = opts.threads;
+    exec_ = make_executor(model_, opts.backend, eo);
+    // Number of classes from the declared output [N, 4+nc, A] when known.
+    const ValueInfo& out = g.outputs[0];
+    if (out.shape.size() == 3 && out.shape[1].known()) nc_ = int(out.shape[1].value) - 4;
+    names_ = names_from_metadata(model_);
+    if (nc_ <= 0) nc_ = int(names_.size());
+    if (names_.empty() && nc_ == 80) names_ = coco80_names();
+    for (int i = int(names_.size()); i < nc_; ++i) names_.push_back("class" + std::to_string(i));
+}
+
+Tensor Detector::infer(const Tensor& images) {
+    TensorMap out = exec_->run({{input_name_, images}});
+    Tensor y = out.at(output_name_);
+    YOLOC_CHECK(y.rank() == 3 && y.dim(1) > 4, "output '", output_name_, "' has shape ", shape_str(y.shape()),
+                "; expected Ultralytics' [N, 4+nc, anchors]");
+    if (nc_ <= 0) nc_ = int(y.dim(1)) - 4;
+    return y;
+}
+
+std::vector<Detection> Detector::detect(const Image& img, const PostprocessOptions& opt, Tensor* raw) {
+    YOLOC_CHECK(batch_ == 1, "detect() runs one image at a time; this model has batch ", batch_);
+    LetterboxInfo info;
+    Tensor x = preprocess(img, imgsz_, &info);
+    Tensor y = infer(x);
+    if (raw) *raw = y;
+    return postprocess(y, 0, info, opt);
+}
+
+std::vector<std::string> names_from_metadata(const Model& model) {
+    std::vector<std::string> names;
+    for (const auto& kv : model.metadata) {
+        if (kv.first != "names") continue;
+        // Python dict repr: {0: 'person', 1: 'bicycle'}; quotes may be ' or ".
+        const std::string& s = kv.second;
+        size_t i = 0;
+        while (i < s.size()) {
+            size_t colon = s.find(':', i);
+            if (colon == std::string::npos) break;
+            size_t q = s.find_first_of("'\"", colon);
+            if (q == std::string::npos) break;
+            char quote = s[q];
+            size_t e = s.find(quote, q + 1);
+            if (e == std::string::npos) break;
+            names.push_back(s.substr(q + 1, e - q - 1));
+            i = e + 1;
+        }
+    }
+    return names;
+}
+
+std::vector<std::string> load_names_file(const std::string& path) {
+    std::string text = read_file(path);
+    std::vector<std::string> names;
+    std::istringstream is(text);
+    std::string line;
+    bool in_names = false, yaml = path_ext_lower(path) == ".yaml" || path_ext_lower(path) == ".yml";
+    auto trim = [](std::string v) {
+        size_t a = v.find_first_not_of(" \t\r'\""), b = v.find_last_not_of(" \t\r'\"");
+        return a == std::string::npos ? std::string() : v.substr(a, b - a + 1);
+    };
+    while (std::getline(is, line)) {
+        if (!yaml) {
+            std::string t = trim(line);
+            if (!t.empty()) names.push_back(t);
+            continue;
+        }
+        if (line.rfind("names:", 0) == 0) {
+            in_names = true;
+            std::string rest = trim(line.substr(6));
+            if (!rest.empty() && rest[0] == '[') {  // names: [a, b, c]
+                rest = rest.substr(1, rest.find(']') == std::string::npos ? std::string::npos : rest.find(']') - 1);
+                std::istringstream ls(rest);
+                std::string item;
+                while (std::getline(ls, item, ',')) names.push_back(trim(item));
+                in_names = false;
+            }
+            continue;
+        }
+        if (!in_names) continue;
+        if (line.empty() || !(line[0] == ' ' || line[0] == '\t' || line[0] == '-')) {
+            if (!trim(line).empty()) in_names = false;
+            continue;
+        }
+        std::string t = trim(line);
+        if (t.empty() || t[0] == '#') continue;
+        if (t[0] == '-') names.push_back(trim(t.substr(1)));
+        else {
+            size_t c = t.find(':');
+            names.push_back(trim(c == std::string::npos ? t : t.substr(c + 1)));
+        }
+    }
+    YOLOC_CHECK(!names.empty(), path, ": no class names found (one name per line, or a data.yaml with names:)");
+    return names;
+}
+
+}  // namespace yoloc

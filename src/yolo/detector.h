@@ -1,0 +1,56 @@
+// A YOLOv8 detector on the CPU: model + executor + pre/post-processing in one
+// object. This is what `detect`, `run`, `eval` and the public API use.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/cpu/executor.h"
+#include "yolo/image.h"
+#include "yolo/letterbox.h"
+#include "yolo/postprocess.h"
+
+namespace yoloc {
+
+struct DetectorOptions {
+    std::string backend = "fast";  // "fast" or "reference"
+    int threads = 0;               // 0 = all cores
+    int imgsz = 0;                 // 0 = the model's own input size (640 when symbolic)
+    int batch = 1;
+};
+
+class Detector {
+public:
+    Detector(const std::string& model_path, const DetectorOptions& opts = {});
+    Detector(const Model& model, const DetectorOptions& opts = {});
+
+    int imgsz() const { return imgsz_; }
+    int batch() const { return batch_; }
+    int num_classes() const { return nc_; }
+    const std::vector<std::string>& names() const { return names_; }
+    const Model& model() const { return model_; }
+    const std::string& input_name() const { return input_name_; }
+    const std::string& output_name() const { return output_name_; }
+
+    // Raw output0 for an already preprocessed [batch,3,S,S] tensor.
+    Tensor infer(const Tensor& images);
+    // Letterbox + infer + decode + NMS for one image.
+    std::vector<Detection> detect(const Image& img, const PostprocessOptions& opt, Tensor* raw = nullptr);
+
+private:
+    void init(const DetectorOptions& opts);
+    Model model_;
+    std::unique_ptr<Executor> exec_;
+    int imgsz_ = 640, batch_ = 1, nc_ = 0;
+    std::vector<std::string> names_;
+    std::string input_name_, output_name_;
+};
+
+// Class names stored by Ultralytics in the model's metadata ("names":
+// "{0: 'person', 1: 'bicycle', ...}"); empty when absent.
+std::vector<std::string> names_from_metadata(const Model& model);
+// Names from a text file: one per line, or a data.yaml `names:` map/list.
+std::vector<std::string> load_names_file(const std::string& path);
+
+}  // namespace yoloc

@@ -1,0 +1,232 @@
+#include <gtest/gtest.h>
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/npy.h"
+#include "test_util.h"
+#include "yolo/postprocess.h"
+
+using namespace yoloc;
+
+namespace {
+
+Detection box(int cls, float conf, float x1, float y1, float x2, float y2) {
+    Detection d;
+    d.class_id = cls;
+    d.conf = conf;
+    d.x1 = x1;
+    d.y1 = y1;
+    d.x2 = x2;
+    d.y2 = y2;
+    return d;
+}
+
+// Checks our decode + NMS of the reference raw output against the reference detections.
+void expect_matches_reference(const std::string& name) {
+    const std::string ref_dir = yoloc_test::shared_dir() + "/data/reference/";
+    std::ifstream f(ref_dir + name + ".json");
+    const nlohmann::json ref = nlohmann::json::parse(f);
+    Tensor out = load_npy(ref_dir + name + ".npy").reshaped({1, 84, 8400});
+
+    const int h = ref["orig_hw"][0], w = ref["orig_hw"][1];
+    const LetterboxInfo info = letterbox_geometry(w, h, 640);
+    PostprocessOptions opt;
+    opt.conf_threshold = 0.25f;
+    opt.iou_threshold = 0.45f;
+    opt.multi_label = false;
+    const std::vector<Detection> dets = postprocess(out, 0, info, opt);
+
+    const nlohmann::json& expected = ref["detections"];
+    ASSERT_EQ(dets.size(), expected.size());
+    for (size_t i = 0; i < dets.size(); ++i) {
+        SCOPED_TRACE(name + " detection " + std::to_string(i));
+        EXPECT_EQ(dets[i].class_id, expected[i]["class_id"].get<int>());
+        EXPECT_NEAR(dets[i].conf, expected[i]["conf"].get<double>(), 1e-3);
+        const float got[4] = {dets[i].x1, dets[i].y1, dets[i].x2, dets[i].y2};
+        for (int k = 0; k < 4; ++k) EXPECT_NEAR(got[k], expected[i]["box_xyxy"][k].get<double>(), 1.0);
+    }
+}
+
+// A raw output [4+nc, anchors] from per-anchor boxes and scores.
+std::vector<float> raw_output(int nc, const std::vector<std::array<float, 4>>& boxes_cxcywh,
+                              const std::vector<std::vector<float>>& scores) {
+    const size_t A = boxes_cxcywh.size();
+    std::vector<float> out((4 + nc) * A, 0.f);
+    for (size_t a = 0; a < A; ++a) {
+        for (int k = 0; k < 4; ++k) out[k * A + a] = boxes_cxcywh[a][k];
+        for (int c = 0; c < nc; ++c) out[(4 + c) * A + a] = scores[a][c];
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST(Postprocess, DogOutputGivesReferenceDetections) {
+    REQUIRE_SHARED();
+    expect_matches_reference("dog");
+}
+
+TEST(Postprocess, PersonOutputGivesReferenceDetections) {
+    REQUIRE_SHARED();
+    expect_matches_reference("person");
+}
+
+TEST(Postprocess, MultiLabelAtLowConfidenceIsFast) {
+    REQUIRE_SHARED();
+    Tensor out = load_npy(yoloc_test::shared_dir() + "/data/reference/dog.npy").reshaped({1, 84, 8400});
+    PostprocessOptions opt;
+    opt.conf_threshold = 0.001f;
+    opt.iou_threshold = 0.7f;
+    opt.multi_label = true;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<Detection> dets = postprocess(out, 0, letterbox_geometry(768, 576, 640), opt);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(dets.size(), 300u);
+    EXPECT_LT(ms, 500.0);  // typically a few ms; generous for a loaded 2-core machine
+}
+
+TEST(Postprocess, RejectsOutputWithoutClassRows) {
+    Tensor out(DType::Float32, {1, 4, 10});
+    EXPECT_THROW(postprocess(out, 0, letterbox_geometry(640, 640, 640)), Error);
+}
+
+TEST(Decode, BestClassModeGivesOneLabelPerAnchor) {
+    auto raw = raw_output(3, {{{50, 50, 20, 20}}}, {{0.6f, 0.9f, 0.7f}});
+    PostprocessOptions opt;
+    opt.conf_threshold = 0.25f;
+    auto c = decode_candidates(raw.data(), 3, 1, opt);
+    ASSERT_EQ(c.size(), 1u);
+    EXPECT_EQ(c[0].class_id, 1);
+    EXPECT_FLOAT_EQ(c[0].conf, 0.9f);
+    EXPECT_FLOAT_EQ(c[0].x1, 40.f);
+    EXPECT_FLOAT_EQ(c[0].y2, 60.f);
+}
+
+TEST(Decode, MultiLabelModeGivesEveryClassAboveThreshold) {
+    auto raw = raw_output(3, {{{50, 50, 20, 20}}}, {{0.6f, 0.9f, 0.1f}});
+    PostprocessOptions opt;
+    opt.conf_threshold = 0.25f;
+    opt.multi_label = true;
+    auto c = decode_candidates(raw.data(), 3, 1, opt);
+    ASSERT_EQ(c.size(), 2u);
+    EXPECT_EQ(c[0].class_id, 1);  // sorted by score
+    EXPECT_EQ(c[1].class_id, 0);
+}
+
+TEST(Decode, ThresholdIsStrict) {
+    auto raw = raw_output(1, {{{5, 5, 2, 2}}, {{9, 9, 2, 2}}}, {{0.25f}, {0.2500001f}});
+    PostprocessOptions opt;
+    opt.conf_threshold = 0.25f;
+    auto c = decode_candidates(raw.data(), 1, 2, opt);
+    ASSERT_EQ(c.size(), 1u);
+    EXPECT_FLOAT_EQ(c[0].x1, 8.f);
+}
+
+TEST(Decode, MaxNmsKeepsOnlyTheBestCandidates) {
+    std::vector<std::array<float, 4>> boxes;
+    std::vector<std::vector<float>> scores;
+    for (int i = 0; i < 10; ++i) {
+        boxes.push_back({float(i * 100), 0, 10, 10});
+        scores.push_back({0.3f + 0.05f * i});
+    }
+    auto raw = raw_output(1, boxes, scores);
+    PostprocessOptions opt;
+    opt.max_nms = 3;
+    auto c = decode_candidates(raw.data(), 1, 10, opt);
+    ASSERT_EQ(c.size(), 3u);
+    EXPECT_FLOAT_EQ(c[0].conf, 0.3f + 0.05f * 9);
+    EXPECT_FLOAT_EQ(c[2].conf, 0.3f + 0.05f * 7);
+}
+
+TEST(Nms, SuppressesOverlappingBoxOfSameClass) {
+    auto out = nms_per_class({box(0, 0.9f, 0, 0, 10, 10), box(0, 0.8f, 1, 1, 11, 11)}, 0.45f, 300);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_FLOAT_EQ(out[0].conf, 0.9f);
+}
+
+TEST(Nms, KeepsOverlappingBoxesOfDifferentClasses) {
+    auto out = nms_per_class({box(0, 0.9f, 0, 0, 10, 10), box(1, 0.8f, 0, 0, 10, 10)}, 0.45f, 300);
+    EXPECT_EQ(out.size(), 2u);
+}
+
+TEST(Nms, KeepsBoxWhoseIouEqualsThreshold) {
+    // IoU of [0,0,10,10] and [0,0,10,5] is exactly 0.5: only IoU > threshold suppresses.
+    auto out = nms_per_class({box(0, 0.9f, 0, 0, 10, 10), box(0, 0.8f, 0, 0, 10, 5)}, 0.5f, 300);
+    EXPECT_EQ(out.size(), 2u);
+}
+
+TEST(Nms, SuppressedBoxDoesNotSuppressOthers) {
+    // B overlaps A and C; A does not overlap C. Greedy NMS keeps A and C.
+    auto out = nms_per_class(
+        {box(0, 0.9f, 0, 0, 10, 10), box(0, 0.8f, 3, 0, 13, 10), box(0, 0.7f, 7, 0, 17, 10)}, 0.3f, 300);
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_FLOAT_EQ(out[0].conf, 0.9f);
+    EXPECT_FLOAT_EQ(out[1].conf, 0.7f);
+}
+
+TEST(Nms, OutputIsSortedByScoreAcrossClasses) {
+    auto out = nms_per_class({box(2, 0.95f, 0, 0, 5, 5), box(0, 0.9f, 20, 20, 30, 30), box(2, 0.5f, 40, 40, 50, 50),
+                              box(1, 0.7f, 60, 60, 70, 70)},
+                             0.45f, 300);
+    ASSERT_EQ(out.size(), 4u);
+    for (size_t i = 1; i < out.size(); ++i) EXPECT_GE(out[i - 1].conf, out[i].conf);
+}
+
+TEST(Nms, KeepsAtMostMaxDet) {
+    std::vector<Detection> c;
+    for (int i = 0; i < 50; ++i) c.push_back(box(i % 3, 1.f - i * 0.01f, i * 20.f, 0, i * 20.f + 10, 10));
+    auto out = nms_per_class(c, 0.45f, 7);
+    ASSERT_EQ(out.size(), 7u);
+    EXPECT_FLOAT_EQ(out[6].conf, 1.f - 6 * 0.01f);
+}
+
+TEST(Nms, IouOfDisjointAndIdenticalBoxes) {
+    EXPECT_FLOAT_EQ(box_iou(box(0, 1, 0, 0, 10, 10), box(0, 1, 20, 20, 30, 30)), 0.f);
+    EXPECT_FLOAT_EQ(box_iou(box(0, 1, 0, 0, 10, 10), box(0, 1, 0, 0, 10, 10)), 1.f);
+}
+
+TEST(MapToOriginal, SubtractsPaddingDividesByScaleAndClips) {
+    LetterboxInfo info = letterbox_geometry(768, 576, 640);  // r = 5/6, top = 80
+    std::vector<Detection> d = {box(0, 1, -10, 80, 320, 560)};
+    map_to_original(d, info);
+    EXPECT_FLOAT_EQ(d[0].x1, 0.f);  // clipped
+    EXPECT_NEAR(d[0].y1, 0.f, 1e-4);
+    EXPECT_NEAR(d[0].x2, 384.f, 1e-3);
+    EXPECT_NEAR(d[0].y2, 576.f, 1e-3);
+}
+
+TEST(PostprocessJson, UsesReferenceSchema) {
+    auto j = detections_to_json("dog.jpg", {box(16, 0.96f, 131.5f, 218.2f, 307.9f, 540.3f)}, coco80_names());
+    EXPECT_EQ(j["image"], "dog.jpg");
+    ASSERT_EQ(j["detections"].size(), 1u);
+    EXPECT_EQ(j["detections"][0]["class_id"], 16);
+    EXPECT_EQ(j["detections"][0]["name"], "dog");
+    EXPECT_NEAR(j["detections"][0]["conf"].get<double>(), 0.96, 1e-6);
+    EXPECT_NEAR(j["detections"][0]["box_xyxy"][3].get<double>(), 540.3, 1e-3);
+}
+
+TEST(PostprocessJson, UnknownClassGetsGenericName) {
+    auto j = detections_to_json("x", {box(5, 0.5f, 0, 0, 1, 1)}, {"a"});
+    EXPECT_EQ(j["detections"][0]["name"], "class5");
+}
+
+TEST(Coco, NamesMatchTheModelCard) {
+    REQUIRE_SHARED();
+    std::ifstream f(yoloc_test::shared_dir() + "/models/yolov8n_coco.json");
+    const nlohmann::json card = nlohmann::json::parse(f);
+    EXPECT_EQ(card["names"].get<std::vector<std::string>>(), coco80_names());
+}
+
+TEST(Coco, Coco80MapsToCategoryIds) {
+    EXPECT_EQ(coco80_to_coco91(0), 1);    // person
+    EXPECT_EQ(coco80_to_coco91(11), 13);  // stop sign (12 is unused)
+    EXPECT_EQ(coco80_to_coco91(79), 90);  // toothbrush
+    EXPECT_THROW(coco80_to_coco91(80), Error);
+    for (int i = 1; i < 80; ++i) EXPECT_LT(coco80_to_coco91(i - 1), coco80_to_coco91(i));
+}

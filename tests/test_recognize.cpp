@@ -1,0 +1,201 @@
+// Recognition of YOLOv8 detect graphs by structure.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "onnx/onnx_io.h"
+#include "test_util.h"
+#include "yolo/generate.h"
+#include "yolo/recognize.h"
+
+using namespace yoloc;
+
+namespace {
+
+Model real_yolov8n() { return load_onnx(yoloc_test::shared_dir() + "/models/yolov8n_coco.onnx"); }
+
+// Gives every node, value and initializer a meaningless name.
+Model renamed(const Model& m) {
+    Model r = m;
+    std::map<std::string, std::string> vmap;
+    auto v = [&](const std::string& s) -> std::string {
+        if (s.empty()) return s;
+        auto it = vmap.find(s);
+        if (it != vmap.end()) return it->second;
+        std::string n = "t" + std::to_string(vmap.size() * 7919 % 100003);
+        return vmap[s] = n;
+    };
+    Graph& g = r.graph;
+    int k = 0;
+    for (Node& n : g.nodes) {
+        n.name = "node_" + std::to_string(1000 - k++);
+        for (auto& i : n.inputs) i = v(i);
+        for (auto& o : n.outputs) o = v(o);
+    }
+    std::map<std::string, Tensor> inits;
+    for (auto& kv : g.initializers) inits[v(kv.first)] = kv.second;
+    g.initializers = inits;
+    for (auto& i : g.inputs) i.name = v(i.name);
+    for (auto& o : g.outputs) o.name = v(o.name);
+    g.value_info.clear();
+    return r;
+}
+
+struct C2fExpect {
+    int index;
+    int64_t c_in, c, c_out;
+    int n;
+    bool shortcut;
+};
+
+// Ultralytics yolov8n (yolov8.yaml, scale n) C2f blocks.
+const C2fExpect kYolov8nC2f[8] = {
+    {2, 32, 16, 32, 1, true},     {4, 64, 32, 64, 2, true},      {6, 128, 64, 128, 2, true},
+    {8, 256, 128, 256, 1, true},  {12, 384, 64, 128, 1, false},  {15, 192, 32, 64, 1, false},
+    {18, 192, 64, 128, 1, false}, {21, 384, 128, 256, 1, false},
+};
+
+void expect_yolov8n(const YoloArch& a) {
+    ASSERT_TRUE(a.recognised) << a.reason;
+    EXPECT_EQ(a.nc, 80);
+    EXPECT_EQ(a.reg_max, 16);
+    EXPECT_EQ(a.imgsz, 640);
+    EXPECT_EQ(a.scale, "n");
+    EXPECT_EQ(a.strides, (std::vector<int64_t>{8, 16, 32}));
+    ASSERT_EQ(a.c2f.size(), 8u);
+    for (size_t i = 0; i < 8; ++i) {
+        const C2fExpect& e = kYolov8nC2f[i];
+        const C2fBlock& b = a.c2f[i];
+        EXPECT_EQ(b.index, e.index) << "block " << i;
+        EXPECT_EQ(b.c_in, e.c_in) << "block " << e.index;
+        EXPECT_EQ(b.c, e.c) << "block " << e.index;
+        EXPECT_EQ(b.c_out, e.c_out) << "block " << e.index;
+        EXPECT_EQ(b.n, e.n) << "block " << e.index;
+        EXPECT_EQ(b.shortcut(), e.shortcut) << "block " << e.index;
+        ASSERT_EQ(int(b.bottlenecks.size()), e.n);
+        EXPECT_EQ(b.bottlenecks[0].cv1.kernel, 3);
+        EXPECT_EQ(b.cv1.kernel, 1);
+    }
+    ASSERT_EQ(a.sppf.size(), 1u);
+    EXPECT_EQ(a.sppf[0].index, 9);
+    EXPECT_EQ(a.sppf[0].pools.size(), 3u);
+    EXPECT_EQ(a.sppf[0].cv1.c_out, 128);
+    EXPECT_EQ(a.sppf[0].cv2.c_in, 512);
+    ASSERT_EQ(a.convs.size(), 7u);
+    const int conv_layers[7] = {0, 1, 3, 5, 7, 16, 19};
+    const int64_t conv_out[7] = {16, 32, 64, 128, 256, 64, 128};
+    for (int i = 0; i < 7; ++i) {
+        EXPECT_EQ(a.convs[size_t(i)].index, conv_layers[i]);
+        EXPECT_EQ(a.convs[size_t(i)].unit.c_out, conv_out[i]);
+        EXPECT_EQ(a.convs[size_t(i)].unit.stride, 2);
+    }
+    ASSERT_EQ(a.neck.size(), 6u);  // 2 Resize + 4 Concat: layers 10, 11, 13, 14, 17, 20
+    const int neck_layers[6] = {10, 11, 13, 14, 17, 20};
+    for (int i = 0; i < 6; ++i) EXPECT_EQ(a.neck[size_t(i)].index, neck_layers[i]);
+    EXPECT_EQ(a.neck[0].op_type, "Resize");
+    EXPECT_EQ(a.head.index, 22);
+    ASSERT_EQ(a.head.levels.size(), 3u);
+    const int64_t feat_c[3] = {64, 128, 256};
+    for (size_t l = 0; l < 3; ++l) {
+        const DetectLevel& L = a.head.levels[l];
+        ASSERT_EQ(L.box.size(), 3u);
+        ASSERT_EQ(L.cls.size(), 3u);
+        EXPECT_EQ(L.box[0].c_in, feat_c[l]);
+        EXPECT_EQ(L.box[2].c_out, 64);
+        EXPECT_EQ(L.cls[2].c_out, 80);
+        EXPECT_FALSE(L.box[2].act());
+        EXPECT_TRUE(L.cls[0].act());
+    }
+    EXPECT_FALSE(a.head.dfl_conv.empty());
+    EXPECT_EQ(a.head.decode.size(), 15u);  // DFL Reshape .. Concat_5: every node fed by the Split
+    // The level features are the outputs of C2f 15, 18 and 21.
+    EXPECT_EQ(a.head.levels[0].input, a.c2f[5].cv2.output);
+    EXPECT_EQ(a.head.levels[1].input, a.c2f[6].cv2.output);
+    EXPECT_EQ(a.head.levels[2].input, a.c2f[7].cv2.output);
+}
+
+}  // namespace
+
+TEST(Recognize, RealYolov8nIsRecognised) {
+    REQUIRE_SHARED();
+    expect_yolov8n(recognize_yolov8(real_yolov8n()));
+}
+
+TEST(Recognize, RenamedGraphIsRecognisedTheSame) {
+    REQUIRE_SHARED();
+    Model r = renamed(real_yolov8n());
+    ASSERT_EQ(r.graph.find_initializer("model.22.anchors"), nullptr);
+    expect_yolov8n(recognize_yolov8(r));
+}
+
+TEST(Recognize, GeneratedNanoMatchesRealStructure) {
+    GenerateOptions o;
+    expect_yolov8n(recognize_yolov8(generate_yolov8(o)));
+}
+
+TEST(Recognize, EveryGeneratedScaleIsRecognised) {
+    for (const char* s : {"n", "s", "m", "l", "x"}) {
+        GenerateOptions o;
+        o.scale = s;
+        o.nc = 7;
+        o.imgsz = 320;
+        YoloArch a = recognize_yolov8(renamed(generate_yolov8(o)));
+        ASSERT_TRUE(a.recognised) << s << ": " << a.reason;
+        EXPECT_EQ(a.scale, s);
+        EXPECT_EQ(a.nc, 7);
+        EXPECT_EQ(a.imgsz, 320);
+        EXPECT_EQ(a.strides, (std::vector<int64_t>{8, 16, 32}));
+        auto spec = yolov8_c2f_specs(s);
+        ASSERT_EQ(a.c2f.size(), 8u);
+        for (size_t i = 0; i < 8; ++i) {
+            EXPECT_EQ(a.c2f[i].index, spec[i].layer) << s;
+            EXPECT_EQ(a.c2f[i].n, spec[i].n) << s;
+            EXPECT_EQ(a.c2f[i].c_out, spec[i].c_out) << s;
+        }
+    }
+}
+
+TEST(Recognize, LocateConvNamesEveryRole) {
+    GenerateOptions o;
+    Model m = generate_yolov8(o);
+    YoloArch a = recognize_yolov8(m);
+    ASSERT_TRUE(a.recognised) << a.reason;
+    auto at = [&](const std::string& n) { return locate_conv(a, n); };
+    EXPECT_EQ(at("/model.0/conv/Conv").role, ConvRole::Layer);
+    EXPECT_EQ(at("/model.4/cv1/conv/Conv").role, ConvRole::C2fCv1);
+    EXPECT_EQ(at("/model.4/cv1/conv/Conv").layer, 4);
+    ConvPlace p = at("/model.4/m.1/cv2/conv/Conv");
+    EXPECT_EQ(p.role, ConvRole::BottleneckCv2);
+    EXPECT_EQ(p.layer, 4);
+    EXPECT_EQ(p.sub, 1);
+    EXPECT_EQ(at("/model.9/cv2/conv/Conv").role, ConvRole::SppfCv2);
+    p = at("/model.22/cv3.2/cv3.2.2/Conv");
+    EXPECT_EQ(p.role, ConvRole::DetectCls);
+    EXPECT_EQ(p.sub, 2);
+    EXPECT_EQ(p.position, 2);
+    EXPECT_EQ(at("/model.22/dfl/conv/Conv").role, ConvRole::Dfl);
+    EXPECT_EQ(at("nope").role, ConvRole::Unknown);
+    // Every Conv of the graph has a place.
+    for (const Node& n : m.graph.nodes)
+        if (n.op_type == "Conv") EXPECT_NE(at(n.name).role, ConvRole::Unknown) << n.name;
+}
+
+TEST(Recognize, NonYoloGraphIsRejectedWithReason) {
+    Model m;
+    ValueInfo in;
+    in.name = "x";
+    for (int64_t d : {1, 3, 8, 8}) in.shape.push_back(Dim{d, ""});
+    m.graph.inputs.push_back(in);
+    Node relu;
+    relu.name = "r";
+    relu.op_type = "Relu";
+    relu.inputs = {"x"};
+    relu.outputs = {"y"};
+    m.graph.nodes.push_back(relu);
+    ValueInfo out;
+    out.name = "y";
+    m.graph.outputs.push_back(out);
+    YoloArch a = recognize_yolov8(m);
+    EXPECT_FALSE(a.recognised);
+    EXPECT_NE(a.reason.find("DFL"), std::string::npos) << a.reason;
+}

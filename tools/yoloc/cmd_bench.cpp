@@ -1,0 +1,76 @@
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "core/progress.h"
+#include "core/stats.h"
+#include "yolo/detector.h"
+
+namespace yoloc_cli {
+namespace {
+
+Registrar reg("bench", "measure inference latency (min/median/p90/p99) and throughput", [](CLI::App& app) {
+    auto model = std::make_shared<std::string>();
+    auto backend = std::make_shared<std::string>("cpu");
+    auto iters = std::make_shared<int>(50);
+    auto warmup = std::make_shared<int>(5);
+    auto json = std::make_shared<bool>(false);
+    auto opts = std::make_shared<yoloc::DetectorOptions>();
+    app.add_option("model", *model, "ONNX model")->required();
+    app.add_option("--backend", *backend, "cpu (fast executor) or reference")
+        ->check(CLI::IsMember({"cpu", "fast", "reference"}))->capture_default_str();
+    app.add_option("--threads", opts->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    app.add_option("--iters", *iters, "timed runs")->check(CLI::Range(1, 1000000))->capture_default_str();
+    app.add_option("--warmup", *warmup, "untimed runs first")->check(CLI::Range(0, 1000000))->capture_default_str();
+    app.add_option("--batch", opts->batch, "batch size for models with a dynamic batch dim")->capture_default_str();
+    app.add_flag("--json", *json, "print one JSON object");
+    return [=]() {
+        opts->backend = *backend == "reference" ? "reference" : "fast";
+        yoloc::Detector det(*model, *opts);
+        // Fixed input (0.5 everywhere), like the ONNX Runtime peer script: latency
+        // does not depend on pixel values for these kernels.
+        yoloc::Tensor x(yoloc::DType::Float32, {det.batch(), 3, det.imgsz(), det.imgsz()});
+        for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = 0.5f;
+        yoloc::Progress bar("bench", *warmup + *iters);
+        for (int i = 0; i < *warmup; ++i) {
+            det.infer(x);
+            bar.step();
+        }
+        std::vector<double> ms;
+        for (int i = 0; i < *iters; ++i) {
+            auto t0 = std::chrono::steady_clock::now();
+            det.infer(x);
+            auto t1 = std::chrono::steady_clock::now();
+            ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+            bar.step();
+        }
+        bar.finish();
+        yoloc::LatencyStats s = yoloc::latency_stats(ms);
+        int threads = opts->threads > 0 ? opts->threads : int(std::thread::hardware_concurrency());
+        double ips = 1000.0 / s.median * det.batch();
+        if (*json) {
+            nlohmann::json j = {{"model", *model}, {"backend", opts->backend}, {"threads", threads},
+                                {"batch", det.batch()}, {"imgsz", det.imgsz()}, {"iters", *iters}, {"warmup", *warmup},
+                                {"min_ms", s.min}, {"mean_ms", s.mean}, {"median_ms", s.median}, {"p90_ms", s.p90},
+                                {"p95_ms", s.p95}, {"p99_ms", s.p99}, {"max_ms", s.max},
+                                {"throughput_img_per_s", ips},
+                                {"method", "wall clock (steady_clock) around one forward pass on a fixed input; "
+                                           "pre/post-processing not included"}};
+            std::cout << j.dump(2) << "\n";
+            return 0;
+        }
+        std::printf("model      %s\nbackend    %s CPU executor, %d threads, batch %d, %dx%d\n", model->c_str(),
+                    opts->backend.c_str(), threads, det.batch(), det.imgsz(), det.imgsz());
+        std::printf("latency    min %.2f ms  mean %.2f ms  median %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms (%d runs)\n",
+                    s.min, s.mean, s.median, s.p90, s.p99, s.max, s.n);
+        std::printf("throughput %.1f images/s (from the median)\n", ips);
+        return 0;
+    };
+});
+
+}  // namespace
+}  // namespace yoloc_cli
