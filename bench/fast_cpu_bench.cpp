@@ -56,9 +56,9 @@ int main(int argc, char** argv) {
         FastPlanStats st = ex.stats();
         std::printf("{\"runner\": \"yoloc fast\", \"dnnl\": %s, \"threads\": %d, \"iters\": %d, \"median_ms\": %.2f, "
                     "\"min_ms\": %.2f, \"max_ms\": %.2f, \"build_ms\": %.1f, \"convs\": %d, \"dnnl_convs\": %d, "
-                    "\"ref_steps\": %d}\n",
+                    "\"ref_steps\": %d, \"arena_mb\": %.1f}\n",
                     dnnl && fast::dnnl_available() ? "true" : "false", threads, iters, ts[ts.size() / 2], ts[0],
-                    ts.back(), build_ms, st.convs, st.dnnl_convs, st.ref_steps);
+                    ts.back(), build_ms, st.convs, st.dnnl_convs, st.ref_steps, double(st.arena_bytes) / 1048576.0);
         if (profile) {
             auto prof = ex.profile();
             double total = 0;

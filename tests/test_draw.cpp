@@ -72,5 +72,7 @@ TEST(Draw, AnnotatedSampleIsWritten) {
     auto dets = postprocess(out, 0, letterbox_geometry(img.width, img.height, 640));
     draw_detections(img, dets, coco80_names());
     save_jpeg(dir + "/dog_annotated.jpg", img);
+    save_png(dir + "/dog_annotated.png", img);
     EXPECT_TRUE(yoloc_test::path_exists(dir + "/dog_annotated.jpg"));
+    EXPECT_TRUE(yoloc_test::path_exists(dir + "/dog_annotated.png"));
 }

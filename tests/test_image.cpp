@@ -129,6 +129,7 @@ TEST(Image, FormatIsDetectedByContentNotExtension) {
 TEST(Image, JpegRoundTripIsClose) {
     const std::string path = yoloc_test::scratch_dir("image_jpeg") + "/g.jpg";
     Image img = gradient_image(64, 48);
+    for (size_t i = 2; i < img.pixels.size(); i += 3) img.pixels[i] = 128;  // smooth, like a photo
     save_jpeg(path, img, 95);
     Image back = load_image(path);
     ASSERT_EQ(back.width, 64);
@@ -151,4 +152,49 @@ TEST(Image, SaveRejectsInconsistentImage) {
     img.width = 10;
     img.height = 10;
     EXPECT_THROW(save_png(dir + "/x.png", img), Error);
+}
+
+namespace {
+
+// A JPEG of `img` with an EXIF APP1 segment (little-endian TIFF, IFD0 = {Orientation}) after SOI.
+std::string jpeg_with_orientation(const Image& img, int orientation, const std::string& dir) {
+    save_jpeg(dir + "/plain.jpg", img, 95);
+    const std::string jpg = read_bytes(dir + "/plain.jpg");
+    std::string tiff("II*\0\x08\0\0\0\x01\0", 10);
+    const unsigned char entry[12] = {0x12, 0x01, 3, 0, 1, 0, 0, 0, (unsigned char)orientation, 0, 0, 0};
+    tiff += std::string(reinterpret_cast<const char*>(entry), 12);
+    tiff += std::string(4, '\0');
+    const std::string payload = std::string("Exif\0\0", 6) + tiff;
+    const size_t len = payload.size() + 2;
+    std::string app1 = "\xFF\xE1";
+    app1 += char(len >> 8);
+    app1 += char(len & 0xff);
+    return jpg.substr(0, 2) + app1 + payload + jpg.substr(2);
+}
+
+}  // namespace
+
+TEST(Image, ExifOrientation6IsRotatedClockwiseLikeImread) {
+    const std::string dir = yoloc_test::scratch_dir("image_exif");
+    Image src = gradient_image(12, 7);
+    write_bytes(dir + "/o1.jpg", jpeg_with_orientation(src, 1, dir));
+    write_bytes(dir + "/o6.jpg", jpeg_with_orientation(src, 6, dir));
+    Image plain = load_image(dir + "/o1.jpg");
+    Image rotated = load_image(dir + "/o6.jpg");
+    ASSERT_EQ(rotated.width, plain.height);
+    ASSERT_EQ(rotated.height, plain.width);
+    for (int y = 0; y < rotated.height; ++y)
+        for (int x = 0; x < rotated.width; ++x)
+            for (int c = 0; c < 3; ++c)
+                ASSERT_EQ(rotated.row(y)[3 * x + c], plain.row(plain.height - 1 - x)[3 * y + c]);
+}
+
+TEST(Image, TruncatedPngThrowsNamingIt) {
+    const std::string dir = yoloc_test::scratch_dir("image_png_truncated");
+    save_png(dir + "/full.png", gradient_image(40, 30));
+    const std::string bytes = read_bytes(dir + "/full.png");
+    write_bytes(dir + "/half.png", bytes.substr(0, bytes.size() / 2));
+    const std::string msg = error_of([&] { load_image(dir + "/half.png"); });
+    EXPECT_NE(msg.find(dir + "/half.png"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("PNG"), std::string::npos) << msg;
 }

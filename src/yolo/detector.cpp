@@ -5,6 +5,7 @@
 
 #include "core/file.h"
 #include "onnx/onnx_io.h"
+#include "yolo/input_size.h"
 
 namespace yoloc {
 
@@ -25,12 +26,11 @@ void Detector::init(const DetectorOptions& opts) {
     int declared = in.shape[2].known() ? int(in.shape[2].value) : 0;
     imgsz_ = opts.imgsz > 0 ? opts.imgsz : (declared > 0 ? declared : 640);
     YOLOC_CHECK(imgsz_ % 32 == 0 && imgsz_ >= 32, "image size ", imgsz_, " must be a positive multiple of 32");
-    if (declared > 0 && declared != imgsz_)
-        fail("the model was exported for ", declared, "x", declared, " input; --imgsz ", imgsz_,
-             " needs a model exported with dynamic shapes or at that size");
-    batch_ = in.shape[0].known() ? int(in.shape[0].value) : std::max(1, opts.batch);
-    // Apply a concrete input shape to symbolic dims so the executor can plan.
-    model_.graph.inputs[0].shape = {Dim{batch_, ""}, Dim{3, ""}, Dim{imgsz_, ""}, Dim{imgsz_, ""}};
+    int declared_batch = in.shape[0].known() ? int(in.shape[0].value) : 0;
+    batch_ = opts.batch > 1 ? opts.batch : (declared_batch > 0 ? declared_batch : 1);
+    // A concrete input shape lets the executor plan; static exports are re-targeted
+    // when another size or batch is asked for.
+    if (declared != imgsz_ || declared_batch != batch_) set_input_size(model_, batch_, imgsz_);
     ExecutorOptions eo;
     eo.threads = opts.threads;
     exec_ = make_executor(model_, opts.backend, eo);

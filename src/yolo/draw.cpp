@@ -196,11 +196,13 @@ void draw_text(Image& img, int x, int y, const std::string& text, Color c, int s
 void draw_detections(Image& img, const std::vector<Detection>& dets, const std::vector<std::string>& names,
                      const DrawOptions& opt) {
     if (img.empty()) return;
-    // About 1/60 of the shorter side per text line keeps labels readable at any image size.
+    // Font pixels of about 1/320 of the shorter side keep labels readable at any image size.
     const int scale = opt.font_scale > 0 ? opt.font_scale
-                                         : std::max(1, int(std::lround(std::min(img.width, img.height) / 480.0)));
+                                         : std::max(1, int(std::lround(std::min(img.width, img.height) / 320.0)));
     const int pad = scale;
-    for (const Detection& d : dets) {
+    // Lowest score first, so the labels of confident detections end up on top.
+    for (auto it = dets.rbegin(); it != dets.rend(); ++it) {
+        const Detection& d = *it;
         const Color col = class_color(d.class_id);
         const int x1 = int(std::lround(d.x1)), y1 = int(std::lround(d.y1));
         const int x2 = int(std::lround(d.x2)), y2 = int(std::lround(d.y2));

@@ -16,6 +16,10 @@ struct GenerateOptions {
     int nc = 80;
     int imgsz = 640;          // square input, multiple of 32
     uint64_t seed = 0;
+    // Fold a probe-batch BatchNorm into every conv so activations keep a sane range
+    // through the depth of the net (see generate.cpp). Off: plain fan-in scaled
+    // weights, faster (seconds for l/x) when only structure or shapes matter.
+    bool calibrate = true;
 };
 
 // Ultralytics' yolov8.yaml scale constants.

@@ -23,6 +23,8 @@ std::string read_whole_file(const std::string& path) {
     f.seekg(0, std::ios::end);
     std::streamoff n = f.tellg();
     if (n < 0) fail(path, ": cannot read image file");
+    // Bounds memory before reading: no supported image of at most kMaxImagePixels is this big.
+    if (uint64_t(n) > (uint64_t(1) << 31)) fail(path, ": file is too large to be an image (", n, " bytes)");
     f.seekg(0, std::ios::beg);
     std::string data(size_t(n), '\0');
     if (n > 0 && !f.read(&data[0], n)) fail(path, ": read error");
@@ -123,8 +125,10 @@ void jpeg_emit_message_strict(j_common_ptr cinfo, int msg_level) {
 }
 
 // Decodes into `out`; returns an empty string on success, else the libjpeg message.
-// Kept free of C++ objects with destructors between setjmp and longjmp.
-std::string decode_jpeg_into(const std::string& bytes, Image& out, int& orientation) {
+// Everything changed after setjmp lives in the caller (`out`, `orientation`,
+// `cmyk_row`), so nothing here is left indeterminate by a longjmp.
+std::string decode_jpeg_into(const std::string& bytes, Image& out, int& orientation,
+                             std::vector<uint8_t>& cmyk_row) {
     jpeg_decompress_struct cinfo;
     JpegErrorManager jerr;
     std::memset(&cinfo, 0, sizeof(cinfo));
@@ -132,7 +136,6 @@ std::string decode_jpeg_into(const std::string& bytes, Image& out, int& orientat
     jerr.pub.error_exit = jpeg_error_exit_jump;
     jerr.pub.emit_message = jpeg_emit_message_strict;
     jerr.message[0] = 0;
-    std::vector<uint8_t> cmyk_row;
 
     if (setjmp(jerr.jump)) {
         jpeg_destroy_decompress(&cinfo);
@@ -204,7 +207,8 @@ std::string decode_jpeg_into(const std::string& bytes, Image& out, int& orientat
 Image decode_jpeg(const std::string& bytes, const std::string& name) {
     Image img;
     int orientation = 1;
-    std::string err = decode_jpeg_into(bytes, img, orientation);
+    std::vector<uint8_t> cmyk_row;
+    std::string err = decode_jpeg_into(bytes, img, orientation, cmyk_row);
     if (!err.empty()) {
         if (err[0] == '\x01') fail(name, ": JPEG has invalid or too large size ", err.substr(1),
                                    " (at most ", kMaxImagePixels, " pixels)");
@@ -239,11 +243,11 @@ void png_error_jump(png_structp png, png_const_charp msg) {
 
 void png_warning_silent(png_structp, png_const_charp) {}
 
-std::string decode_png_into(const std::string& bytes, Image& out) {
+// Like decode_jpeg_into: state changed after setjmp (`out`, `rows`) lives in the caller.
+std::string decode_png_into(const std::string& bytes, Image& out, std::vector<png_bytep>& rows) {
     PngErrorState es;
     es.message[0] = 0;
     PngReadState rs{&bytes, 0};
-    std::vector<png_bytep> rows;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &es, png_error_jump, png_warning_silent);
     if (!png) return "cannot create PNG reader";
     png_infop info = png_create_info_struct(png);
@@ -290,7 +294,8 @@ std::string decode_png_into(const std::string& bytes, Image& out) {
 
 Image decode_png(const std::string& bytes, const std::string& name) {
     Image img;
-    std::string err = decode_png_into(bytes, img);
+    std::vector<png_bytep> rows;
+    std::string err = decode_png_into(bytes, img, rows);
     if (!err.empty()) {
         if (err[0] == '\x01') fail(name, ": PNG has invalid or too large size ", err.substr(1),
                                    " (at most ", kMaxImagePixels, " pixels)");

@@ -89,13 +89,21 @@ std::vector<Detection> nms_per_class(const std::vector<Detection>& cands, float 
         YOLOC_CHECK(d.class_id >= 0, "nms: negative class id ", d.class_id);
         max_class = std::max(max_class, d.class_id);
     }
+    // Descending score; equal scores keep their input order.
+    std::vector<int> order(cands.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = int(i);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int b) { return cands[size_t(a)].conf > cands[size_t(b)].conf; });
+
     // Classes never suppress each other, so run greedy NMS per class; within a class a
     // candidate survives iff it overlaps no already kept box, which costs O(n * kept)
     // instead of O(n^2) over all classes at once.
     std::vector<std::vector<int>> by_class(size_t(max_class) + 1);
-    for (size_t i = 0; i < cands.size(); ++i) by_class[size_t(cands[i].class_id)].push_back(int(i));
+    for (int i : order) by_class[size_t(cands[size_t(i)].class_id)].push_back(i);
 
-    std::vector<int> kept_all;
+    std::vector<int> kept_all;  // ranks in `order`
+    std::vector<int> rank(cands.size());
+    for (size_t r = 0; r < order.size(); ++r) rank[size_t(order[r])] = int(r);
     std::vector<const Detection*> kept;
     for (const std::vector<int>& idx : by_class) {
         kept.clear();
@@ -109,17 +117,16 @@ std::vector<Detection> nms_per_class(const std::vector<Detection>& cands, float 
                 }
             if (suppressed) continue;
             kept.push_back(&d);
-            kept_all.push_back(i);
+            kept_all.push_back(rank[size_t(i)]);
             // Later boxes of this class score lower than max_det kept ones: they cannot make the cut.
             if (int(kept.size()) >= max_det) break;
         }
     }
-    // Indices follow the candidates' (score-sorted) order.
     std::sort(kept_all.begin(), kept_all.end());
     if (kept_all.size() > size_t(max_det)) kept_all.resize(size_t(max_det));
     std::vector<Detection> out;
     out.reserve(kept_all.size());
-    for (int i : kept_all) out.push_back(cands[size_t(i)]);
+    for (int r : kept_all) out.push_back(cands[size_t(order[size_t(r)])]);
     return out;
 }
 

@@ -37,9 +37,9 @@ std::vector<Detection> decode_candidates(const float* pred, int num_classes, int
 // IoU of two boxes (x1,y1,x2,y2); 0 when both are empty.
 float box_iou(const Detection& a, const Detection& b);
 
-// Greedy class-wise NMS over candidates sorted by descending score: a box is
-// dropped when it overlaps a kept box of the same class with IoU > iou.
-// Returns at most max_det detections, sorted by descending score.
+// Greedy class-wise NMS, highest score first (candidates in any order; equal scores
+// keep their order): a box is dropped when it overlaps a kept box of the same class
+// with IoU > iou. Returns at most max_det detections, sorted by descending score.
 std::vector<Detection> nms_per_class(const std::vector<Detection>& sorted_candidates, float iou, int max_det);
 
 // Letterbox pixels -> original pixels: subtract padding, divide by r, clip to the image.

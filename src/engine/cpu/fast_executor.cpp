@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "engine/cpu/fast/blocked.h"
 #include "engine/cpu/fast/conv.h"
+#include "engine/cpu/fast/plain_ops.h"
 #include "engine/cpu/fast/thread_pool.h"
 #include "engine/cpu/ref_ops.h"
 #include "ir/shape_inference.h"
@@ -30,10 +31,10 @@ struct Slot {
     std::string name;
     bool blocked = false;
     BlockedShape bs;
-    std::shared_ptr<uint8_t> buf;
     float* data = nullptr;
     Tensor plain;
     int twin = -1;  // plain twin of a blocked value
+    int def = -1, last = -1;  // steps that write it first / read it last (blocked values)
 };
 
 struct Step {
@@ -105,8 +106,7 @@ struct FastExecutor::Impl {
         Slot& s = slots[size_t(id)];
         s.blocked = true;
         s.bs = BlockedShape{shape[0], shape[1], shape[2], shape[3]};
-        s.buf = alloc_aligned(size_t(s.bs.floats()) * sizeof(float));
-        s.data = reinterpret_cast<float*>(s.buf.get());
+        s.def = s.last = int(steps.size());  // its buffer comes from plan_memory()
         return id;
     }
     bool is_blocked(const std::string& name) const {
@@ -116,7 +116,11 @@ struct FastExecutor::Impl {
     Slot& slot(const std::string& name) {
         auto it = slot_of.find(name);
         YOLOC_CHECK(it != slot_of.end(), "fast executor: value ", name, " is used before it is produced");
-        return slots[size_t(it->second)];
+        Slot& s = slots[size_t(it->second)];
+        // While planning, every read of a blocked value goes through here just
+        // before the step that reads it is added: that is its live range.
+        if (planning && s.blocked) s.last = std::max(s.last, int(steps.size()));
+        return s;
     }
     // The slot holding `name` as a plain tensor, adding a conversion step if needed.
     Slot* plain_of(const std::string& name) {
@@ -137,10 +141,16 @@ struct FastExecutor::Impl {
         return dst;
     }
 
+    bool planning = false;
+    std::vector<std::shared_ptr<uint8_t>> arena;  // buffers of blocked values
+    int64_t arena_bytes = 0;
+
     void compile(const std::map<std::string, Shape>& shapes);
+    void plan_memory();
     void plan_conv(const Node& n, const ShapeInfo& info, const std::map<std::string, std::vector<int>>& cons,
                    const std::set<std::string>& graph_outs, std::set<int>& done);
     void plan_ref(const Node& n);
+    bool plan_plain(const Node& n, const ShapeInfo& info);
 };
 
 static bool all_ones(const std::vector<int64_t>& v) {
@@ -163,6 +173,95 @@ void FastExecutor::Impl::plan_ref(const Node& n) {
                              if (outs[k]) outs[k]->plain = std::move(out[k]);
                      }});
     ++st.ref_steps;
+}
+
+// Sigmoid, Softmax, Concat and Split on plain float tensors: own kernels writing
+// into preallocated outputs (the Detect tail). False: not handled here.
+bool FastExecutor::Impl::plan_plain(const Node& n, const ShapeInfo& info) {
+    if (!n.domain.empty()) return false;
+    for (const auto& i : n.inputs)
+        if (i.empty() || info.at(i).dtype != DType::Float32) {
+            if (!(n.op_type == "Split" && &i == &n.inputs[1])) return false;
+        }
+    for (const auto& o : n.outputs)
+        if (o.empty() || info.at(o).dtype != DType::Float32) return false;
+    auto out_slot = [&](const std::string& name) {
+        Slot* s = &slots[size_t(new_slot(name))];
+        s->plain = Tensor(DType::Float32, info.at(name).shape);
+        return s;
+    };
+    auto prod = [](const Shape& s, size_t b, size_t e) {
+        int64_t p = 1;
+        for (size_t i = b; i < e; ++i) p *= s[i];
+        return p;
+    };
+    fast::ThreadPool* p = pool.get();
+    if (n.op_type == "Sigmoid" && n.inputs.size() == 1) {
+        Slot* x = plain_of(n.inputs[0]);
+        Slot* y = out_slot(n.outputs[0]);
+        steps.push_back({"sigmoid " + n.name, [x, y, p] {
+                             fast::sigmoid(x->plain.data<float>(), y->plain.data<float>(), y->plain.numel(), p);
+                         }});
+        ++st.plain_steps;
+        return true;
+    }
+    if (n.op_type == "Softmax" && n.inputs.size() == 1 && model.opset() >= 13) {
+        const Shape& sh = info.at(n.inputs[0]).shape;
+        int64_t axis = n.attr_i("axis", -1);
+        if (axis < 0) axis += int64_t(sh.size());
+        if (axis < 0 || axis >= int64_t(sh.size())) return false;
+        int64_t outer = prod(sh, 0, size_t(axis)), dim = sh[size_t(axis)], inner = prod(sh, size_t(axis) + 1, sh.size());
+        Slot* x = plain_of(n.inputs[0]);
+        Slot* y = out_slot(n.outputs[0]);
+        steps.push_back({"softmax " + n.name, [x, y, p, outer, dim, inner] {
+                             fast::softmax(x->plain.data<float>(), y->plain.data<float>(), outer, dim, inner, p);
+                         }});
+        ++st.plain_steps;
+        return true;
+    }
+    if (n.op_type == "Concat" && !n.inputs.empty()) {
+        const Shape& os = info.at(n.outputs[0]).shape;
+        int64_t axis = n.attr_i("axis", 0);
+        if (axis < 0) axis += int64_t(os.size());
+        if (axis < 0 || axis >= int64_t(os.size())) return false;
+        int64_t outer = prod(os, 0, size_t(axis)), inner = prod(os, size_t(axis) + 1, os.size());
+        std::vector<Slot*> xs;
+        std::vector<int64_t> lens;
+        for (const auto& i : n.inputs) {
+            xs.push_back(plain_of(i));
+            lens.push_back(info.at(i).shape[size_t(axis)] * inner);
+        }
+        Slot* y = out_slot(n.outputs[0]);
+        steps.push_back({"concat_plain " + n.name, [xs, lens, y, outer] {
+                             std::vector<const float*> ins;
+                             for (Slot* s : xs) ins.push_back(s->plain.data<float>());
+                             fast::concat_rows(ins, lens, y->plain.data<float>(), outer);
+                         }});
+        ++st.plain_steps;
+        return true;
+    }
+    if (n.op_type == "Split" && info.at(n.inputs[0]).dtype == DType::Float32) {
+        const Shape& is = info.at(n.inputs[0]).shape;
+        int64_t axis = n.attr_i("axis", 0);
+        if (axis < 0) axis += int64_t(is.size());
+        if (axis < 0 || axis >= int64_t(is.size())) return false;
+        int64_t outer = prod(is, 0, size_t(axis)), inner = prod(is, size_t(axis) + 1, is.size());
+        Slot* x = plain_of(n.inputs[0]);
+        std::vector<Slot*> ys;
+        std::vector<int64_t> lens;
+        for (const auto& o : n.outputs) {
+            ys.push_back(out_slot(o));
+            lens.push_back(info.at(o).shape[size_t(axis)] * inner);
+        }
+        steps.push_back({"split_plain " + n.name, [x, ys, lens, outer] {
+                             std::vector<float*> outs;
+                             for (Slot* s : ys) outs.push_back(s->plain.data<float>());
+                             fast::split_rows(x->plain.data<float>(), outer, outs, lens);
+                         }});
+        ++st.plain_steps;
+        return true;
+    }
+    return false;
 }
 
 void FastExecutor::Impl::plan_conv(const Node& n, const ShapeInfo& info,
@@ -256,6 +355,36 @@ void FastExecutor::Impl::plan_conv(const Node& n, const ShapeInfo& info,
                      }});
 }
 
+// Buffers for blocked values, reused once a value is dead: the activations of
+// YOLOv8n at 640 then fit the 32 MB L3 instead of streaming ~100 MB through DRAM.
+// A step's outputs are placed before its inputs are released, so they never alias.
+void FastExecutor::Impl::plan_memory() {
+    std::vector<std::vector<Slot*>> defs(steps.size() + 1), lasts(steps.size() + 1);
+    for (Slot& s : slots)
+        if (s.blocked) {
+            defs[size_t(s.def)].push_back(&s);
+            lasts[size_t(std::max(s.last, s.def))].push_back(&s);
+        }
+    std::multimap<int64_t, float*> free_bufs;  // bytes -> buffer
+    std::map<float*, int64_t> size_of;
+    for (size_t k = 0; k < defs.size(); ++k) {
+        for (Slot* s : defs[k]) {
+            int64_t need = s->bs.floats() * int64_t(sizeof(float));
+            auto it = free_bufs.lower_bound(need);  // best fit
+            if (it != free_bufs.end()) {
+                s->data = it->second;
+                free_bufs.erase(it);
+            } else {
+                arena.push_back(alloc_aligned(size_t(need)));
+                s->data = reinterpret_cast<float*>(arena.back().get());
+                size_of[s->data] = need;
+                arena_bytes += need;
+            }
+        }
+        for (Slot* s : lasts[k]) free_bufs.insert({size_of[s->data], s->data});
+    }
+}
+
 void FastExecutor::Impl::compile(const std::map<std::string, Shape>& shapes) {
     compiled = false;
     slots.clear();
@@ -266,6 +395,9 @@ void FastExecutor::Impl::compile(const std::map<std::string, Shape>& shapes) {
     st = FastPlanStats{};
     prof.clear();
 
+    arena.clear();
+    arena_bytes = 0;
+    planning = true;
     model = source;
     fold_constants(model, shapes);
     ShapeInfo info = infer_shapes(model, shapes);
@@ -405,6 +537,7 @@ void FastExecutor::Impl::compile(const std::map<std::string, Shape>& shapes) {
             ++st.blocked_steps;
             continue;
         }
+        if (plan_plain(n, info)) continue;
         plan_ref(n);
     }
     for (const auto& o : g.outputs) {
@@ -416,6 +549,9 @@ void FastExecutor::Impl::compile(const std::map<std::string, Shape>& shapes) {
         }
         outputs.push_back({o.name, id});
     }
+    plan_memory();
+    planning = false;
+    st.arena_bytes = arena_bytes;
     prof.resize(steps.size());
     for (size_t i = 0; i < steps.size(); ++i) prof[i].label = steps[i].label;
     compiled = true;
@@ -427,7 +563,7 @@ FastExecutor::FastExecutor(const Model& model, const ExecutorOptions& opts, cons
     impl_->opts = opts;
     impl_->fopts = fopts;
     impl_->threads = opts.threads > 0 ? opts.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-    impl_->pool.reset(new fast::ThreadPool(impl_->threads));
+    impl_->pool.reset(new fast::ThreadPool(impl_->threads, fopts.use_dnnl && fast::dnnl_available()));
     // Compile now when the declared input shapes are concrete (a symbolic batch counts as 1).
     std::map<std::string, Shape> shapes;
     bool concrete = true;

@@ -37,8 +37,10 @@ struct FastPlanStats {
     int fused_silu = 0;
     int fused_residual = 0;
     int blocked_steps = 0;    // MaxPool/Resize/Split/Concat/Add on the blocked layout
+    int plain_steps = 0;      // Sigmoid/Softmax/Concat/Split by own kernels on plain tensors
     int ref_steps = 0;        // nodes run by ref_eval
     int layout_changes = 0;   // blocked <-> plain conversions
+    int64_t arena_bytes = 0;  // buffers of blocked activations (reused by liveness)
 };
 
 class FastExecutor : public Executor {

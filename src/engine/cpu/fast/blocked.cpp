@@ -28,15 +28,17 @@ void nchw_to_blocked(const float* src, float* dst, const BlockedShape& s, Thread
 
 void blocked_to_nchw(const float* src, float* dst, const BlockedShape& s, ThreadPool* pool) {
     const int64_t hw = s.h * s.w, nb = s.cp() / kBlock;
-    pool->parallel_for(s.n * nb, [&](int64_t b, int64_t e) {
+    const int64_t tile = 64;  // pixels per tile: the 16 x 64 transpose stays in L1
+    const int64_t tiles = (hw + tile - 1) / tile;
+    pool->parallel_for(s.n * nb * tiles, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
-            int64_t n = i / nb, cb = i % nb;
-            const float* sp = src + i * hw * kBlock;
-            for (int64_t k = 0; k < kBlock; ++k) {
-                int64_t c = cb * kBlock + k;
-                if (c >= s.c) break;
-                float* d = dst + (n * s.c + c) * hw;
-                for (int64_t p = 0; p < hw; ++p) d[p] = sp[p * kBlock + k];
+            int64_t t = i % tiles, nc = i / tiles, n = nc / nb, cb = nc % nb;
+            int64_t p0 = t * tile, p1 = std::min(hw, p0 + tile);
+            const float* sp = src + nc * hw * kBlock;
+            int64_t kmax = std::min(kBlock, s.c - cb * kBlock);
+            for (int64_t k = 0; k < kmax; ++k) {
+                float* d = dst + (n * s.c + cb * kBlock + k) * hw;
+                for (int64_t p = p0; p < p1; ++p) d[p] = sp[p * kBlock + k];
             }
         }
     });

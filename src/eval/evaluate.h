@@ -1,0 +1,87 @@
+// Running a detector over a dataset and scoring it (Ultralytics val protocol, see
+// map.h), and comparing a candidate model with a reference without labels.
+// Images are decoded and letterboxed by loader threads ahead of inference, so the
+// executor never waits for JPEG decoding.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/dataset.h"
+#include "eval/map.h"
+#include "yolo/detector.h"
+
+namespace yoloc {
+
+struct EvalOptions {
+    float conf = 0.001f;  // Ultralytics val defaults
+    float iou = 0.7f;
+    int max_det = 300;
+    // Images prepared ahead of inference (and the inference batch when the model's
+    // batch dimension allows it).
+    int batch = 1;
+    int loader_threads = 1;         // decode + letterbox threads beside inference
+    bool keep_predictions = false;  // fill EvalResult::predictions (for --save-json)
+};
+
+struct ImagePredictions {
+    std::string image_path;
+    int width = 0, height = 0;
+    std::vector<Detection> dets;  // original pixels
+};
+
+struct EvalResult {
+    MapResult metrics;
+    std::vector<std::string> names;
+    int skipped_label_lines = 0;
+    std::vector<std::string> warnings;  // label problems, "file:line: why"
+    double seconds = 0;                 // wall time of the image loop (load, infer, score)
+    std::vector<ImagePredictions> predictions;
+};
+
+// Called after each image with (done, total).
+using EvalProgress = std::function<void(int, int)>;
+
+EvalResult evaluate(Detector& det, const Dataset& ds, const EvalOptions& opt, const EvalProgress& progress = {});
+
+// Labels of one image in original pixels (class in Detection::class_id, conf 1).
+std::vector<Detection> labels_to_pixels(const std::vector<LabelBox>& labels, int width, int height);
+
+// The file name's digits as a COCO image id ("000000000009.jpg" -> 9); `fallback` when none.
+int64_t coco_image_id(const std::string& path, int64_t fallback);
+// COCO results: [{"image_id", "category_id", "bbox": [x, y, w, h], "score"}]; category ids
+// are COCO's (1..90) when `names` are the 80 COCO names, else class indices.
+nlohmann::json coco_results_json(const std::vector<ImagePredictions>& preds, const std::vector<std::string>& names);
+
+// Summary: mAP50, mAP50_95, precision, recall, images, instances, per_class, ...
+nlohmann::json eval_result_json(const EvalResult& r);
+
+struct CompareOptions {
+    // The reference's detections become ground truth: filtered like `detect` does
+    // (best class per anchor, conf and NMS IoU of PostprocessOptions' defaults).
+    float ref_conf = 0.25f;
+    float iou = 0.45f;
+    // The candidate is post-processed the same way but down to this score, for a full PR curve.
+    float conf = 0.001f;
+    int max_det = 300;
+    int loader_threads = 1;
+};
+
+struct CompareResult {
+    MapResult metrics;          // candidate vs the reference's detections
+    int64_t ref_detections = 0;
+    double max_abs_diff = 0;    // over every element of output0, all images
+    double mean_abs_diff = 0;
+    int64_t compared_values = 0;
+    double seconds = 0;
+};
+
+// Both detectors must take the same input size. Throws if images is empty.
+CompareResult compare_models(Detector& candidate, Detector& reference, const std::vector<std::string>& images,
+                             const CompareOptions& opt, const EvalProgress& progress = {});
+
+}  // namespace yoloc
