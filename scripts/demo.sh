@@ -16,8 +16,9 @@ if [ -f "$SHARED/models/yolov8n_coco.onnx" ]; then
   $Y detect "$SHARED/models/yolov8n_coco.onnx" "$SHARED/data/samples" --out "$OUT/detections"
 else
   echo "demo: $SHARED not found; detecting with the generated model on a generated image" >&2
-  build/yoloc_make_test_image "$OUT/generated.png"
-  $Y detect "$OUT/yolov8n_generated.onnx" "$OUT/generated.png" --out "$OUT/detections" --conf 0.01
+  $Y generate --scale n --nc 80 -o "$OUT/yolov8n_generated.onnx" --sample-image "$OUT/generated.png"
+  $Y detect "$OUT/yolov8n_generated.onnx" "$OUT/generated.png" --out "$OUT/detections" --conf 0.000001 --max-det 20
 fi
-$Y bench "${SHARED}/models/yolov8n_coco.onnx" --iters 10 --warmup 2 2>/dev/null || $Y bench "$OUT/yolov8n_generated.onnx" --iters 10 --warmup 2
+MODEL="$OUT/yolov8n_generated.onnx"; [ -f "$SHARED/models/yolov8n_coco.onnx" ] && MODEL="$SHARED/models/yolov8n_coco.onnx"
+$Y bench "$MODEL" --iters 10 --warmup 2
 echo "demo: results in $OUT/detections (one .json and one annotated .jpg per image)" >&2

@@ -1,6 +1,7 @@
 // The generator: Ultralytics' parameter counts, layout and a model that runs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -29,13 +30,25 @@ int64_t conv_params(const Graph& g) {
     return n;
 }
 
-Model gen(const std::string& scale, int nc = 80, int imgsz = 640, uint64_t seed = 0) {
+Model gen(const std::string& scale, int nc = 80, int imgsz = 640, uint64_t seed = 0, bool calibrate = true) {
     GenerateOptions o;
     o.scale = scale;
     o.nc = nc;
     o.imgsz = imgsz;
     o.seed = seed;
+    o.calibrate = calibrate;
     return generate_yolov8(o);
+}
+
+// A smooth, image-like input in 0..1, unlike the generator's probe images.
+Tensor test_image(int64_t size) {
+    Tensor img(DType::Float32, {1, 3, size, size});
+    float* p = img.data<float>();
+    for (int64_t c = 0; c < 3; ++c)
+        for (int64_t y = 0; y < size; ++y)
+            for (int64_t x = 0; x < size; ++x)
+                p[(c * size + y) * size + x] = 0.5f + 0.4f * std::sin(0.03f * float(x + 2 * y) + float(c));
+    return img;
 }
 
 }  // namespace
@@ -45,7 +58,7 @@ TEST(Generate, ParameterCountsMatchUltralyticsForEveryScale) {
     const std::map<std::string, int64_t> expected{
         {"n", 3151904}, {"s", 11156544}, {"m", 25886080}, {"l", 43668288}, {"x", 68200608}};
     for (const auto& kv : expected) {
-        Model m = gen(kv.first);
+        Model m = gen(kv.first, 80, 640, 0, /*calibrate=*/false);
         EXPECT_EQ(conv_params(m.graph), kv.second) << "scale " << kv.first;
         EXPECT_EQ(m.graph.parameter_count(), kv.second) << "scale " << kv.first;
     }
@@ -140,14 +153,7 @@ TEST(Generate, RejectsBadOptions) {
 TEST(Generate, NanoRunsInReferenceExecutorWithSaneOutputs) {
     Model m = gen("n");
     auto exec = make_executor(m, "reference");
-    Tensor img(DType::Float32, {1, 3, 640, 640});
-    float* p = img.data<float>();
-    // A smooth, image-like input in 0..1.
-    for (int64_t c = 0; c < 3; ++c)
-        for (int64_t y = 0; y < 640; ++y)
-            for (int64_t x = 0; x < 640; ++x)
-                p[(c * 640 + y) * 640 + x] = 0.5f + 0.4f * std::sin(0.03f * float(x + 2 * y) + float(c));
-    TensorMap out = exec->run({{"images", img}});
+    TensorMap out = exec->run({{"images", test_image(640)}});
     ASSERT_EQ(out.count("output0"), 1u);
     const Tensor& y = out.at("output0");
     ASSERT_EQ(y.shape(), (Shape{1, 84, 8400}));
@@ -170,6 +176,32 @@ TEST(Generate, NanoRunsInReferenceExecutorWithSaneOutputs) {
         EXPECT_GT(q[0 * A + a], -64.f);
         EXPECT_LT(q[0 * A + a], 704.f);
     }
+}
+
+// Calibration keeps every SiLU output in a sane range through the whole depth, on an
+// image the calibration never saw (plain random weights reach rms 50+ or 1e-3).
+TEST(Generate, ActivationsStaySaneThroughTheDepth) {
+    Model m = gen("n", 80, 320);
+    ReferenceExecutor exec(m, /*keep_intermediates=*/true);
+    TensorMap vals = exec.run({{"images", test_image(320)}});
+    int checked = 0;
+    for (const Node& n : m.graph.nodes) {
+        if (n.op_type != "Mul" || n.name.find("/act/") == std::string::npos) continue;
+        auto it = vals.find(n.outputs[0]);
+        ASSERT_NE(it, vals.end()) << n.name;
+        const float* q = it->second.data<float>();
+        double s2 = 0, mx = 0;
+        for (int64_t i = 0; i < it->second.numel(); ++i) {
+            s2 += double(q[i]) * q[i];
+            mx = std::max(mx, double(std::fabs(q[i])));
+        }
+        double rms = std::sqrt(s2 / double(it->second.numel()));
+        EXPECT_GT(rms, 0.03) << n.name;
+        EXPECT_LT(rms, 5.0) << n.name;
+        EXPECT_LT(mx, 100.0) << n.name;
+        ++checked;
+    }
+    EXPECT_EQ(checked, 57);
 }
 
 TEST(Generate, SavedModelPassesOnnxChecker) {

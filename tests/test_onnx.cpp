@@ -270,3 +270,18 @@ TEST(Onnx, UnsupportedOpIsNamedWhenRunning) {
         EXPECT_NE(std::string(e.what()).find("FancyOp"), std::string::npos) << e.what();
     }
 }
+
+TEST(Onnx, FuzzFindingsStayFixed) {
+    // Every input the fuzzer once crashed on: now a yoloc::Error or a valid model.
+    std::string dir = std::string(YOLOC_SOURCE_DIR) + "/tests/data/fuzz_regressions";
+    int seen = 0;
+    for (const auto& f : list_dir(dir)) {
+        if (f.find("/onnx_") == std::string::npos) continue;
+        ++seen;
+        try {
+            parse_onnx(read_file(f), f);
+        } catch (const Error&) {
+        }
+    }
+    EXPECT_GT(seen, 0);
+}

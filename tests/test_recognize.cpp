@@ -41,6 +41,54 @@ Model renamed(const Model& m) {
     return r;
 }
 
+// TensorRT-style explicit quantization: Q/DQ on every Conv's activation input and
+// int8 per-channel weights behind a DequantizeLinear.
+Model quantized(const Model& m) {
+    Model r = m;
+    Graph& g = r.graph;
+    std::vector<Node> nodes;
+    int k = 0;
+    for (const Node& n0 : g.nodes) {
+        Node n = n0;
+        if (n.op_type == "Conv") {
+            std::string id = std::to_string(k++);
+            g.initializers["qs" + id] = Tensor::scalar_f32(0.05f);
+            g.initializers["qz" + id] = Tensor(DType::Int8, {});
+            Node q, dq, wdq;
+            q.name = "Q" + id;
+            q.op_type = "QuantizeLinear";
+            q.inputs = {n.inputs[0], "qs" + id, "qz" + id};
+            q.outputs = {"xq" + id};
+            dq.name = "DQ" + id;
+            dq.op_type = "DequantizeLinear";
+            dq.inputs = {"xq" + id, "qs" + id, "qz" + id};
+            dq.outputs = {"xd" + id};
+            const Tensor& w = g.initializers.at(n.inputs[1]);
+            Tensor wq(DType::Int8, w.shape());
+            Tensor ws(DType::Float32, {w.dim(0)});
+            Tensor wz(DType::Int8, {w.dim(0)});
+            for (int64_t i = 0; i < w.dim(0); ++i) ws.data<float>()[i] = 0.01f;
+            std::string wname = n.inputs[1];
+            g.initializers.erase(wname);
+            g.initializers[wname + "_q"] = wq;
+            g.initializers[wname + "_s"] = ws;
+            g.initializers[wname + "_z"] = wz;
+            wdq.name = "WDQ" + id;
+            wdq.op_type = "DequantizeLinear";
+            wdq.inputs = {wname + "_q", wname + "_s", wname + "_z"};
+            wdq.outputs = {wname};
+            wdq.attrs["axis"] = Attribute::of_int(0);
+            n.inputs[0] = "xd" + id;
+            nodes.push_back(q);
+            nodes.push_back(dq);
+            nodes.push_back(wdq);
+        }
+        nodes.push_back(n);
+    }
+    g.nodes = nodes;
+    return r;
+}
+
 struct C2fExpect {
     int index;
     int64_t c_in, c, c_out;
@@ -55,7 +103,7 @@ const C2fExpect kYolov8nC2f[8] = {
     {18, 192, 64, 128, 1, false}, {21, 384, 128, 256, 1, false},
 };
 
-void expect_yolov8n(const YoloArch& a) {
+void expect_yolov8n(const YoloArch& a, size_t decode_nodes = 15) {
     ASSERT_TRUE(a.recognised) << a.reason;
     EXPECT_EQ(a.nc, 80);
     EXPECT_EQ(a.reg_max, 16);
@@ -107,7 +155,7 @@ void expect_yolov8n(const YoloArch& a) {
         EXPECT_TRUE(L.cls[0].act());
     }
     EXPECT_FALSE(a.head.dfl_conv.empty());
-    EXPECT_EQ(a.head.decode.size(), 15u);  // DFL Reshape .. Concat_5: every node fed by the Split
+    EXPECT_EQ(a.head.decode.size(), decode_nodes);  // DFL Reshape .. Concat_5: every node fed by the Split
     // The level features are the outputs of C2f 15, 18 and 21.
     EXPECT_EQ(a.head.levels[0].input, a.c2f[5].cv2.output);
     EXPECT_EQ(a.head.levels[1].input, a.c2f[6].cv2.output);
@@ -128,6 +176,15 @@ TEST(Recognize, RenamedGraphIsRecognisedTheSame) {
     expect_yolov8n(recognize_yolov8(r));
 }
 
+TEST(Recognize, QuantizedGraphIsReadThroughQdq) {
+    REQUIRE_SHARED();
+    Model q = quantized(real_yolov8n());
+    EXPECT_EQ(q.graph.parameter_count(), 3151904);
+    // The DFL conv's Q/DQ pair joins the decode nodes.
+    expect_yolov8n(recognize_yolov8(q), 17);
+    expect_yolov8n(recognize_yolov8(renamed(q)), 17);
+}
+
 TEST(Recognize, GeneratedNanoMatchesRealStructure) {
     GenerateOptions o;
     expect_yolov8n(recognize_yolov8(generate_yolov8(o)));
@@ -139,6 +196,7 @@ TEST(Recognize, EveryGeneratedScaleIsRecognised) {
         o.scale = s;
         o.nc = 7;
         o.imgsz = 320;
+        o.calibrate = false;  // structure only
         YoloArch a = recognize_yolov8(renamed(generate_yolov8(o)));
         ASSERT_TRUE(a.recognised) << s << ": " << a.reason;
         EXPECT_EQ(a.scale, s);
@@ -198,4 +256,23 @@ TEST(Recognize, NonYoloGraphIsRejectedWithReason) {
     YoloArch a = recognize_yolov8(m);
     EXPECT_FALSE(a.recognised);
     EXPECT_NE(a.reason.find("DFL"), std::string::npos) << a.reason;
+}
+
+// A pruner may keep different channel counts in the two halves of a C2f Split.
+TEST(Recognize, UnevenlyPrunedC2fSplitIsRecognised) {
+    GenerateOptions o;
+    o.calibrate = false;
+    Model m = generate_yolov8(o);
+    Graph& g = m.graph;
+    g.initializers["model.2.cv1.conv.weight"] = Tensor(DType::Float32, {28, 32, 1, 1});
+    g.initializers["model.2.cv1.conv.bias"] = Tensor(DType::Float32, {28});
+    g.initializers["pruned_split"] = Tensor::from_int64s({2}, {12, 16});
+    g.nodes[size_t(g.producer("/model.2/Split_output_0"))].inputs[1] = "pruned_split";
+    YoloArch a = recognize_yolov8(m);
+    ASSERT_TRUE(a.recognised) << a.reason;
+    ASSERT_EQ(a.c2f.size(), 8u);
+    EXPECT_EQ(a.c2f[0].split_sizes, (std::vector<int64_t>{12, 16}));
+    EXPECT_EQ(a.c2f[0].c, 16);
+    EXPECT_EQ(a.c2f[0].cv1.c_out, 28);
+    EXPECT_EQ(a.scale, "custom");
 }

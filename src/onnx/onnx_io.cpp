@@ -189,24 +189,32 @@ Tensor parse_tensor(Reader r, const Ctx& ctx, std::string* name_out) {
         if (want) std::memcpy(t.raw(), raw, want);
         return t;
     }
-    // Typed fields: the element count must match before we allocate.
-    size_t have_count = f32.size() + i32.size() + i64.size() + u64.size() + f64.size();
+    // Typed fields: ONNX stores each dtype in one specific field; its element
+    // count must match before we allocate.
+    size_t have_count = 0;
+    switch (dt) {
+        case DType::Float32: have_count = f32.size(); break;
+        case DType::Float64: have_count = f64.size(); break;
+        case DType::Int64: have_count = i64.size(); break;
+        case DType::UInt32: case DType::UInt64: have_count = u64.size(); break;
+        default: have_count = i32.size(); break;
+    }
     if (have_count != size_t(numel)) mismatch(have_count * esize);
     Tensor t(dt, dims);
     for (int64_t k = 0; k < numel; ++k) {
         size_t i = size_t(k);
         switch (dt) {
-            case DType::Float32: t.data<float>()[i] = f32.at(i); break;
-            case DType::Float64: t.data<double>()[i] = f64.at(i); break;
-            case DType::Int64: t.data<int64_t>()[i] = i64.at(i); break;
-            case DType::Int32: t.data<int32_t>()[i] = int32_t(i32.at(i)); break;
-            case DType::Int16: t.data<int16_t>()[i] = int16_t(i32.at(i)); break;
+            case DType::Float32: t.data<float>()[i] = f32[i]; break;
+            case DType::Float64: t.data<double>()[i] = f64[i]; break;
+            case DType::Int64: t.data<int64_t>()[i] = i64[i]; break;
+            case DType::Int32: t.data<int32_t>()[i] = int32_t(i32[i]); break;
+            case DType::Int16: t.data<int16_t>()[i] = int16_t(i32[i]); break;
             case DType::UInt16: case DType::Float16: case DType::BFloat16:
-                t.data<uint16_t>()[i] = uint16_t(i32.at(i)); break;
-            case DType::Int8: t.data<int8_t>()[i] = int8_t(i32.at(i)); break;
-            case DType::UInt8: case DType::Bool: t.data<uint8_t>()[i] = uint8_t(i32.at(i)); break;
-            case DType::UInt32: t.data<uint32_t>()[i] = uint32_t(u64.at(i)); break;
-            case DType::UInt64: t.data<uint64_t>()[i] = uint64_t(u64.at(i)); break;
+                t.data<uint16_t>()[i] = uint16_t(i32[i]); break;
+            case DType::Int8: t.data<int8_t>()[i] = int8_t(i32[i]); break;
+            case DType::UInt8: case DType::Bool: t.data<uint8_t>()[i] = uint8_t(i32[i]); break;
+            case DType::UInt32: t.data<uint32_t>()[i] = uint32_t(u64[i]); break;
+            case DType::UInt64: t.data<uint64_t>()[i] = uint64_t(u64[i]); break;
             default: fail(*ctx.origin, ": tensor '", label, "': unsupported data type");
         }
     }

@@ -30,7 +30,7 @@ struct PostprocessOptions {
 };
 
 // Candidates above the threshold, in letterbox pixels, sorted by descending score
-// (stable), capped at max_nms. `pred` is one batch item: (4+nc) rows of `anchors` floats.
+// (ties: anchor, then class), capped at max_nms. `pred` is one batch item: (4+nc) rows of `anchors` floats.
 std::vector<Detection> decode_candidates(const float* pred, int num_classes, int anchors,
                                          const PostprocessOptions& opt);
 

@@ -26,23 +26,58 @@ public:
         }
     }
     const Node& node(int i) const { return g_.nodes[size_t(i)]; }
-    int producer(const std::string& v) const {
+
+    // Quantized graphs put QuantizeLinear -> DequantizeLinear pairs between layers;
+    // structure is read through them. up(): the float value a Q/DQ pair re-creates.
+    std::string up(std::string v) const {
+        for (;;) {
+            int d = raw_producer(v);
+            if (d < 0 || node(d).op_type != "DequantizeLinear") return v;
+            int q = raw_producer(node(d).inputs[0]);
+            if (q < 0 || node(q).op_type != "QuantizeLinear") return v;
+            v = node(q).inputs[0];
+        }
+    }
+    int raw_producer(const std::string& v) const {
         auto it = producer_.find(v);
         return it == producer_.end() ? -1 : it->second;
     }
+    int producer(const std::string& v) const { return raw_producer(up(v)); }
     const Node* producer_node(const std::string& v) const {
         int i = producer(v);
         return i < 0 ? nullptr : &node(i);
     }
-    const std::vector<int>& consumers(const std::string& v) const {
+    const std::vector<int>& raw_consumers(const std::string& v) const {
         static const std::vector<int> none;
         auto it = consumers_.find(v);
         return it == consumers_.end() ? none : it->second;
+    }
+    // Readers of `v`, looking through Q/DQ pairs (the pairs themselves left out).
+    std::vector<int> consumers(const std::string& v) const {
+        std::vector<int> r;
+        for (int c : raw_consumers(v)) {
+            const Node& n = node(c);
+            if (n.op_type == "QuantizeLinear" && !n.outputs.empty()) {
+                for (int d : raw_consumers(n.outputs[0])) {
+                    if (node(d).op_type != "DequantizeLinear") continue;
+                    auto more = consumers(node(d).outputs[0]);
+                    r.insert(r.end(), more.begin(), more.end());
+                }
+            } else {
+                r.push_back(c);
+            }
+        }
+        return r;
     }
     std::vector<int> consumers_of_type(const std::string& v, const std::string& op) const {
         std::vector<int> r;
         for (int c : consumers(v))
             if (node(c).op_type == op) r.push_back(c);
+        return r;
+    }
+    std::vector<std::string> up_all(const std::vector<std::string>& vs) const {
+        std::vector<std::string> r;
+        for (const auto& v : vs) r.push_back(up(v));
         return r;
     }
     int index_of(const std::string& node_name) const {
@@ -53,8 +88,9 @@ public:
     // integer initializer behind a DequantizeLinear, whose shape is what we need.
     const Tensor* constant(const std::string& v) const {
         if (const Tensor* t = g_.find_initializer(v)) return t;
-        const Node* p = producer_node(v);
-        if (!p) return nullptr;
+        int pi = raw_producer(v);
+        if (pi < 0) return nullptr;
+        const Node* p = &node(pi);
         if (p->op_type == "Constant") {
             auto it = p->attrs.find("value");
             if (it != p->attrs.end() && it->second.kind == Attribute::Kind::Tensor) return &it->second.t;
@@ -118,7 +154,7 @@ private:
             if (n.op_type != "Conv" || n.inputs.size() < 2 || n.outputs.empty()) continue;
             ConvUnit u;
             u.conv = n.name;
-            u.input = n.inputs[0];
+            u.input = ix_.up(n.inputs[0]);
             u.output = n.outputs[0];
             const Tensor* w = ix_.constant(n.inputs[1]);
             if (!w || w->rank() != 4) continue;  // not a 2-D conv with constant weights
@@ -134,7 +170,7 @@ private:
             if (ix_.consumers(y).size() == 2 && sig.size() == 1 && mul.size() == 1) {
                 const Node& s = ix_.node(sig[0]);
                 const Node& m = ix_.node(mul[0]);
-                if (m.inputs.size() == 2 && same_set(m.inputs, {y, s.outputs[0]})) {
+                if (m.inputs.size() == 2 && same_set(ix_.up_all(m.inputs), {y, s.outputs[0]})) {
                     u.sigmoid = s.name;
                     u.mul = m.name;
                     u.output = m.outputs[0];
@@ -232,14 +268,14 @@ private:
             int i = stack.back();
             stack.pop_back();
             for (const auto& o : ix_.node(i).outputs)
-                for (int c : ix_.consumers(o))
+                for (int c : ix_.raw_consumers(o))
                     if (seen.insert(c).second) stack.push_back(c);
         }
         for (int i : seen) a.head.decode.push_back(ix_.node(i).name);
         std::sort(a.head.decode.begin(), a.head.decode.end(),
                   [&](const std::string& x, const std::string& y) { return ix_.index_of(x) < ix_.index_of(y); });
         for (const ValueInfo& o : g_.outputs) {
-            int p = ix_.producer(o.name);
+            int p = ix_.raw_producer(o.name);
             if (p == split_i || seen.count(p)) {
                 a.head.output = o.name;
                 break;
@@ -251,7 +287,7 @@ private:
     // A head branch ending at `v`: conv units back to the level's feature, first conv first.
     std::vector<ConvUnit> branch(const std::string& v) const {
         std::vector<ConvUnit> r;
-        const ConvUnit* u = unit_producing(v);
+        const ConvUnit* u = unit_producing(ix_.up(v));
         YOLOC_CHECK(u && !u->act(), "head branch does not end in a plain Conv");
         r.push_back(*u);
         for (int k = 0; k < 2; ++k) {
@@ -276,14 +312,16 @@ private:
         for (size_t i = 0; i < g_.nodes.size(); ++i) {
             const Node& s = g_.nodes[i];
             if (s.op_type != "Split" || s.outputs.size() != 2 || s.attr_i("axis", 0) != 1) continue;
-            const ConvUnit* cv1 = unit_producing(s.inputs[0]);
+            const ConvUnit* cv1 = unit_producing(ix_.up(s.inputs[0]));
             if (!cv1 || !cv1->act() || claimed_convs_.count(cv1->conv)) continue;
             auto sizes = split_sizes(s);
-            if (!sizes.empty() && (sizes.size() != 2 || sizes[0] != sizes[1])) continue;
+            if (sizes.empty()) sizes = {cv1->c_out / 2, cv1->c_out - cv1->c_out / 2};
+            if (sizes.size() != 2) continue;
             C2fBlock b;
             b.cv1 = *cv1;
             b.split = s.name;
-            b.c = cv1->c_out / 2;
+            b.split_sizes = sizes;
+            b.c = sizes[1];
             std::vector<std::string> expect{s.outputs[0], s.outputs[1]};
             std::string cur = s.outputs[1];
             for (;;) {
@@ -295,7 +333,7 @@ private:
                 std::string next = u2->output;
                 for (int c : ix_.consumers_of_type(u2->output, "Add")) {
                     const Node& add = ix_.node(c);
-                    if (add.inputs.size() == 2 && same_set(add.inputs, {cur, u2->output})) {
+                    if (add.inputs.size() == 2 && same_set(ix_.up_all(add.inputs), {cur, u2->output})) {
                         bn.add = add.name;
                         next = add.outputs[0];
                         break;
@@ -307,7 +345,7 @@ private:
             }
             const Node* cat = nullptr;
             for (int c : ix_.consumers_of_type(s.outputs[0], "Concat"))
-                if (ix_.node(c).inputs == expect) cat = &ix_.node(c);
+                if (ix_.up_all(ix_.node(c).inputs) == expect) cat = &ix_.node(c);
             if (!cat) continue;
             const ConvUnit* cv2 = single_unit_reading(cat->outputs[0]);
             if (!cv2 || !cv2->act()) continue;
@@ -331,13 +369,13 @@ private:
         for (size_t i = 0; i < g_.nodes.size(); ++i) {
             const Node& c = g_.nodes[i];
             if (c.op_type != "Concat" || c.inputs.size() != 4) continue;
-            const ConvUnit* cv1 = unit_producing(c.inputs[0]);
+            const ConvUnit* cv1 = unit_producing(ix_.up(c.inputs[0]));
             if (!cv1) continue;
             std::vector<std::string> pools;
             bool ok = true;
             for (int k = 1; k < 4 && ok; ++k) {
                 const Node* p = ix_.producer_node(c.inputs[size_t(k)]);
-                ok = p && p->op_type == "MaxPool" && p->inputs[0] == c.inputs[size_t(k - 1)];
+                ok = p && p->op_type == "MaxPool" && ix_.up(p->inputs[0]) == ix_.up(c.inputs[size_t(k - 1)]);
                 if (ok) pools.push_back(p->name);
             }
             if (!ok) continue;
@@ -450,7 +488,8 @@ private:
             bool ok = true;
             for (size_t k = 0; k < 8 && ok; ++k)
                 ok = spec[k].c_in == a.c2f[k].c_in && spec[k].c_out == a.c2f[k].c_out && spec[k].n == a.c2f[k].n &&
-                     spec[k].shortcut == a.c2f[k].shortcut() && a.c2f[k].c * 2 == spec[k].c_out;
+                     spec[k].shortcut == a.c2f[k].shortcut() && a.c2f[k].split_sizes[0] == a.c2f[k].c &&
+                     a.c2f[k].c * 2 == spec[k].c_out;
             if (ok) {
                 a.scale = s;
                 return;

@@ -35,7 +35,8 @@ struct C2fBlock {
     std::vector<Bottleneck> bottlenecks;
     std::string concat;
     ConvUnit cv2;
-    int64_t c_in = 0, c = 0, c_out = 0;  // c = hidden width = one Split half
+    int64_t c_in = 0, c = 0, c_out = 0;  // c = hidden width = the Split half the bottlenecks read
+    std::vector<int64_t> split_sizes;    // both halves (equal unless pruned unevenly)
     int n = 0;
     bool shortcut() const { return !bottlenecks.empty() && !bottlenecks[0].add.empty(); }
 };

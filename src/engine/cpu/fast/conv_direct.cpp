@@ -29,14 +29,20 @@ struct Geometry {
     int64_t out_img;    // floats per output image
 };
 
-// One tile: T output pixels (ow0 .. ow0+T-1) of one output row, one 16-channel block.
-template <int T, bool CHECK, int CB>
+// One tile: T output pixels (ow0 .. ow0+T-1) of one output row, OB 16-channel
+// output blocks. T*OB accumulators stay in registers (AVX-512: 24 of 32 zmm);
+// each input value is broadcast once and multiplied with OB weight vectors.
+template <int T, int OB, bool CHECK, int CB>
 YOLOC_INLINE void conv_tile(const Geometry& g, const float* x, const float* wp, const float* bias, float* out,
                             const float* res, int64_t oh, int64_t ow0, int64_t nvalid) {
     const ConvSpec& s = g.s;
-    v16 acc[T];
-    v16 b = load16(bias);
-    for (int t = 0; t < T; ++t) acc[t] = b;
+    const int64_t wstride = g.ic * s.kh * s.kw * 16;  // between output blocks in the packed weights
+    const int64_t ostride = s.out.h * s.out.w * 16;   // between output blocks in dst
+    v16 acc[OB][T];
+    for (int o = 0; o < OB; ++o) {
+        v16 b = load16(bias + o * 16);
+        for (int t = 0; t < T; ++t) acc[o][t] = b;
+    }
     const int64_t W = s.in.w, H = s.in.h;
     for (int64_t c = 0; c < g.ic; ++c) {
         const float* xc = x + (c / CB) * g.cbs + (c % CB);
@@ -46,60 +52,93 @@ YOLOC_INLINE void conv_tile(const Geometry& g, const float* x, const float* wp, 
             if (iy < 0 || iy >= H) continue;
             const float* row = xc + iy * W * CB;
             for (int64_t kx = 0; kx < s.kw; ++kx) {
-                v16 wv = load16(wc + (ky * s.kw + kx) * 16);
+                v16 wv[OB];
+                for (int o = 0; o < OB; ++o) wv[o] = load16(wc + o * wstride + (ky * s.kw + kx) * 16);
                 int64_t ix0 = ow0 * s.sw - s.pl + kx * s.dw;
                 for (int t = 0; t < T; ++t) {
                     int64_t ix = ix0 + t * s.sw;
                     if (CHECK && (t >= nvalid || ix < 0 || ix >= W)) continue;
-                    acc[t] += wv * row[ix * CB];
+                    float xv = row[ix * CB];
+                    for (int o = 0; o < OB; ++o) acc[o][t] += wv[o] * xv;
                 }
             }
         }
     }
-    for (int t = 0; t < T; ++t) {
-        if (CHECK && t >= nvalid) break;
-        v16 v = acc[t];
-        if (s.silu) v = silu16(v);
-        if (res) v += load16(res + t * 16);
-        store16(out + t * 16, v);
+    for (int o = 0; o < OB; ++o)
+        for (int t = 0; t < T; ++t) {
+            if (CHECK && t >= nvalid) break;
+            v16 v = acc[o][t];
+            if (s.silu) v = silu16(v);
+            if (res) v += load16(res + o * ostride + t * 16);
+            store16(out + o * ostride + t * 16, v);
+        }
+}
+
+template <int T, int OB, int CB>
+YOLOC_INLINE void conv_row(const Geometry& g, const float* x, const float* wp, const float* bs, float* out,
+                           const float* res, int64_t oh) {
+    const ConvSpec& s = g.s;
+    // Tiles whose whole input span lies inside the row need no bounds checks.
+    for (int64_t ow0 = 0; ow0 < s.out.w; ow0 += T) {
+        int64_t nvalid = std::min<int64_t>(T, s.out.w - ow0);
+        int64_t lo = ow0 * s.sw - s.pl, hi = (ow0 + T - 1) * s.sw - s.pl + (s.kw - 1) * s.dw;
+        float* o = out + ow0 * 16;
+        const float* r = res ? res + ow0 * 16 : nullptr;
+        if (nvalid == T && lo >= 0 && hi < s.in.w)
+            conv_tile<T, OB, false, CB>(g, x, wp, bs, o, r, oh, ow0, T);
+        else
+            conv_tile<T, OB, true, CB>(g, x, wp, bs, o, r, oh, ow0, nvalid);
     }
 }
 
-template <int CB>
+// Work items: (image, group of OB output blocks, output row).
+template <int T, int OB, int CB>
 YOLOC_INLINE void conv_rows_impl(const Geometry& g, const float* src, const float* wpack, const float* bias,
                                  float* dst, const float* residual, int64_t begin, int64_t end) {
-    constexpr int T = 8;
     const ConvSpec& s = g.s;
-    const int64_t ocb_n = s.out.cp() / 16;
-    // Output columns whose whole tile reads inside the input row need no checks.
+    const int64_t ocb_n = s.out.cp() / 16, groups = (ocb_n + OB - 1) / OB;
     for (int64_t i = begin; i < end; ++i) {
-        int64_t oh = i % s.out.h, rest = i / s.out.h, ocb = rest % ocb_n, n = rest / ocb_n;
+        int64_t oh = i % s.out.h, rest = i / s.out.h, grp = rest % groups, n = rest / groups;
+        int64_t ocb = grp * OB;
         const float* x = src + n * g.in_img;
         const float* wp = wpack + ocb * g.ic * s.kh * s.kw * 16;
         const float* bs = bias + ocb * 16;
         int64_t off = n * g.out_img + ((ocb * s.out.h + oh) * s.out.w) * 16;
-        float* out = dst + off;
         const float* res = residual ? residual + off : nullptr;
-        for (int64_t ow0 = 0; ow0 < s.out.w; ow0 += T) {
-            int64_t nvalid = std::min<int64_t>(T, s.out.w - ow0);
-            int64_t lo = ow0 * s.sw - s.pl, hi = (ow0 + T - 1) * s.sw - s.pl + (s.kw - 1) * s.dw;
-            float* o = out + ow0 * 16;
-            const float* r = res ? res + ow0 * 16 : nullptr;
-            if (nvalid == T && lo >= 0 && hi < s.in.w)
-                conv_tile<T, false, CB>(g, x, wp, bs, o, r, oh, ow0, T);
-            else
-                conv_tile<T, true, CB>(g, x, wp, bs, o, r, oh, ow0, nvalid);
-        }
+        if (ocb + OB <= ocb_n)
+            conv_row<T, OB, CB>(g, x, wp, bs, dst + off, res, oh);
+        else
+            conv_row<T, 1, CB>(g, x, wp, bs, dst + off, res, oh);  // odd block count: the last one alone
     }
 }
 
+// Register tile per ISA: AVX-512 has 32 zmm (2 blocks x 12 pixels = 24 accumulators);
+// with AVX2 (16 ymm) or NEON (32 q) a 16-float vector takes 2 or 4 registers, so
+// 2 blocks x 3 pixels.
+static bool wide_registers() {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#else
+    return false;
+#endif
+}
+
 YOLOC_CLONES
-void conv_rows(const Geometry& g, const float* src, const float* wpack, const float* bias, float* dst,
+void conv_rows(const Geometry& g, bool wide, const float* src, const float* wpack, const float* bias, float* dst,
                const float* residual, int64_t begin, int64_t end) {
-    if (g.cb == 1)
-        conv_rows_impl<1>(g, src, wpack, bias, dst, residual, begin, end);
-    else
-        conv_rows_impl<16>(g, src, wpack, bias, dst, residual, begin, end);
+    if (wide) {
+        if (g.cb == 1)
+            conv_rows_impl<12, 2, 1>(g, src, wpack, bias, dst, residual, begin, end);
+        else
+            conv_rows_impl<12, 2, 16>(g, src, wpack, bias, dst, residual, begin, end);
+    } else {
+        if (g.cb == 1)
+            conv_rows_impl<3, 2, 1>(g, src, wpack, bias, dst, residual, begin, end);
+        else
+            conv_rows_impl<3, 2, 16>(g, src, wpack, bias, dst, residual, begin, end);
+    }
 }
 
 class DirectConv : public ConvKernel {
@@ -128,9 +167,10 @@ public:
 
     void run(const float* src, float* dst, const float* residual) override {
         const ConvSpec& s = g_.s;
-        const int64_t items = s.out.n * (s.out.cp() / 16) * s.out.h;
+        static const bool wide = wide_registers();
+        const int64_t items = s.out.n * ((s.out.cp() / 16 + 1) / 2) * s.out.h;
         pool_->parallel_for(items, [&](int64_t b, int64_t e) {
-            conv_rows(g_, src, wpack_.data(), bias_.data(), dst, residual, b, e);
+            conv_rows(g_, wide, src, wpack_.data(), bias_.data(), dst, residual, b, e);
         });
     }
     const char* name() const override { return "direct"; }
