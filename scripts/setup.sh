@@ -10,7 +10,7 @@ if [ "${YOLOC_SKIP_APT:-0}" != 1 ]; then
   pkgs=(build-essential cmake ninja-build pkg-config
         libjpeg62-turbo-dev libpng-dev nlohmann-json3-dev libcli11-dev libgtest-dev
         libdnnl-dev                       # fast CPU kernels (optional at configure time)
-        python3 python3-onnx python3-numpy # test oracle: the official ONNX checker
+        python3 python3-venv python3-onnx python3-numpy # test oracles: the official ONNX checker; .venv for PyPI ones
         clang libclang-rt-14-dev)         # libFuzzer for the fuzz targets
   missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

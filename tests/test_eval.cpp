@@ -81,7 +81,11 @@ TEST(EvalYaml, MapNamesCommentsAndQuotes) {
         "\n"
         "  # between entries\n"
         "  2: teddy bear's\n"
-        "download: |\n",
+        "download: |\n"
+        "  from pathlib import Path  # a script\n"
+        "  for x in ['a', 'b']: print(x)\n"
+        "    # deeper\n"
+        "test: after\n",
         "t.yaml");
     ASSERT_TRUE(y.is_map());
     EXPECT_EQ(y.get("path")->scalar, "../datasets/coco128");
@@ -92,6 +96,8 @@ TEST(EvalYaml, MapNamesCommentsAndQuotes) {
     EXPECT_EQ(names->map[0].first, "0");
     EXPECT_EQ(names->map[1].second.scalar, "traffic light");
     EXPECT_EQ(names->map[2].second.scalar, "teddy bear's");
+    EXPECT_NE(y.get("download")->scalar.find("from pathlib import Path"), std::string::npos);
+    EXPECT_EQ(y.get("test")->scalar, "after");
 }
 
 TEST(EvalYaml, ListsFlowAndBlock) {
@@ -344,9 +350,10 @@ TEST(EvalReference, Coco128MatchesUltralytics) {
     EXPECT_EQ(ds.instances(), 929);
     EXPECT_EQ(ds.skipped_label_lines, 0);
     DetectorOptions dopt;  // fast executor, batch 1
-    Detector det(sh + "/models/yolov8n_coco.onnx", dopt);
+    dopt.threads = 1;      // two single-threaded workers, as the CLI runs on 2 cores
+    Detector det(sh + "/models/yolov8n_coco.onnx", dopt), det2(det.model(), dopt);
     EvalOptions eo;  // conf 0.001, NMS IoU 0.7, max 300 detections
-    EvalResult r = evaluate(det, ds, eo);
+    EvalResult r = evaluate({&det, &det2}, ds, eo);
     std::printf("coco128: mAP50 %.4f mAP50-95 %.4f P %.4f R %.4f in %.1f s\n", r.metrics.map50, r.metrics.map50_95,
                 r.metrics.precision, r.metrics.recall, r.seconds);
     // External reference figures (Ultralytics val of this model on coco128).

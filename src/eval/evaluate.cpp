@@ -133,7 +133,16 @@ std::vector<Detection> labels_to_pixels(const std::vector<LabelBox>& labels, int
 }
 
 EvalResult evaluate(Detector& det, const Dataset& ds, const EvalOptions& opt, const EvalProgress& progress) {
+    return evaluate(std::vector<Detector*>{&det}, ds, opt, progress);
+}
+
+EvalResult evaluate(const std::vector<Detector*>& workers, const Dataset& ds, const EvalOptions& opt,
+                    const EvalProgress& progress) {
     YOLOC_CHECK(!ds.images.empty(), "evaluate: the dataset has no images");
+    YOLOC_CHECK(!workers.empty(), "evaluate: no detector");
+    for (const Detector* w : workers)
+        YOLOC_CHECK(w && w->imgsz() == workers[0]->imgsz() && w->batch() == workers[0]->batch(),
+                    "evaluate: the workers' detectors must share input size and batch");
     const auto t0 = std::chrono::steady_clock::now();
     EvalResult res;
     res.names = ds.names;
@@ -143,8 +152,11 @@ EvalResult evaluate(Detector& det, const Dataset& ds, const EvalOptions& opt, co
     std::vector<std::string> paths;
     paths.reserve(ds.images.size());
     for (const auto& im : ds.images) paths.push_back(im.image_path);
-    const int B = std::max(1, det.batch());
-    Prefetcher pf(paths, det.imgsz(), opt.loader_threads, std::max(2, 2 * std::max(B, opt.batch)));
+    const size_t n = paths.size();
+    const int B = std::max(1, workers[0]->batch());
+    const int W = int(std::min(workers.size(), (n + size_t(B) - 1) / size_t(B)));
+    const int s = workers[0]->imgsz();
+    Prefetcher pf(paths, s, opt.loader_threads, std::max(2, 2 * W * std::max(B, opt.batch)));
 
     PostprocessOptions pp;
     pp.conf_threshold = opt.conf;
@@ -152,40 +164,86 @@ EvalResult evaluate(Detector& det, const Dataset& ds, const EvalOptions& opt, co
     pp.max_det = opt.max_det;
     pp.multi_label = true;  // Ultralytics val: every class above conf is a candidate
 
-    MapAccumulator acc;
-    const size_t n = paths.size();
-    const int s = det.imgsz();
-    bool checked = false;
-    for (size_t i = 0; i < n; i += size_t(B)) {
-        const size_t m = std::min(size_t(B), n - i);
-        std::vector<LetterboxInfo> infos;
-        Tensor x;
-        if (B == 1) {
-            Prefetcher::Item it = pf.take(i);
-            x = it.input;
-            infos.push_back(it.info);
-        } else {
-            x = Tensor(DType::Float32, {B, 3, s, s});
-            const size_t per = size_t(3) * size_t(s) * size_t(s);
-            for (size_t k = 0; k < m; ++k) {
-                Prefetcher::Item it = pf.take(i + k);
-                std::memcpy(x.data<float>() + k * per, it.input.data<float>(), per * sizeof(float));
-                infos.push_back(it.info);
+    // Per-image outcome, accumulated in dataset order afterwards so that the result
+    // does not depend on which worker finished first.
+    struct Scored {
+        std::vector<Detection> dets;
+        std::vector<CorrectRow> correct;
+        int width = 0, height = 0;
+    };
+    std::vector<Scored> scored(n);
+    std::mutex mu;
+    size_t next_chunk = 0, done = 0;
+    std::string error;
+    bool failed = false;
+
+    auto work = [&](Detector& det) {
+        while (true) {
+            size_t i;
+            {
+                std::lock_guard<std::mutex> lk(mu);
+                if (failed || next_chunk >= n) return;
+                i = next_chunk;
+                next_chunk += size_t(B);
+            }
+            try {
+                const size_t m = std::min(size_t(B), n - i);
+                std::vector<LetterboxInfo> infos;
+                Tensor x;
+                if (B == 1) {
+                    Prefetcher::Item it = pf.take(i);
+                    x = it.input;
+                    infos.push_back(it.info);
+                } else {
+                    x = Tensor(DType::Float32, {B, 3, s, s});
+                    const size_t per = size_t(3) * size_t(s) * size_t(s);
+                    for (size_t k = 0; k < m; ++k) {
+                        Prefetcher::Item it = pf.take(i + k);
+                        std::memcpy(x.data<float>() + k * per, it.input.data<float>(), per * sizeof(float));
+                        infos.push_back(it.info);
+                    }
+                }
+                Tensor y = det.infer(x);
+                check_classes(det, y, ds.names.size());
+                for (size_t k = 0; k < m; ++k) {
+                    Scored& sc = scored[i + k];
+                    sc.dets = postprocess(y, int(k), infos[k], pp);
+                    sc.width = infos[k].src_w;
+                    sc.height = infos[k].src_h;
+                    sc.correct = match_predictions(sc.dets, labels_to_pixels(ds.images[i + k].labels, sc.width, sc.height));
+                }
+                std::lock_guard<std::mutex> lk(mu);
+                done += m;
+                if (progress) progress(int(done), int(n));
+            } catch (const std::exception& e) {
+                std::lock_guard<std::mutex> lk(mu);
+                if (!failed) error = e.what();
+                failed = true;
+                return;
             }
         }
-        Tensor y = det.infer(x);
-        if (!checked) {
-            check_classes(det, y, ds.names.size());
-            checked = true;
+    };
+    // Workers run on their own threads, never the caller's: measured on the 2-core
+    // machine, oneDNN (OpenMP) runs its convolutions ~10x slower on the process's
+    // initial thread than on others while the cores are busy (its team spins).
+    std::vector<std::thread> threads;
+    for (int w = 0; w < W; ++w) threads.emplace_back(work, std::ref(*workers[size_t(w)]));
+    for (auto& t : threads) t.join();
+    if (failed) throw Error(error);
+
+    MapAccumulator acc;
+    for (size_t i = 0; i < n; ++i) {
+        Scored& sc = scored[i];
+        std::vector<float> conf;
+        std::vector<int> cls, target;
+        for (const Detection& d : sc.dets) {
+            conf.push_back(d.conf);
+            cls.push_back(d.class_id);
         }
-        for (size_t k = 0; k < m; ++k) {
-            const DatasetImage& im = ds.images[i + k];
-            std::vector<Detection> dets = postprocess(y, int(k), infos[k], pp);
-            acc.add_image(dets, labels_to_pixels(im.labels, infos[k].src_w, infos[k].src_h));
-            if (opt.keep_predictions)
-                res.predictions.push_back({im.image_path, infos[k].src_w, infos[k].src_h, std::move(dets)});
-            if (progress) progress(int(i + k + 1), int(n));
-        }
+        for (const LabelBox& l : ds.images[i].labels) target.push_back(l.class_id);
+        acc.add(conf, cls, sc.correct, target);
+        if (opt.keep_predictions)
+            res.predictions.push_back({ds.images[i].image_path, sc.width, sc.height, std::move(sc.dets)});
     }
     res.metrics = acc.compute();
     res.seconds = seconds_since(t0);
@@ -253,11 +311,24 @@ nlohmann::json eval_result_json(const EvalResult& r) {
 
 CompareResult compare_models(Detector& candidate, Detector& reference, const std::vector<std::string>& images,
                              const CompareOptions& opt, const EvalProgress& progress) {
+    return compare_models(std::vector<std::pair<Detector*, Detector*>>{{&candidate, &reference}}, images, opt,
+                          progress);
+}
+
+CompareResult compare_models(const std::vector<std::pair<Detector*, Detector*>>& workers,
+                             const std::vector<std::string>& images, const CompareOptions& opt,
+                             const EvalProgress& progress) {
     YOLOC_CHECK(!images.empty(), "compare: no images");
-    YOLOC_CHECK(candidate.imgsz() == reference.imgsz(), "compare: the candidate takes ", candidate.imgsz(),
-                " px input but the reference ", reference.imgsz(), " px; export them at the same size");
+    YOLOC_CHECK(!workers.empty(), "compare: no detectors");
+    const int size = workers[0].first->imgsz();
+    for (const auto& w : workers)
+        YOLOC_CHECK(w.first->imgsz() == size && w.second->imgsz() == size, "compare: the candidate takes ",
+                    w.first->imgsz(), " px input but the reference ", w.second->imgsz(),
+                    " px; export them at the same size");
     const auto t0 = std::chrono::steady_clock::now();
-    Prefetcher pf(images, candidate.imgsz(), opt.loader_threads, 4);
+    const size_t n = images.size();
+    const int W = int(std::min(workers.size(), n));
+    Prefetcher pf(images, size, opt.loader_threads, std::max(4, 2 * W));
     PostprocessOptions ref_pp, cand_pp;
     ref_pp.conf_threshold = opt.ref_conf;
     ref_pp.iou_threshold = opt.iou;
@@ -265,30 +336,69 @@ CompareResult compare_models(Detector& candidate, Detector& reference, const std
     cand_pp = ref_pp;
     cand_pp.conf_threshold = opt.conf;
 
+    struct PerImage {
+        std::vector<Detection> truth, dets;
+        double max_diff = 0, sum_diff = 0;
+        int64_t values = 0;
+    };
+    std::vector<PerImage> per_image(n);
+    std::mutex mu;
+    size_t next = 0, done = 0;
+    std::string error;
+    bool failed = false;
+    auto work = [&](Detector& cand, Detector& ref) {
+        while (true) {
+            size_t i;
+            {
+                std::lock_guard<std::mutex> lk(mu);
+                if (failed || next >= n) return;
+                i = next++;
+            }
+            try {
+                Prefetcher::Item it = pf.take(i);
+                Tensor yr = infer_single(ref, it.input);
+                Tensor yc = infer_single(cand, it.input);
+                YOLOC_CHECK(yr.shape() == yc.shape(), "compare: output0 shapes differ: candidate ",
+                            shape_str(yc.shape()), ", reference ", shape_str(yr.shape()));
+                PerImage& r = per_image[i];
+                // Batch item 0 only: other slots of a fixed-batch model hold padding.
+                const int64_t per = yr.numel() / yr.dim(0);
+                const float* a = yr.data<float>();
+                const float* b = yc.data<float>();
+                for (int64_t k = 0; k < per; ++k) {
+                    const double d = std::fabs(double(a[k]) - double(b[k]));
+                    if (!(d <= r.max_diff)) r.max_diff = d;  // also catches NaN
+                    r.sum_diff += d;
+                }
+                r.values = per;
+                r.truth = postprocess(yr, 0, it.info, ref_pp);
+                r.dets = postprocess(yc, 0, it.info, cand_pp);
+                std::lock_guard<std::mutex> lk(mu);
+                ++done;
+                if (progress) progress(int(done), int(n));
+            } catch (const std::exception& e) {
+                std::lock_guard<std::mutex> lk(mu);
+                if (!failed) error = e.what();
+                failed = true;
+                return;
+            }
+        }
+    };
+    std::vector<std::thread> threads;  // never the caller's thread: see evaluate()
+    for (int w = 0; w < W; ++w)
+        threads.emplace_back(work, std::ref(*workers[size_t(w)].first), std::ref(*workers[size_t(w)].second));
+    for (auto& t : threads) t.join();
+    if (failed) throw Error(error);
+
     CompareResult res;
     MapAccumulator acc;
     double sum = 0;
-    for (size_t i = 0; i < images.size(); ++i) {
-        Prefetcher::Item it = pf.take(i);
-        Tensor yr = infer_single(reference, it.input);
-        Tensor yc = infer_single(candidate, it.input);
-        YOLOC_CHECK(yr.shape() == yc.shape(), "compare: output0 shapes differ: candidate ", shape_str(yc.shape()),
-                    ", reference ", shape_str(yr.shape()));
-        // Batch item 0 only: other slots of a fixed-batch model hold padding.
-        const int64_t per = yr.numel() / yr.dim(0);
-        const float* a = yr.data<float>();
-        const float* b = yc.data<float>();
-        for (int64_t k = 0; k < per; ++k) {
-            const double d = std::fabs(double(a[k]) - double(b[k]));
-            if (!(d <= res.max_abs_diff)) res.max_abs_diff = d;  // also catches NaN
-            sum += d;
-        }
-        res.compared_values += per;
-        std::vector<Detection> truth = postprocess(yr, 0, it.info, ref_pp);
-        std::vector<Detection> dets = postprocess(yc, 0, it.info, cand_pp);
-        res.ref_detections += int64_t(truth.size());
-        acc.add_image(dets, truth);
-        if (progress) progress(int(i + 1), int(images.size()));
+    for (const PerImage& r : per_image) {
+        if (!(r.max_diff <= res.max_abs_diff)) res.max_abs_diff = r.max_diff;
+        sum += r.sum_diff;
+        res.compared_values += r.values;
+        res.ref_detections += int64_t(r.truth.size());
+        acc.add_image(r.dets, r.truth);
     }
     res.mean_abs_diff = res.compared_values > 0 ? sum / double(res.compared_values) : 0.0;
     res.metrics = acc.compute();

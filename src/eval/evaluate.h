@@ -1,12 +1,15 @@
 // Running a detector over a dataset and scoring it (Ultralytics val protocol, see
 // map.h), and comparing a candidate model with a reference without labels.
 // Images are decoded and letterboxed by loader threads ahead of inference, so the
-// executor never waits for JPEG decoding.
+// executor never waits for JPEG decoding. Several detectors (one per worker thread,
+// each single-threaded) scale better than one detector with intra-op threads: no
+// per-layer barriers, which stall badly when the cores are shared.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -47,6 +50,10 @@ struct EvalResult {
 using EvalProgress = std::function<void(int, int)>;
 
 EvalResult evaluate(Detector& det, const Dataset& ds, const EvalOptions& opt, const EvalProgress& progress = {});
+// The same on several detectors of the same model, one worker thread each. Results
+// do not depend on the number of workers (images are scored in dataset order).
+EvalResult evaluate(const std::vector<Detector*>& workers, const Dataset& ds, const EvalOptions& opt,
+                    const EvalProgress& progress = {});
 
 // Labels of one image in original pixels (class in Detection::class_id, conf 1).
 std::vector<Detection> labels_to_pixels(const std::vector<LabelBox>& labels, int width, int height);
@@ -83,5 +90,9 @@ struct CompareResult {
 // Both detectors must take the same input size. Throws if images is empty.
 CompareResult compare_models(Detector& candidate, Detector& reference, const std::vector<std::string>& images,
                              const CompareOptions& opt, const EvalProgress& progress = {});
+// The same with one (candidate, reference) pair per worker thread.
+CompareResult compare_models(const std::vector<std::pair<Detector*, Detector*>>& workers,
+                             const std::vector<std::string>& images, const CompareOptions& opt,
+                             const EvalProgress& progress = {});
 
 }  // namespace yoloc

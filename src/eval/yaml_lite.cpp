@@ -152,7 +152,15 @@ private:
             std::string rest = trim(ln.text.substr(c + 1));
             ++i_;
             YamlNode value;
-            if (!rest.empty()) {
+            if (!rest.empty() && (rest[0] == '|' || rest[0] == '>')) {
+                // Block scalar (Ultralytics' `download: |` scripts): every following line
+                // indented deeper belongs to it. Kept roughly (comments stripped): unused here.
+                value.kind = YamlNode::Kind::Scalar;
+                while (i_ < lines_.size() && lines_[i_].indent > indent) {
+                    value.scalar += std::string(size_t(lines_[i_].indent), ' ') + lines_[i_].text + "\n";
+                    ++i_;
+                }
+            } else if (!rest.empty()) {
                 value = parse_value(take_value(rest, ln.number), ln.number);
             } else if (i_ < lines_.size() && lines_[i_].indent > indent) {
                 value = parse_block(lines_[i_].indent);

@@ -236,8 +236,8 @@ public:
         return name;
     }
 
-    // A bare Conv with bias (BN folded). `path` is the module path ("/model.22/cv2.0/cv2.0.2"),
-    // `node_suffix` the part torch adds for the conv inside it ("/conv/Conv" or "/Conv").
+    // A bare Conv with bias (BN folded), weights ~ N(0, gain^2 / fan_in). `node_name` as torch
+    // names it ("/model.2/cv1/conv/Conv"), `wname` the state-dict prefix ("model.2.cv1.conv").
     std::string conv(const std::string& node_name, const std::string& wname, const std::string& x,
                      int64_t cin, int64_t cout, int64_t k, int64_t s, double gain, float bias) {
         std::string w = weight(wname + ".weight", {cout, cin, k, k}, gain / std::sqrt(double(cin * k * k)));

@@ -11,6 +11,7 @@
 #include "yolo/detector.h"
 
 namespace yoloc_cli {
+int bench_engine(const std::string& path, int iters, int warmup, bool json);  // cmd_build.cpp
 namespace {
 
 Registrar reg("bench", "measure inference latency (min/median/p90/p99) and throughput", [](CLI::App& app) {
@@ -29,6 +30,8 @@ Registrar reg("bench", "measure inference latency (min/median/p90/p99) and throu
     app.add_option("--batch", opts->batch, "batch size for models with a dynamic batch dim")->capture_default_str();
     app.add_flag("--json", *json, "print one JSON object");
     return [=]() {
+        if (model->size() > 7 && model->compare(model->size() - 7, 7, ".engine") == 0)
+            return bench_engine(*model, *iters, *warmup, *json);  // a GPU engine file
         opts->backend = *backend == "reference" ? "reference" : "fast";
         yoloc::Detector det(*model, *opts);
         // Fixed input (0.5 everywhere), like the ONNX Runtime peer script: latency
@@ -60,7 +63,7 @@ Registrar reg("bench", "measure inference latency (min/median/p90/p99) and throu
                                 {"throughput_img_per_s", ips},
                                 {"method", "wall clock (steady_clock) around one forward pass on a fixed input; "
                                            "pre/post-processing not included"}};
-            std::cout << j.dump(2) << "\n";
+            std::cout << j.dump() << "\n";  // one line: easy to pipe into scripts
             return 0;
         }
         std::printf("model      %s\nbackend    %s CPU executor, %d threads, batch %d, %dx%d\n", model->c_str(),
