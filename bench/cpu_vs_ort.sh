@@ -7,7 +7,8 @@
 #        THREADS (2)  ITERS (20)  REPEATS (3: ORT and yoloc alternate, each repeat prints both)
 #        DNNL=ON|OFF  build yoloc with or without oneDNN (default ON; OFF builds in build-bench-nodnnl)
 #        BUILD_DIR    where to build (default build-bench[-nodnnl] in the repo)
-#        EXTRA_ARGS   extra flags for the bench main (e.g. --no-dnnl: own kernels in a oneDNN build)
+#        VARIANTS     which yoloc runs: default passive own cli (default: all but cli that apply)
+#        EXTRA_ARGS   extra flags for the bench main (e.g. --profile)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MODEL="${1:-$ROOT/../shared/models/yolov8n_coco.onnx}"
@@ -28,28 +29,49 @@ ninja -C "$BUILD_DIR" -j2 yoloc_lib >/dev/null
 LIBS="-ljpeg -lpng -lpthread"
 grep -q "YOLOC_HAVE_DNNL=1" "$BUILD_DIR/build.ninja" && LIBS="$LIBS -ldnnl"
 
-# Prefer the CLI's bench; until it exists, our bench main.
-if ninja -C "$BUILD_DIR" -j2 yoloc >/dev/null 2>&1 && [ -z "$EXTRA_ARGS" ] && \
-   "$BUILD_DIR/yoloc" bench --help 2>&1 | grep -q -- "--json"; then
-  OURS=("$BUILD_DIR/yoloc" bench "$MODEL" --backend cpu --threads "$THREADS" --iters "$ITERS" --json)
-else
-  BIN="$BUILD_DIR/fast_cpu_bench"
-  if [ ! -x "$BIN" ] || [ "$ROOT/bench/fast_cpu_bench.cpp" -nt "$BIN" ] || [ "$BUILD_DIR/libyoloc.a" -nt "$BIN" ]; then
-    ${CXX:-g++} -std=c++17 -O2 -I"$ROOT/src" "$ROOT/bench/fast_cpu_bench.cpp" -o "$BIN" "$BUILD_DIR/libyoloc.a" $LIBS
-  fi
-  OURS=("$BIN" "$MODEL" "$THREADS" "$ITERS" $EXTRA_ARGS)
+BIN="$BUILD_DIR/fast_cpu_bench"
+if [ ! -x "$BIN" ] || [ "$ROOT/bench/fast_cpu_bench.cpp" -nt "$BIN" ] || [ "$BUILD_DIR/libyoloc.a" -nt "$BIN" ]; then
+  ${CXX:-g++} -std=c++17 -O2 -I"$ROOT/src" "$ROOT/bench/fast_cpu_bench.cpp" -o "$BIN" "$BUILD_DIR/libyoloc.a" $LIBS
+fi
+# The CLI's bench too, once it exists (same executor as "default").
+CLI=()
+if ninja -C "$BUILD_DIR" -j2 yoloc >/dev/null 2>&1 && "$BUILD_DIR/yoloc" bench --help 2>&1 | grep -q -- "--json"; then
+  CLI=("$BUILD_DIR/yoloc" bench "$MODEL" --backend cpu --threads "$THREADS" --iters "$ITERS" --json)
 fi
 
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+# Variants: default = what make_executor(model, "fast") does in this environment
+# (ConvKernels::Auto: own conv kernels unless OMP_WAIT_POLICY=passive);
+# own = our conv kernels; dnnl = oneDNN with OpenMP's default (spinning) workers;
+# passive = oneDNN with OMP_WAIT_POLICY=passive (workers sleep between primitives).
+if grep -q "YOLOC_HAVE_DNNL=1" "$BUILD_DIR/build.ninja"; then DEF="default own dnnl passive"; else DEF="default"; fi
+[ ${#CLI[@]} -gt 0 ] && DEF="$DEF cli"
+VARIANTS="${VARIANTS:-$DEF}"
+
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); build $BUILD_DIR"
 for r in $(seq "$REPEATS"); do
   ORT_JSON="$("$PEER_PYTHON" "$PEER" "$MODEL" "$THREADS" "$ITERS")"
-  OUR_JSON="$("${OURS[@]}" | tail -n 1)"
-  echo "ort:   $ORT_JSON"
-  echo "yoloc: $OUR_JSON"
-  "$PEER_PYTHON" - "$ORT_JSON" "$OUR_JSON" <<'PY'
+  echo "ort:              $ORT_JSON"
+  LINES=()
+  for v in $VARIANTS; do
+    case "$v" in
+      default) J="$("$BIN" "$MODEL" "$THREADS" "$ITERS" $EXTRA_ARGS | tail -n 1)";;
+      passive) J="$(OMP_WAIT_POLICY=passive "$BIN" "$MODEL" "$THREADS" "$ITERS" --dnnl $EXTRA_ARGS | tail -n 1)";;
+      dnnl)    J="$(env -u OMP_WAIT_POLICY "$BIN" "$MODEL" "$THREADS" "$ITERS" --dnnl $EXTRA_ARGS | tail -n 1)";;
+      own)     J="$("$BIN" "$MODEL" "$THREADS" "$ITERS" --own $EXTRA_ARGS | tail -n 1)";;
+      cli)     [ ${#CLI[@]} -gt 0 ] || continue; J="$("${CLI[@]}" | tail -n 1)";;
+      *) echo "error: unknown variant $v" >&2; exit 2;;
+    esac
+    printf "yoloc %-10s %s\n" "$v:" "$J"
+    LINES+=("$v=$J")
+  done
+  "$PEER_PYTHON" - "$ORT_JSON" "${LINES[@]}" <<'PY'
 import json, sys
-o, y = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-om, ym = o["p50_ms"], y["median_ms"]
-print(f"median ms: onnxruntime {om:.2f}  yoloc {ym:.2f}  yoloc/ort {ym / om:.3f}")
+om = json.loads(sys.argv[1])["p50_ms"]
+parts = [f"onnxruntime {om:.2f}"]
+for a in sys.argv[2:]:
+    name, j = a.split("=", 1)
+    ym = json.loads(j)["median_ms"]
+    parts.append(f"yoloc[{name}] {ym:.2f} (x{ym / om:.3f} of ort)")
+print("median ms: " + "  ".join(parts))
 PY
 done

@@ -1,7 +1,8 @@
 // Latency of the fast CPU executor on an ONNX model, the same way the ONNX Runtime
 // peer (shared/tools/peers/ort_cpu_bench.py) measures: batch 1, input filled with
 // 0.5, 3 warm-up runs, then `iters` timed runs; prints one JSON line.
-// usage: fast_cpu_bench MODEL [threads=2] [iters=20] [--no-dnnl] [--profile]
+// usage: fast_cpu_bench MODEL [threads=2] [iters=20] [--dnnl|--own] [--profile]
+//   default: the executor's automatic choice (see ConvKernels::Auto)
 // Built by bench/cpu_vs_ort.sh against the yoloc library (kept until `yoloc bench` exists).
 #include <algorithm>
 #include <chrono>
@@ -17,14 +18,16 @@
 int main(int argc, char** argv) {
     using namespace yoloc;
     std::vector<std::string> pos;
-    bool dnnl = true, profile = false;
+    ConvKernels conv = ConvKernels::Auto;
+    bool profile = false;
     for (int i = 1; i < argc; ++i) {
-        if (!std::strcmp(argv[i], "--no-dnnl")) dnnl = false;
+        if (!std::strcmp(argv[i], "--no-dnnl") || !std::strcmp(argv[i], "--own")) conv = ConvKernels::Own;
+        else if (!std::strcmp(argv[i], "--dnnl")) conv = ConvKernels::Dnnl;
         else if (!std::strcmp(argv[i], "--profile")) profile = true;
         else pos.push_back(argv[i]);
     }
     if (pos.empty()) {
-        std::fprintf(stderr, "usage: %s MODEL [threads=2] [iters=20] [--no-dnnl] [--profile]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s MODEL [threads=2] [iters=20] [--dnnl|--own] [--profile]\n", argv[0]);
         return 2;
     }
     try {
@@ -39,7 +42,7 @@ int main(int argc, char** argv) {
         Tensor x(DType::Float32, s);
         for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = 0.5f;
         FastExecutorOptions fo;
-        fo.use_dnnl = dnnl;
+        fo.conv = conv;
         fo.profile = profile;
         auto t0 = std::chrono::steady_clock::now();
         FastExecutor ex(m, ExecutorOptions{threads}, fo);
@@ -57,7 +60,7 @@ int main(int argc, char** argv) {
         std::printf("{\"runner\": \"yoloc fast\", \"dnnl\": %s, \"threads\": %d, \"iters\": %d, \"median_ms\": %.2f, "
                     "\"min_ms\": %.2f, \"max_ms\": %.2f, \"build_ms\": %.1f, \"convs\": %d, \"dnnl_convs\": %d, "
                     "\"ref_steps\": %d, \"arena_mb\": %.1f}\n",
-                    dnnl && fast::dnnl_available() ? "true" : "false", threads, iters, ts[ts.size() / 2], ts[0],
+                    st.dnnl_convs > 0 ? "true" : "false", threads, iters, ts[ts.size() / 2], ts[0],
                     ts.back(), build_ms, st.convs, st.dnnl_convs, st.ref_steps, double(st.arena_bytes) / 1048576.0);
         if (profile) {
             auto prof = ex.profile();

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 #include "core/npy.h"
@@ -101,6 +102,7 @@ const std::vector<ConvCase> kConvCases = {
     {2, 5, 9, 7, 7, 3, 1, 1, true, true, false},        // channels not multiples of 16, batch 2
     {1, 48, 10, 10, 20, 1, 1, 0, false, false, false},  // 1x1, odd output channels
     {1, 16, 13, 13, 16, 5, 1, 2, false, false, false},  // 5x5
+    {1, 16, 9, 30, 48, 3, 1, 1, true, true, false},     // 3 output blocks: a pair + one alone; 2.5 row tiles
 };
 
 }  // namespace
@@ -229,7 +231,7 @@ void check_model(const Model& m, const Tensor& x, bool dnnl, float tol) {
     SCOPED_TRACE(dnnl ? "dnnl" : "direct");
     ReferenceExecutor ref(m);
     FastExecutorOptions fo;
-    fo.use_dnnl = dnnl;
+    fo.conv = dnnl ? ConvKernels::Dnnl : ConvKernels::Own;
     FastExecutor fastx(m, ExecutorOptions{2}, fo);
     TensorMap want = ref.run({{"images", x}});
     for (int rep = 0; rep < 2; ++rep) {  // a second run reuses the buffers
@@ -249,7 +251,7 @@ TEST(FastExecutor, MiniYoloMatchesReferenceWithDirectKernels) {
     Model m = build_mini_yolo(64, 48);
     Tensor x = random_tensor({1, 3, 64, 48}, 42, 0.f, 1.f);
     check_model(m, x, false, 1e-4f);
-    FastExecutor f(m, ExecutorOptions{2}, FastExecutorOptions{false, false});
+    FastExecutor f(m, ExecutorOptions{2}, FastExecutorOptions{ConvKernels::Own, false});
     FastPlanStats s = f.stats();
     EXPECT_EQ(s.fused_silu, 8);
     EXPECT_EQ(s.fused_residual, 1);
@@ -281,6 +283,27 @@ TEST(FastExecutor, BatchOfTwoMatchesReference) {
     Model m = build_mini_yolo(-1, -1, false);
     check_model(m, random_tensor({2, 3, 32, 32}, 6, 0.f, 1.f), false, 1e-4f);
     if (fast::dnnl_available()) check_model(m, random_tensor({2, 3, 32, 32}, 6, 0.f, 1.f), true, 1e-4f);
+}
+
+TEST(FastExecutor, AutoPicksOwnKernelsUnlessOpenMPIsPassive) {
+    Model m = build_mini_yolo(32, 32);
+    ::unsetenv("YOLOC_CPU_CONV");
+    const char* old = std::getenv("OMP_WAIT_POLICY");
+    std::string saved = old ? old : "";
+    ::unsetenv("OMP_WAIT_POLICY");
+    EXPECT_EQ(FastExecutor(m, ExecutorOptions{1}).stats().dnnl_convs, 0);
+    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    FastPlanStats passive = FastExecutor(m, ExecutorOptions{1}).stats();
+    EXPECT_EQ(passive.dnnl_convs, fast::dnnl_available() ? passive.convs : 0);
+    ::setenv("YOLOC_CPU_CONV", "own", 1);
+    EXPECT_EQ(FastExecutor(m, ExecutorOptions{1}).stats().dnnl_convs, 0);
+    ::setenv("YOLOC_CPU_CONV", "bogus", 1);
+    EXPECT_THROW(FastExecutor(m, ExecutorOptions{1}), Error);
+    ::unsetenv("YOLOC_CPU_CONV");
+    if (old)
+        ::setenv("OMP_WAIT_POLICY", saved.c_str(), 1);
+    else
+        ::unsetenv("OMP_WAIT_POLICY");
 }
 
 TEST(FastExecutor, RejectsWrongDtype) {
@@ -323,7 +346,7 @@ TEST(FastExecutor, Yolov8nMatchesReferenceExecutorAndOnnxRuntime) {
         if (dnnl && !fast::dnnl_available()) continue;
         SCOPED_TRACE(dnnl ? "dnnl" : "direct");
         FastExecutorOptions fo;
-        fo.use_dnnl = dnnl;
+        fo.conv = dnnl ? ConvKernels::Dnnl : ConvKernels::Own;
         FastExecutor f(m, ExecutorOptions{2}, fo);
         FastPlanStats s = f.stats();
         EXPECT_EQ(s.convs, 63);  // all but the DFL conv

@@ -1,6 +1,8 @@
 #include "engine/cpu/fast_executor.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -17,6 +19,7 @@
 #include "engine/cpu/fast/thread_pool.h"
 #include "engine/cpu/ref_ops.h"
 #include "ir/shape_inference.h"
+#include "quant/fake_quant.h"
 
 namespace yoloc {
 
@@ -79,6 +82,7 @@ struct FastExecutor::Impl {
     ExecutorOptions opts;
     FastExecutorOptions fopts;
     int threads = 1;
+    bool use_dnnl = false;
     std::unique_ptr<fast::ThreadPool> pool;
 
     // The compiled plan.
@@ -334,7 +338,7 @@ void FastExecutor::Impl::plan_conv(const Node& n, const ShapeInfo& info,
 
     Tensor bias = b ? *b : Tensor();
     std::unique_ptr<fast::ConvKernel> k;
-    if (fopts.use_dnnl) k = fast::make_dnnl_conv(s, *w, bias);
+    if (use_dnnl) k = fast::make_dnnl_conv(s, *w, bias);
     if (k)
         ++st.dnnl_convs;
     else
@@ -526,6 +530,22 @@ void FastExecutor::Impl::compile(const std::map<std::string, Shape>& shapes) {
                 continue;
             }
         }
+        // Q -> DQ pair of yoloc's INT8 form (quant/fake_quant.h): fake quantization on
+        // the blocked layout, so the Conv behind it keeps a blocked input.
+        if (op == "QuantizeLinear" && is_blocked(n.inputs[0])) {
+            float qscale = 0;
+            int dq = qdq_pair(g, int(i), &qscale);
+            if (dq >= 0) {
+                Slot* a = &slot(n.inputs[0]);
+                Slot* dst = &slots[size_t(blocked_slot(g.nodes[size_t(dq)].outputs[0], a->bs.shape()))];
+                steps.push_back({"fakequant " + n.name, [a, dst, qscale] {
+                                     fake_quant_int8(a->data, dst->data, dst->bs.floats(), qscale);
+                                 }});
+                done.insert(dq);
+                ++st.blocked_steps;
+                continue;
+            }
+        }
         if (op == "Add" && n.inputs.size() == 2 && is_blocked(n.inputs[0]) && is_blocked(n.inputs[1]) &&
             slot(n.inputs[0]).bs.shape() == slot(n.inputs[1]).bs.shape()) {
             Slot* a = &slot(n.inputs[0]);
@@ -557,13 +577,33 @@ void FastExecutor::Impl::compile(const std::map<std::string, Shape>& shapes) {
     compiled = true;
 }
 
+static std::string lower(std::string s) {
+    for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+// See ConvKernels::Auto.
+static bool resolve_dnnl(ConvKernels k) {
+    if (k == ConvKernels::Dnnl) return fast::dnnl_available();
+    if (k == ConvKernels::Own) return false;
+    if (const char* e = std::getenv("YOLOC_CPU_CONV")) {
+        std::string v = lower(e);
+        if (v == "dnnl" || v == "onednn") return fast::dnnl_available();
+        if (v == "own") return false;
+        fail("YOLOC_CPU_CONV='", e, "': expected 'dnnl' or 'own'");
+    }
+    const char* wp = std::getenv("OMP_WAIT_POLICY");
+    return fast::dnnl_available() && wp && lower(wp) == "passive";
+}
+
 FastExecutor::FastExecutor(const Model& model, const ExecutorOptions& opts, const FastExecutorOptions& fopts)
     : impl_(new Impl) {
     impl_->source = model;
     impl_->opts = opts;
     impl_->fopts = fopts;
     impl_->threads = opts.threads > 0 ? opts.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-    impl_->pool.reset(new fast::ThreadPool(impl_->threads, fopts.use_dnnl && fast::dnnl_available()));
+    impl_->use_dnnl = resolve_dnnl(fopts.conv);
+    impl_->pool.reset(new fast::ThreadPool(impl_->threads, impl_->use_dnnl));
     // Compile now when the declared input shapes are concrete (a symbolic batch counts as 1).
     std::map<std::string, Shape> shapes;
     bool concrete = true;

@@ -18,8 +18,20 @@
 
 namespace yoloc {
 
+// Which convolution kernels run the fused convs.
+enum class ConvKernels {
+    // oneDNN when built in and OpenMP's threads will not spin (OMP_WAIT_POLICY=passive),
+    // else our own; YOLOC_CPU_CONV=dnnl|own in the environment overrides. Why: Debian's
+    // oneDNN threads with OpenMP, whose workers spin between primitives; when other
+    // processes load the cores that made it 5-7x slower than ONNX Runtime, while our
+    // kernels (own thread pool, no spinning) stayed faster than it (docs/DECISIONS.md).
+    Auto,
+    Dnnl,  // oneDNN if built in (else own)
+    Own,
+};
+
 struct FastExecutorOptions {
-    bool use_dnnl = true;  // false: our own conv kernels even when oneDNN is built in
+    ConvKernels conv = ConvKernels::Auto;
     bool profile = false;  // time every step (see FastExecutor::profile())
 };
 

@@ -2,6 +2,9 @@
 // a tile of T output pixels along a row, T 16-wide accumulators; every input
 // value is broadcast and multiplied with a 16-wide weight vector. GCC vector
 // extensions keep it portable (AVX-512/AVX2 clones on x86, NEON elsewhere).
+// a*b+c in the vector code becomes one FMA (ISO C++ mode turns contraction off).
+#pragma GCC optimize("fp-contract=fast")
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -32,39 +35,49 @@ struct Geometry {
 // One tile: T output pixels (ow0 .. ow0+T-1) of one output row, OB 16-channel
 // output blocks. T*OB accumulators stay in registers (AVX-512: 24 of 32 zmm);
 // each input value is broadcast once and multiplied with OB weight vectors.
-template <int T, int OB, bool CHECK, int CB>
+template <int T, int OB, bool CHECK, int CB, int K>
 YOLOC_INLINE void conv_tile(const Geometry& g, const float* x, const float* wp, const float* bias, float* out,
                             const float* res, int64_t oh, int64_t ow0, int64_t nvalid) {
     const ConvSpec& s = g.s;
-    const int64_t wstride = g.ic * s.kh * s.kw * 16;  // between output blocks in the packed weights
+    // K > 0: a square kernel size known at compile time (1x1 and 3x3 loops unroll).
+    const int64_t kh = K ? K : s.kh, kw = K ? K : s.kw;
+    const int64_t wstride = g.ic * kh * kw * 16;  // between output blocks in the packed weights
     const int64_t ostride = s.out.h * s.out.w * 16;   // between output blocks in dst
+    // Fully unrolled loops over o and t keep acc in registers.
     v16 acc[OB][T];
+#pragma GCC unroll 4
     for (int o = 0; o < OB; ++o) {
         v16 b = load16(bias + o * 16);
+#pragma GCC unroll 16
         for (int t = 0; t < T; ++t) acc[o][t] = b;
     }
     const int64_t W = s.in.w, H = s.in.h;
     for (int64_t c = 0; c < g.ic; ++c) {
         const float* xc = x + (c / CB) * g.cbs + (c % CB);
-        const float* wc = wp + c * s.kh * s.kw * 16;
-        for (int64_t ky = 0; ky < s.kh; ++ky) {
+        const float* wc = wp + c * kh * kw * 16;
+        for (int64_t ky = 0; ky < kh; ++ky) {
             int64_t iy = oh * s.sh - s.pt + ky * s.dh;
             if (iy < 0 || iy >= H) continue;
             const float* row = xc + iy * W * CB;
-            for (int64_t kx = 0; kx < s.kw; ++kx) {
+            for (int64_t kx = 0; kx < kw; ++kx) {
                 v16 wv[OB];
-                for (int o = 0; o < OB; ++o) wv[o] = load16(wc + o * wstride + (ky * s.kw + kx) * 16);
+#pragma GCC unroll 4
+                for (int o = 0; o < OB; ++o) wv[o] = load16(wc + o * wstride + (ky * kw + kx) * 16);
                 int64_t ix0 = ow0 * s.sw - s.pl + kx * s.dw;
+#pragma GCC unroll 16
                 for (int t = 0; t < T; ++t) {
                     int64_t ix = ix0 + t * s.sw;
                     if (CHECK && (t >= nvalid || ix < 0 || ix >= W)) continue;
                     float xv = row[ix * CB];
+#pragma GCC unroll 4
                     for (int o = 0; o < OB; ++o) acc[o][t] += wv[o] * xv;
                 }
             }
         }
     }
+#pragma GCC unroll 4
     for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 16
         for (int t = 0; t < T; ++t) {
             if (CHECK && t >= nvalid) break;
             v16 v = acc[o][t];
@@ -74,7 +87,7 @@ YOLOC_INLINE void conv_tile(const Geometry& g, const float* x, const float* wp, 
         }
 }
 
-template <int T, int OB, int CB>
+template <int T, int OB, int CB, int K>
 YOLOC_INLINE void conv_row(const Geometry& g, const float* x, const float* wp, const float* bs, float* out,
                            const float* res, int64_t oh) {
     const ConvSpec& s = g.s;
@@ -85,15 +98,15 @@ YOLOC_INLINE void conv_row(const Geometry& g, const float* x, const float* wp, c
         float* o = out + ow0 * 16;
         const float* r = res ? res + ow0 * 16 : nullptr;
         if (nvalid == T && lo >= 0 && hi < s.in.w)
-            conv_tile<T, OB, false, CB>(g, x, wp, bs, o, r, oh, ow0, T);
+            conv_tile<T, OB, false, CB, K>(g, x, wp, bs, o, r, oh, ow0, T);
         else
-            conv_tile<T, OB, true, CB>(g, x, wp, bs, o, r, oh, ow0, nvalid);
+            conv_tile<T, OB, true, CB, K>(g, x, wp, bs, o, r, oh, ow0, nvalid);
     }
 }
 
 // Work items: (image, group of OB output blocks, output row).
-template <int T, int OB, int CB>
-YOLOC_INLINE void conv_rows_impl(const Geometry& g, const float* src, const float* wpack, const float* bias,
+template <int T, int OB, int CB, int K>
+YOLOC_INLINE void conv_rows_k(const Geometry& g, const float* src, const float* wpack, const float* bias,
                                  float* dst, const float* residual, int64_t begin, int64_t end) {
     const ConvSpec& s = g.s;
     const int64_t ocb_n = s.out.cp() / 16, groups = (ocb_n + OB - 1) / OB;
@@ -106,10 +119,21 @@ YOLOC_INLINE void conv_rows_impl(const Geometry& g, const float* src, const floa
         int64_t off = n * g.out_img + ((ocb * s.out.h + oh) * s.out.w) * 16;
         const float* res = residual ? residual + off : nullptr;
         if (ocb + OB <= ocb_n)
-            conv_row<T, OB, CB>(g, x, wp, bs, dst + off, res, oh);
+            conv_row<T, OB, CB, K>(g, x, wp, bs, dst + off, res, oh);
         else
-            conv_row<T, 1, CB>(g, x, wp, bs, dst + off, res, oh);  // odd block count: the last one alone
+            conv_row<T, 1, CB, K>(g, x, wp, bs, dst + off, res, oh);  // odd block count: the last one alone
     }
+}
+
+template <int T, int OB, int CB>
+YOLOC_INLINE void conv_rows_impl(const Geometry& g, const float* src, const float* wpack, const float* bias,
+                                 float* dst, const float* residual, int64_t begin, int64_t end) {
+    if (g.s.kh == 1 && g.s.kw == 1)
+        conv_rows_k<T, OB, CB, 1>(g, src, wpack, bias, dst, residual, begin, end);
+    else if (g.s.kh == 3 && g.s.kw == 3)
+        conv_rows_k<T, OB, CB, 3>(g, src, wpack, bias, dst, residual, begin, end);
+    else
+        conv_rows_k<T, OB, CB, 0>(g, src, wpack, bias, dst, residual, begin, end);
 }
 
 // Register tile per ISA: AVX-512 has 32 zmm (2 blocks x 12 pixels = 24 accumulators);
@@ -125,9 +149,37 @@ static bool wide_registers() {
 #endif
 }
 
-YOLOC_CLONES
+#if defined(__x86_64__) && defined(__GNUC__)
+#define YOLOC_CONV_TARGETS 1
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+void conv_rows_avx512(const Geometry& g, const float* src, const float* wpack, const float* bias, float* dst,
+                      const float* residual, int64_t begin, int64_t end) {
+    if (g.cb == 1)
+        conv_rows_impl<12, 2, 1>(g, src, wpack, bias, dst, residual, begin, end);
+    else
+        conv_rows_impl<12, 2, 16>(g, src, wpack, bias, dst, residual, begin, end);
+}
+__attribute__((target("avx2,fma")))
+void conv_rows_avx2(const Geometry& g, const float* src, const float* wpack, const float* bias, float* dst,
+                    const float* residual, int64_t begin, int64_t end) {
+    if (g.cb == 1)
+        conv_rows_impl<3, 2, 1>(g, src, wpack, bias, dst, residual, begin, end);
+    else
+        conv_rows_impl<3, 2, 16>(g, src, wpack, bias, dst, residual, begin, end);
+}
+static bool has_avx2() {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
 void conv_rows(const Geometry& g, bool wide, const float* src, const float* wpack, const float* bias, float* dst,
                const float* residual, int64_t begin, int64_t end) {
+#if defined(YOLOC_CONV_TARGETS)
+    static const bool avx2 = has_avx2();
+    if (wide) return conv_rows_avx512(g, src, wpack, bias, dst, residual, begin, end);
+    if (avx2) return conv_rows_avx2(g, src, wpack, bias, dst, residual, begin, end);
+#endif
     if (wide) {
         if (g.cb == 1)
             conv_rows_impl<12, 2, 1>(g, src, wpack, bias, dst, residual, begin, end);

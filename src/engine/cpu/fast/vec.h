@@ -16,7 +16,9 @@ typedef float v16 __attribute__((vector_size(64)));
 typedef int32_t vi16 __attribute__((vector_size(64)));
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#define YOLOC_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+// Feature names, not arch= names: an arch= clone is picked by CPU model, so an AMD
+// CPU with AVX-512 would get the baseline SSE2 clone.
+#define YOLOC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define YOLOC_CLONES
 #endif
