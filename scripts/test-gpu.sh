@@ -16,16 +16,58 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,compute_cap,driv
 nvcc --version | tail -1
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
-cmake -S . -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DYOLOC_WITH_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90}" -DYOLOC_BUILD_TESTS=ON > "$BUILD.configure.log" 2>&1 \
-  || { tail -40 "$BUILD.configure.log"; exit 1; }
-grep -E "yoloc:" "$BUILD.configure.log" || true
-grep -q "CUDA engine ON" "$BUILD.configure.log" || { echo "error: CUDA was not found by CMake"; exit 1; }
-cmake --build "$BUILD" -j "$JOBS" --target yoloc_gpu_tests yoloc_tests yoloc > "$BUILD.build.log" 2>&1 \
-  || { grep -E "error|Error" "$BUILD.build.log" | head -40; tail -20 "$BUILD.build.log"; exit 1; }
+mkdir -p "$BUILD"
+configure() {
+  cmake -S . -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DYOLOC_WITH_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90}" -DYOLOC_BUILD_TESTS=ON "$@" > "$BUILD/configure.log" 2>&1
+}
+if ! configure; then
+  # GoogleTest shipped as sources only (/usr/src/googletest): build it locally once.
+  if grep -qi "gtest" "$BUILD/configure.log" && [[ -d /usr/src/googletest ]]; then
+    echo "GTest not found as a package: building /usr/src/googletest"
+    gt="$PWD/$BUILD/gtest"
+    cmake -S /usr/src/googletest -B "$gt/build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_INSTALL_PREFIX="$gt/install" > "$gt.log" 2>&1 && cmake --build "$gt/build" -j "$JOBS" >> "$gt.log" 2>&1 \
+      && cmake --install "$gt/build" >> "$gt.log" 2>&1 || { tail -20 "$gt.log"; exit 1; }
+    rm -f "$BUILD/CMakeCache.txt"
+    configure -DCMAKE_PREFIX_PATH="$gt/install" || { tail -40 "$BUILD/configure.log"; exit 1; }
+  else
+    tail -40 "$BUILD/configure.log"
+    ls -d /usr/include/gtest /usr/include/CLI /usr/include/nlohmann /usr/include/jpeglib.h /usr/include/png.h \
+      /usr/src/googletest 2>&1 | sed 's/^/deps: /'
+    exit 1
+  fi
+fi
+grep -E "yoloc:" "$BUILD/configure.log" || true
+grep -q "CUDA engine ON" "$BUILD/configure.log" || { echo "error: CUDA was not found by CMake"; exit 1; }
+cmake --build "$BUILD" -j "$JOBS" --target yoloc_gpu_tests yoloc_tests yoloc > "$BUILD/build.log" 2>&1 \
+  || { grep -E "error|Error" "$BUILD/build.log" | head -40; tail -20 "$BUILD/build.log"; exit 1; }
 echo "build ok"
 status=0
 # CPU-side engine tests (plan, memory plan, engine file) first: quick.
-"$BUILD"/yoloc_tests --gtest_brief=1 --gtest_filter='Engine*' || status=1
-"$BUILD"/yoloc_gpu_tests --gtest_color=no "$@" || status=1
+"$BUILD"/tests/yoloc_tests --gtest_brief=1 --gtest_filter='Engine*' || status=1
+"$BUILD"/tests/gpu/yoloc_gpu_tests --gtest_color=no "$@" || status=1
+
+# The CLI end to end: build engines and bench them (GPU compute median from CUDA events).
+model="${YOLOC_SHARED:-../shared}/models/yolov8n_coco.onnx"
+if [[ -f "$model" ]]; then
+  out="$BUILD/engines"
+  mkdir -p "$out"
+  for prec in fp32 fp16; do
+    "$BUILD"/yoloc build "$model" --precision "$prec" -o "$out/yolov8n_$prec.engine" || status=1
+    "$BUILD"/yoloc bench "$out/yolov8n_$prec.engine" --iters 200 --warmup 20 --json || status=1
+  done
+  YOLOC_CONV_KERNEL=2 "$BUILD"/yoloc bench "$out/yolov8n_fp16.engine" --iters 200 --warmup 20 --json || status=1
+  "$BUILD"/yoloc build "$model" --precision fp16 --batch 32 -o "$out/yolov8n_fp16_b32.engine" || status=1
+  "$BUILD"/yoloc bench "$out/yolov8n_fp16_b32.engine" --iters 50 --warmup 5 --json || status=1
+  # A corrupt engine must be refused cleanly.
+  head -c 1000 "$out/yolov8n_fp16.engine" > "$out/cut.engine" || true
+  if "$BUILD"/yoloc bench "$out/cut.engine" 2>&1; then echo "FAIL: truncated engine accepted"; status=1; fi
+fi
+# Optional speed peer (slow: torch.compile): PEER=1 and the peer script under $YOLOC_SHARED.
+peer="${YOLOC_SHARED:-../shared}/tools/peers/torch_yolov8.py"
+if [[ -n "${PEER:-}" && -f "$peer" ]]; then
+  python3 "$peer" --modes compile16 --batches 1,32 || true
+fi
+echo "test-gpu: $([[ $status == 0 ]] && echo PASS || echo FAIL)"
 exit $status

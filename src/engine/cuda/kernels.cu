@@ -1,0 +1,234 @@
+// CUDA kernels of the GPU engine: correct-first grid-stride loops over the
+// element functions in element_ops.h (the same code the CPU emulation test runs).
+// C++14 and CUDA 10.2 / sm_53 clean: cuda_fp16 only, no tensor cores yet.
+#include "engine/cuda/kernels.h"
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <mma.h>
+
+namespace yoloc {
+namespace cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+// Grid-stride loops: the grid is capped so that huge batches do not overflow it.
+inline unsigned grid_for(long long n) {
+    long long b = (n + kThreads - 1) / kThreads;
+    if (b < 1) b = 1;
+    if (b > 65535LL * 8) b = 65535LL * 8;
+    return unsigned(b);
+}
+
+#define YOLOC_KERNEL(NAME, ARGS, BODY, ITEMS)                                                   \
+    template <typename T>                                                                         \
+    __global__ void NAME##_kernel(ARGS a) {                                                       \
+        const long long total = ITEMS(a);                                                         \
+        for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;           \
+             i += (long long)gridDim.x * blockDim.x)                                              \
+            BODY<T>(a, i);                                                                        \
+    }
+
+YOLOC_KERNEL(conv, ConvArgs, conv_at, conv_items)
+YOLOC_KERNEL(maxpool, PoolArgs, maxpool_at, pool_items)
+YOLOC_KERNEL(resize, ResizeArgs, resize_at, resize_items)
+YOLOC_KERNEL(copy, CopyArgs, copy_at, copy_items)
+YOLOC_KERNEL(pack, PackArgs, pack_at, pack_items)
+YOLOC_KERNEL(unpack, UnpackArgs, unpack_at, unpack_items)
+YOLOC_KERNEL(detect, DetectArgs, detect_at, detect_items)
+
+// Implicit GEMM: out[P = n*oh*ow][M] = A[P][K = kh*kw*C] * W[K][M], with A read
+// from the NHWC input on the fly and W already stored [kh][kw][C][M]. 64x64 output
+// tile per block of 256 threads, 4x4 outputs per thread, K in steps of 16 through
+// shared memory; float accumulation for both precisions (no tensor cores yet).
+// Groups > 1 use the direct kernel.
+constexpr int kBM = 64, kBN = 64, kBK = 16;
+
+template <typename T>
+__global__ void __launch_bounds__(256) conv_gemm_kernel(ConvArgs a) {
+    __shared__ float As[kBK][kBM + 4];
+    __shared__ float Bs[kBK][kBN + 4];
+    const T* x = static_cast<const T*>(a.x);
+    const T* wt = static_cast<const T*>(a.wt);
+    const int P = a.n * a.oh * a.ow;
+    const int K = a.kh * a.kw * a.c;
+    const int p0 = blockIdx.x * kBM, m0 = blockIdx.y * kBN;
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    float acc[4][4];
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) acc[i][j] = 0.f;
+    for (int k0 = 0; k0 < K; k0 += kBK) {
+        for (int e = 0; e < 4; ++e) {
+            const int idx = tid + e * 256;
+            const int pp = idx / kBK, kk = idx % kBK;  // neighbouring threads: neighbouring channels
+            const int p = p0 + pp, k = k0 + kk;
+            float v = 0.f;
+            if (p < P && k < K) {
+                const int ox = p % a.ow, t = p / a.ow;
+                const int oy = t % a.oh, n = t / a.oh;
+                const int ci = k % a.c, t2 = k / a.c;
+                const int kx = t2 % a.kw, ky = t2 / a.kw;
+                const int iy = oy * a.sh - a.ph + ky, ix = ox * a.sw - a.pw + kx;
+                if (iy >= 0 && iy < a.h && ix >= 0 && ix < a.w)
+                    v = ld(x + ((size_t(n) * a.h + iy) * a.w + ix) * a.xs + ci);
+            }
+            As[kk][pp] = v;
+        }
+        for (int e = 0; e < 4; ++e) {
+            const int idx = tid + e * 256;
+            const int kk = idx / kBN, mm = idx % kBN;
+            const int k = k0 + kk, m = m0 + mm;
+            Bs[kk][mm] = (k < K && m < a.m) ? ld(wt + size_t(k) * a.m + m) : 0.f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < kBK; ++kk) {
+            float av[4], bv[4];
+            for (int i = 0; i < 4; ++i) av[i] = As[kk][ty * 4 + i];
+            for (int j = 0; j < 4; ++j) bv[j] = Bs[kk][tx * 4 + j];
+            for (int i = 0; i < 4; ++i)
+                for (int j = 0; j < 4; ++j) acc[i][j] += av[i] * bv[j];
+        }
+        __syncthreads();
+    }
+    for (int i = 0; i < 4; ++i) {
+        const int p = p0 + ty * 4 + i;
+        if (p >= P) continue;
+        for (int j = 0; j < 4; ++j) {
+            const int m = m0 + tx * 4 + j;
+            if (m >= a.m) continue;
+            float v = acc[i][j] + a.bias[m];
+            if (a.silu) v = v / (1.0f + expf(-v));
+            if (a.res) v += ld(static_cast<const T*>(a.res) + size_t(p) * a.rs + m);
+            st(static_cast<T*>(a.y) + size_t(p) * a.ys + m, v);
+        }
+    }
+}
+
+// Tensor-core variant (fp16 only, opt-in while it is new: ConvArgs::kernel == 2):
+// same implicit GEMM, 64x64 tile, 4 warps of 32x32 each as 2x2 WMMA 16x16x16
+// fragments with float accumulation; the epilogue goes through shared memory.
+// Compiled to an empty body below sm_70 (Jetson Nano), where it is never launched.
+constexpr int kWThreads = 128;
+
+__global__ void __launch_bounds__(128) conv_wmma_kernel(ConvArgs a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+    using namespace nvcuda;
+    __shared__ __align__(32) __half As[kBM][kBK + 8];
+    __shared__ __align__(32) __half Bs[kBK][kBN + 8];
+    __shared__ __align__(32) float Cs[kBM][kBN + 4];
+    const __half* x = static_cast<const __half*>(a.x);
+    const __half* wt = static_cast<const __half*>(a.wt);
+    const int P = a.n * a.oh * a.ow;
+    const int K = a.kh * a.kw * a.c;
+    const int p0 = blockIdx.x * kBM, m0 = blockIdx.y * kBN;
+    const int tid = threadIdx.x, warp = tid / 32;
+    const int wm = warp / 2, wn = warp % 2;  // warp tile: rows wm*32.., cols wn*32..
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+    for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+    const __half zero = __float2half(0.0f);
+    for (int k0 = 0; k0 < K; k0 += kBK) {
+        for (int e = 0; e < (kBM * kBK) / kWThreads; ++e) {
+            const int idx = tid + e * kWThreads;
+            const int pp = idx / kBK, kk = idx % kBK;
+            const int p = p0 + pp, k = k0 + kk;
+            __half v = zero;
+            if (p < P && k < K) {
+                const int ox = p % a.ow, t = p / a.ow;
+                const int oy = t % a.oh, n = t / a.oh;
+                const int ci = k % a.c, t2 = k / a.c;
+                const int kx = t2 % a.kw, ky = t2 / a.kw;
+                const int iy = oy * a.sh - a.ph + ky, ix = ox * a.sw - a.pw + kx;
+                if (iy >= 0 && iy < a.h && ix >= 0 && ix < a.w) v = x[((size_t(n) * a.h + iy) * a.w + ix) * a.xs + ci];
+            }
+            As[pp][kk] = v;
+        }
+        for (int e = 0; e < (kBK * kBN) / kWThreads; ++e) {
+            const int idx = tid + e * kWThreads;
+            const int kk = idx / kBN, mm = idx % kBN;
+            const int k = k0 + kk, m = m0 + mm;
+            Bs[kk][mm] = (k < K && m < a.m) ? wt[size_t(k) * a.m + m] : zero;
+        }
+        __syncthreads();
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[2];
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> fb[2];
+        for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], &As[wm * 32 + i * 16][0], kBK + 8);
+        for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &Bs[0][wn * 32 + j * 16], kBN + 8);
+        for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+        __syncthreads();
+    }
+    for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j)
+            wmma::store_matrix_sync(&Cs[wm * 32 + i * 16][wn * 32 + j * 16], acc[i][j], kBN + 4, wmma::mem_row_major);
+    __syncthreads();
+    for (int e = tid; e < kBM * kBN; e += kWThreads) {
+        const int pp = e / kBN, mm = e % kBN;
+        const int p = p0 + pp, m = m0 + mm;
+        if (p >= P || m >= a.m) continue;
+        float v = Cs[pp][mm] + a.bias[m];
+        if (a.silu) v = v / (1.0f + expf(-v));
+        if (a.res) v += __half2float(static_cast<const __half*>(a.res)[size_t(p) * a.rs + m]);
+        static_cast<__half*>(a.y)[size_t(p) * a.ys + m] = __float2half(v);
+    }
+#endif
+}
+
+}  // namespace
+
+bool tensor_cores_available() {
+    static int cc = -1;
+    if (cc < 0) {
+        int dev = 0, major = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+            major = 0;
+        cc = major;
+    }
+    return cc >= 7;
+}
+
+void conv(const ConvArgs& a, bool fp16, cudaStream_t s) {
+    if (a.kernel == 2 && fp16 && a.group == 1 && tensor_cores_available()) {
+        const long long P = (long long)a.n * a.oh * a.ow;
+        dim3 grid(unsigned((P + kBM - 1) / kBM), unsigned((a.m + kBN - 1) / kBN));
+        conv_wmma_kernel<<<grid, kWThreads, 0, s>>>(a);
+        return;
+    }
+    if ((a.kernel == 0 || a.kernel == 2) && a.group == 1) {
+        const long long P = (long long)a.n * a.oh * a.ow;
+        dim3 grid(unsigned((P + kBM - 1) / kBM), unsigned((a.m + kBN - 1) / kBN));
+        if (fp16)
+            conv_gemm_kernel<__half><<<grid, 256, 0, s>>>(a);
+        else
+            conv_gemm_kernel<float><<<grid, 256, 0, s>>>(a);
+        return;
+    }
+    const unsigned g = grid_for(conv_items(a));
+    if (fp16)
+        conv_kernel<__half><<<g, kThreads, 0, s>>>(a);
+    else
+        conv_kernel<float><<<g, kThreads, 0, s>>>(a);
+}
+
+#define YOLOC_LAUNCH(FN, NAME, ARGS, ITEMS)                                                      \
+    void FN(const ARGS& a, bool fp16, cudaStream_t s) {                                           \
+        const unsigned g = grid_for(ITEMS(a));                                                    \
+        if (fp16)                                                                                 \
+            NAME##_kernel<__half><<<g, kThreads, 0, s>>>(a);                                      \
+        else                                                                                      \
+            NAME##_kernel<float><<<g, kThreads, 0, s>>>(a);                                       \
+    }
+
+YOLOC_LAUNCH(maxpool, maxpool, PoolArgs, pool_items)
+YOLOC_LAUNCH(resize_nearest, resize, ResizeArgs, resize_items)
+YOLOC_LAUNCH(copy_channels, copy, CopyArgs, copy_items)
+YOLOC_LAUNCH(input_pack, pack, PackArgs, pack_items)
+YOLOC_LAUNCH(output_unpack, unpack, UnpackArgs, unpack_items)
+YOLOC_LAUNCH(detect, detect, DetectArgs, detect_items)
+
+}  // namespace cuda
+}  // namespace yoloc

@@ -1,0 +1,698 @@
+#include "engine/plan.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "ir/shape_inference.h"
+#include "yolo/input_size.h"
+#include "yolo/recognize.h"
+
+namespace yoloc {
+namespace engine {
+
+const char* precision_name(Precision p) {
+    switch (p) {
+        case Precision::FP32: return "fp32";
+        case Precision::FP16: return "fp16";
+    }
+    return "?";
+}
+
+Precision parse_precision(const std::string& s) {
+    if (s == "fp32") return Precision::FP32;
+    if (s == "fp16") return Precision::FP16;
+    fail("unknown precision '", s, "' (expected fp32 or fp16)");
+}
+
+const char* op_kind_name(OpKind k) {
+    switch (k) {
+        case OpKind::InputPack: return "InputPack";
+        case OpKind::Conv: return "Conv";
+        case OpKind::MaxPool: return "MaxPool";
+        case OpKind::Resize: return "Resize";
+        case OpKind::Copy: return "Copy";
+        case OpKind::Detect: return "Detect";
+        case OpKind::OutputUnpack: return "OutputUnpack";
+    }
+    return "?";
+}
+
+int64_t PlanBuffer::bytes() const { return shape_numel(shape) * elem_bytes; }
+
+int64_t Plan::device_weight_bytes() const {
+    int64_t b = 0;
+    for (const auto& op : ops)
+        if (op.kind == OpKind::Conv) b += op.w_count * precision_bytes(precision) + op.b_count * 4;
+    return b;
+}
+
+void Plan::validate() const {
+    auto nb = int32_t(buffers.size());
+    for (const auto& b : buffers) {
+        YOLOC_CHECK(b.elem_bytes == 2 || b.elem_bytes == 4, "plan: buffer ", b.name, " has element size ", b.elem_bytes);
+        YOLOC_CHECK(!b.shape.empty() && b.shape.size() <= 4, "plan: buffer ", b.name, " has rank ", b.shape.size());
+        for (int64_t d : b.shape) YOLOC_CHECK(d > 0 && d < (int64_t(1) << 24), "plan: buffer ", b.name, " has dim ", d);
+        shape_numel(b.shape, int64_t(1) << 34);
+    }
+    YOLOC_CHECK(input_buf >= 0 && input_buf < nb && buffers[size_t(input_buf)].kind == BufferKind::Input,
+                "plan: bad input buffer");
+    YOLOC_CHECK(input_shape.size() == 4 && buffers[size_t(input_buf)].shape == input_shape, "plan: bad input shape");
+    YOLOC_CHECK(output_bufs.size() == output_names.size() && output_shapes.size() == output_names.size() &&
+                    !output_bufs.empty(), "plan: outputs disagree");
+    for (size_t i = 0; i < output_bufs.size(); ++i) {
+        int32_t o = output_bufs[i];
+        YOLOC_CHECK(o >= 0 && o < nb && buffers[size_t(o)].kind == BufferKind::Output &&
+                        buffers[size_t(o)].shape == output_shapes[i], "plan: bad output buffer");
+    }
+    auto check_view = [&](const View& v, const PlanOp& op, bool nhwc) {
+        YOLOC_CHECK(v.buf >= 0 && v.buf < nb, "plan: op ", op.name, " uses buffer ", v.buf, " of ", nb);
+        const PlanBuffer& b = buffers[size_t(v.buf)];
+        if (nhwc) {
+            YOLOC_CHECK(b.kind == BufferKind::Activation && b.shape.size() == 4 && v.c > 0 && v.c_off >= 0 &&
+                            v.c_off + v.c <= b.shape[3], "plan: op ", op.name, " has a view outside buffer ", b.name);
+        }
+    };
+    auto wrange = [&](int64_t off, int64_t n, const PlanOp& op) {
+        YOLOC_CHECK(off >= 0 && n >= 0 && off + n <= int64_t(weights.size()), "plan: op ", op.name,
+                    " reads weights outside the blob");
+    };
+    for (const auto& op : ops) {
+        switch (op.kind) {
+            case OpKind::InputPack:
+                YOLOC_CHECK(op.in.size() == 1 && op.in[0].buf == input_buf, "plan: bad InputPack");
+                check_view(op.out, op, true);
+                break;
+            case OpKind::Conv: {
+                YOLOC_CHECK(op.in.size() == 1 || op.in.size() == 2, "plan: conv ", op.name, " arity");
+                for (const auto& v : op.in) check_view(v, op, true);
+                check_view(op.out, op, true);
+                YOLOC_CHECK(op.kh > 0 && op.kw > 0 && op.sh > 0 && op.sw > 0 && op.group > 0 && op.ph >= 0 &&
+                                op.pw >= 0 && op.in[0].c % op.group == 0 && op.out.c % op.group == 0,
+                            "plan: conv ", op.name, " has a bad window");
+                YOLOC_CHECK(op.w_count == int64_t(op.kh) * op.kw * (op.in[0].c / op.group) * op.out.c &&
+                                op.b_count == op.out.c, "plan: conv ", op.name, " has bad weight counts");
+                wrange(op.w_off, op.w_count, op);
+                wrange(op.b_off, op.b_count, op);
+                if (op.in.size() == 2) YOLOC_CHECK(op.in[1].c == op.out.c, "plan: residual width");
+                break;
+            }
+            case OpKind::MaxPool:
+                for (const auto& v : op.more_out) {
+                    check_view(v, op, true);
+                    YOLOC_CHECK(v.c == op.out.c && op.sh == 1 && op.sw == 1 && op.kh % 2 == 1 && op.kw % 2 == 1 &&
+                                    op.ph == op.kh / 2 && op.pw == op.kw / 2 && op.more_out.size() < 4,
+                                "plan: bad MaxPool chain ", op.name);
+                }
+                [[fallthrough]];
+            case OpKind::Resize:
+            case OpKind::Copy:
+                YOLOC_CHECK(op.in.size() == 1, "plan: op ", op.name, " arity");
+                check_view(op.in[0], op, true);
+                check_view(op.out, op, true);
+                YOLOC_CHECK(op.in[0].c == op.out.c, "plan: op ", op.name, " changes the channel count");
+                YOLOC_CHECK(op.kh > 0 && op.kw > 0 && op.sh > 0 && op.sw > 0 && op.fy > 0 && op.fx > 0,
+                            "plan: op ", op.name, " has a bad window");
+                break;
+            case OpKind::Detect:
+                YOLOC_CHECK(!op.in.empty() && op.in.size() == op.strides.size() && op.reg_max > 0 && op.nc > 0,
+                            "plan: bad Detect");
+                for (const auto& v : op.in) {
+                    check_view(v, op, true);
+                    YOLOC_CHECK(v.c == 4 * op.reg_max + op.nc, "plan: Detect level width");
+                }
+                YOLOC_CHECK(op.out.buf >= 0 && op.out.buf < nb && buffers[size_t(op.out.buf)].kind == BufferKind::Output,
+                            "plan: Detect must write an output buffer");
+                break;
+            case OpKind::OutputUnpack:
+                YOLOC_CHECK(op.in.size() == 1, "plan: bad OutputUnpack");
+                check_view(op.in[0], op, true);
+                YOLOC_CHECK(op.out.buf >= 0 && op.out.buf < nb && buffers[size_t(op.out.buf)].kind == BufferKind::Output,
+                            "plan: OutputUnpack must write an output buffer");
+                break;
+            default:
+                fail("plan: unknown op kind ", int(op.kind));
+        }
+    }
+}
+
+namespace {
+
+// An op before buffers are assigned: reads and writes IR values by name.
+struct LOp {
+    LOp(OpKind k, std::string n, std::vector<std::string> i, std::string o)
+        : kind(k), name(std::move(n)), in(std::move(i)), out(std::move(o)) {}
+    OpKind kind;
+    std::string name;
+    std::vector<std::string> in;  // IR values
+    std::string out;
+    PlanOp p;  // window/weights/params
+    // Concat marker (kind == Copy with concat = true): `in` are the concat inputs.
+    bool concat = false;
+    int64_t nodes = 1;
+    std::vector<std::string> more;  // MaxPool chain: outputs of the later pools
+};
+
+struct Place {
+    std::string parent;  // empty: the value is a root (owns a buffer)
+    int64_t off = 0;
+};
+
+bool all_ones(const std::vector<int64_t>& v) {
+    for (int64_t x : v)
+        if (x != 1) return false;
+    return true;
+}
+
+}  // namespace
+
+Plan build_plan(const Model& original, const PlanOptions& opts) {
+    // A static export (batch and size baked into its constants) is re-targeted when
+    // another batch or size is asked for, as the CPU path does.
+    Model retargeted;
+    const Model* src = &original;
+    {
+        const Graph& og = original.graph;
+        if (og.inputs.size() == 1 && og.inputs[0].shape.size() == 4) {
+            const auto& d = og.inputs[0].shape;
+            bool batch_differs = opts.batch > 0 && d[0].known() && d[0].value != opts.batch;
+            bool size_differs = opts.imgsz > 0 && ((d[2].known() && d[2].value != opts.imgsz) ||
+                                                   (d[3].known() && d[3].value != opts.imgsz));
+            if (batch_differs || size_differs) {
+                retargeted = original;
+                int64_t sz = opts.imgsz > 0 ? opts.imgsz : (d[2].known() ? d[2].value : 640);
+                set_input_size(retargeted, opts.batch > 0 ? opts.batch : (d[0].known() ? d[0].value : 1), sz);
+                src = &retargeted;
+            }
+        }
+    }
+    const Model& source = *src;
+    const Graph& sg = source.graph;
+    YOLOC_CHECK(sg.inputs.size() == 1, "the GPU engine needs a model with one input, this one has ", sg.inputs.size());
+    const ValueInfo& in0 = sg.inputs[0];
+    YOLOC_CHECK(in0.shape.size() == 4, "the GPU engine needs a 4-D NCHW input, ", in0.name, " has rank ",
+                in0.shape.size());
+    Shape ishape(4);
+    for (size_t i = 0; i < 4; ++i) {
+        if (in0.shape[i].known()) {
+            ishape[i] = in0.shape[i].value;
+        } else if (i == 0) {
+            ishape[i] = opts.batch > 0 ? opts.batch : 1;
+        } else if (i >= 2 && opts.imgsz > 0) {
+            ishape[i] = opts.imgsz;
+        } else {
+            fail("input ", in0.name, " dim ", i, " is symbolic: give the image size");
+        }
+    }
+
+    // The recogniser reads the model as exported (its tests use that form); node names
+    // survive folding, so its answers apply to the folded graph too.
+    YoloArch arch = recognize_yolov8(source);
+    Model model = source;
+    std::map<std::string, Shape> shapes{{in0.name, ishape}};
+    fold_constants(model, shapes);
+    ShapeInfo info = infer_shapes(model, shapes);
+    const Graph& g = model.graph;
+
+    Plan plan;
+    plan.precision = opts.precision;
+    plan.batch = ishape[0];
+    plan.input_name = in0.name;
+    plan.input_shape = ishape;
+    const int32_t act_bytes = int32_t(precision_bytes(opts.precision));
+
+    std::map<std::string, int> node_index;
+    for (size_t i = 0; i < g.nodes.size(); ++i) node_index[g.nodes[i].name] = int(i);
+    std::map<std::string, std::vector<int>> cons;
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+        for (const auto& v : g.nodes[i].inputs)
+            if (!v.empty()) cons[v].push_back(int(i));
+    std::set<std::string> graph_outs;
+    for (const auto& o : g.outputs) graph_outs.insert(o.name);
+    auto shape_of = [&](const std::string& v) -> const Shape& { return info.at(v).shape; };
+    auto is4d = [&](const std::string& v) {
+        const ValueType& t = info.at(v);
+        return t.dtype == DType::Float32 && t.shape.size() == 4;
+    };
+
+    // Nodes the Detect op replaces.
+    std::set<std::string> detect_nodes;
+    std::string detect_anchor;  // the node at whose position the Detect op runs
+    if (arch.recognised) {
+        for (const auto& L : arch.head.levels) detect_nodes.insert(L.reshape);
+        detect_nodes.insert(arch.head.concat);
+        detect_nodes.insert(arch.head.split);
+        detect_nodes.insert(arch.head.dfl_conv);
+        for (const auto& d : arch.head.decode) detect_nodes.insert(d);
+        int last = -1;
+        for (const auto& n : detect_nodes) {
+            auto it = node_index.find(n);
+            if (it != node_index.end()) last = std::max(last, it->second);
+        }
+        if (last >= 0) detect_anchor = g.nodes[size_t(last)].name;
+    }
+
+    std::vector<LOp> lops;
+    std::map<std::string, Place> place;           // value -> where it lives
+    std::map<std::string, std::string> produced;  // value -> kind of producer ("op", "view")
+    std::set<int> done;
+
+    // The input arrives NCHW float32; InputPack makes the NHWC activation tensor.
+    const std::string packed = in0.name + "#nhwc";
+    {
+        LOp l{OpKind::InputPack, "input " + in0.name, {in0.name}, packed};
+        l.nodes = 0;
+        lops.push_back(l);
+        produced[packed] = "op";
+    }
+    std::map<std::string, std::string> rename{{in0.name, packed}};  // IR value -> plan value
+    auto pv = [&](const std::string& v) {
+        auto it = rename.find(v);
+        return it == rename.end() ? v : it->second;
+    };
+    std::map<std::string, Shape> nhwc;  // plan value -> [N,H,W,C]
+    auto to_nhwc = [](const Shape& s) { return Shape{s[0], s[2], s[3], s[1]}; };
+    nhwc[packed] = to_nhwc(ishape);
+
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+        if (done.count(int(i))) continue;
+        const Node& n = g.nodes[i];
+        if (detect_nodes.count(n.name)) {
+            done.insert(int(i));
+            if (n.name != detect_anchor) continue;
+            LOp l{OpKind::Detect, "Detect", {}, arch.head.output};
+            for (const auto& L : arch.head.levels) {
+                int c = node_index.count(L.concat) ? node_index[L.concat] : -1;
+                YOLOC_CHECK(c >= 0, "Detect level concat ", L.concat, " vanished while folding");
+                l.in.push_back(pv(g.nodes[size_t(c)].outputs[0]));
+                l.p.strides.push_back(int32_t(L.stride));
+            }
+            l.p.reg_max = int32_t(arch.reg_max);
+            l.p.nc = int32_t(arch.nc);
+            l.nodes = int64_t(detect_nodes.size());
+            const Shape& os = shape_of(arch.head.output);
+            int64_t anchors = 0;
+            for (const auto& v : l.in) anchors += nhwc.at(v)[1] * nhwc.at(v)[2];
+            YOLOC_CHECK(os.size() == 3 && os[0] == ishape[0] && os[1] == 4 + arch.nc && os[2] == anchors,
+                        "Detect output ", arch.head.output, " has shape ", shape_str(os), ", expected [",
+                        ishape[0], ", ", 4 + arch.nc, ", ", anchors, "]");
+            lops.push_back(l);
+            produced[l.out] = "op";
+            continue;
+        }
+        const std::string& op = n.op_type;
+        YOLOC_CHECK(n.domain.empty() || n.domain == "ai.onnx", "node ", n.label(), ": domain ", n.domain,
+                    " is not supported by the GPU engine");
+        if (op == "Conv") {
+            YOLOC_CHECK(n.inputs.size() >= 2 && is4d(n.inputs[0]) && g.is_initializer(n.inputs[1]) &&
+                            (n.inputs.size() < 3 || n.inputs[2].empty() || g.is_initializer(n.inputs[2])),
+                        "node ", n.label(), ": the GPU engine needs constant weights and bias");
+            YOLOC_CHECK(n.attr_s("auto_pad", "NOTSET") == "NOTSET" && all_ones(n.attr_ints("dilations", {1, 1})),
+                        "node ", n.label(), ": auto_pad and dilation are not supported by the GPU engine");
+            const Tensor& w = *g.find_initializer(n.inputs[1]);
+            YOLOC_CHECK(w.rank() == 4 && w.dtype() == DType::Float32, "node ", n.label(), ": weights must be 4-D float");
+            const Shape& xs = shape_of(n.inputs[0]);
+            const int64_t M = w.dim(0), Cg = w.dim(1), kh = w.dim(2), kw = w.dim(3);
+            const int64_t group = n.attr_i("group", 1);
+            YOLOC_CHECK(Cg * group == xs[1], "node ", n.label(), ": weights do not match the input channels");
+            auto st = n.attr_ints("strides", {1, 1});
+            auto pd = n.attr_ints("pads", {0, 0, 0, 0});
+            LOp l{OpKind::Conv, n.name, {pv(n.inputs[0])}, n.outputs[0]};
+            l.p.kh = int32_t(kh);
+            l.p.kw = int32_t(kw);
+            l.p.sh = int32_t(st.at(0));
+            l.p.sw = int32_t(st.at(1));
+            l.p.ph = int32_t(pd.at(0));
+            l.p.pw = int32_t(pd.at(1));
+            l.p.group = int32_t(group);
+            // Weights OIHW -> [kh][kw][C/group][M]: neighbouring threads (output channels)
+            // then read neighbouring weights.
+            l.p.w_off = int64_t(plan.weights.size());
+            l.p.w_count = M * Cg * kh * kw;
+            plan.weights.resize(plan.weights.size() + size_t(l.p.w_count));
+            float* wd = plan.weights.data() + l.p.w_off;
+            const float* ws = w.data<float>();
+            for (int64_t m = 0; m < M; ++m)
+                for (int64_t c = 0; c < Cg; ++c)
+                    for (int64_t y = 0; y < kh; ++y)
+                        for (int64_t x = 0; x < kw; ++x)
+                            wd[((y * kw + x) * Cg + c) * M + m] = ws[((m * Cg + c) * kh + y) * kw + x];
+            l.p.b_off = int64_t(plan.weights.size());
+            l.p.b_count = M;
+            if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+                const Tensor& b = *g.find_initializer(n.inputs[2]);
+                YOLOC_CHECK(b.numel() == M && b.dtype() == DType::Float32, "node ", n.label(), ": bad bias");
+                plan.weights.insert(plan.weights.end(), b.data<float>(), b.data<float>() + M);
+            } else {
+                plan.weights.insert(plan.weights.end(), size_t(M), 0.0f);
+            }
+            std::string out = n.outputs[0];
+            done.insert(int(i));
+            // SiLU: Sigmoid(out) and Mul(out, sigmoid) are the only readers.
+            auto cs = cons[out];
+            if (cs.size() == 2 && !graph_outs.count(out)) {
+                int si = -1, mi = -1;
+                for (int c : cs) {
+                    if (g.nodes[size_t(c)].op_type == "Sigmoid") si = c;
+                    if (g.nodes[size_t(c)].op_type == "Mul") mi = c;
+                }
+                if (si >= 0 && mi >= 0 && !detect_nodes.count(g.nodes[size_t(mi)].name)) {
+                    const Node& s = g.nodes[size_t(si)];
+                    const Node& m = g.nodes[size_t(mi)];
+                    const std::string& so = s.outputs[0];
+                    bool ok = m.inputs.size() == 2 && cons[so].size() == 1 && !graph_outs.count(so) &&
+                              ((m.inputs[0] == out && m.inputs[1] == so) || (m.inputs[1] == out && m.inputs[0] == so));
+                    if (ok) {
+                        l.p.silu = true;
+                        l.name += "+silu";
+                        l.nodes += 2;
+                        done.insert(si);
+                        done.insert(mi);
+                        out = m.outputs[0];
+                    }
+                }
+            }
+            // Residual: one Add reading `out` and a value that already exists.
+            auto ca = cons[out];
+            if (ca.size() == 1 && !graph_outs.count(out) && g.nodes[size_t(ca[0])].op_type == "Add") {
+                const Node& a = g.nodes[size_t(ca[0])];
+                if (a.inputs.size() == 2 && !detect_nodes.count(a.name)) {
+                    const std::string& r = a.inputs[0] == out ? a.inputs[1] : a.inputs[0];
+                    int rp = g.producer(r);
+                    bool exists = (rp >= 0 && rp < int(i) && done.count(rp)) || r == in0.name;
+                    if (exists && r != out && is4d(r) && shape_of(r) == shape_of(a.outputs[0]) &&
+                        shape_of(out) == shape_of(a.outputs[0])) {
+                        l.in.push_back(pv(r));
+                        l.name += "+add";
+                        l.nodes += 1;
+                        done.insert(ca[0]);
+                        out = a.outputs[0];
+                    }
+                }
+            }
+            l.out = out;
+            nhwc[out] = to_nhwc(shape_of(out));
+            produced[out] = "op";
+            lops.push_back(l);
+            continue;
+        }
+        if (op == "Split") {
+            YOLOC_CHECK(is4d(n.inputs[0]), "node ", n.label(), ": only 4-D splits are supported");
+            int64_t axis = n.attr_i("axis", 0);
+            if (axis < 0) axis += 4;
+            YOLOC_CHECK(axis == 1, "node ", n.label(), ": only channel splits are supported by the GPU engine");
+            int64_t off = 0;
+            const std::string src = pv(n.inputs[0]);
+            for (const auto& o : n.outputs) {
+                place[o] = Place{src, off};
+                nhwc[o] = to_nhwc(shape_of(o));
+                produced[o] = "view";
+                off += shape_of(o)[1];
+                ++plan.stats.split_views;
+            }
+            plan.stats.ir_nodes += 1;
+            done.insert(int(i));
+            continue;
+        }
+        if (op == "Concat") {
+            YOLOC_CHECK(is4d(n.outputs[0]), "node ", n.label(), ": only 4-D concats are supported");
+            int64_t axis = n.attr_i("axis", 0);
+            if (axis < 0) axis += 4;
+            YOLOC_CHECK(axis == 1, "node ", n.label(), ": only channel concats are supported by the GPU engine");
+            LOp l{OpKind::Copy, n.name, {}, n.outputs[0]};
+            for (const auto& v : n.inputs) l.in.push_back(pv(v));
+            l.concat = true;
+            nhwc[l.out] = to_nhwc(shape_of(l.out));
+            produced[l.out] = "concat";
+            lops.push_back(l);
+            done.insert(int(i));
+            continue;
+        }
+        if (op == "MaxPool") {
+            YOLOC_CHECK(is4d(n.inputs[0]) && n.outputs.size() == 1 && n.attr_i("ceil_mode", 0) == 0 &&
+                            n.attr_s("auto_pad", "NOTSET") == "NOTSET" && n.attr_i("storage_order", 0) == 0 &&
+                            all_ones(n.attr_ints("dilations", {1, 1})) && n.attr_ints("kernel_shape").size() == 2,
+                        "node ", n.label(), ": this MaxPool form is not supported by the GPU engine");
+            auto k = n.attr_ints("kernel_shape");
+            auto s = n.attr_ints("strides", {1, 1});
+            auto pd = n.attr_ints("pads", {0, 0, 0, 0});
+            LOp l{OpKind::MaxPool, n.name, {pv(n.inputs[0])}, n.outputs[0]};
+            l.p.kh = int32_t(k[0]);
+            l.p.kw = int32_t(k[1]);
+            l.p.sh = int32_t(s[0]);
+            l.p.sw = int32_t(s[1]);
+            l.p.ph = int32_t(pd[0]);
+            l.p.pw = int32_t(pd[1]);
+            nhwc[l.out] = to_nhwc(shape_of(l.out));
+            produced[l.out] = "op";
+            done.insert(int(i));
+            // SPPF: pools of the same stride-1 "same" window chained on each other's
+            // output are one pass over the input (windows k, 2k-1, 3k-2 ...).
+            const bool same = s[0] == 1 && s[1] == 1 && k[0] % 2 == 1 && k[1] % 2 == 1 && pd[0] == k[0] / 2 &&
+                              pd[1] == k[1] / 2 && pd[2] == pd[0] && pd[3] == pd[1] &&
+                              shape_of(n.outputs[0]) == shape_of(n.inputs[0]);
+            std::string last = n.outputs[0];
+            while (same && l.more.size() < 3 && !graph_outs.count(last)) {
+                int next = -1;
+                for (int c : cons[last]) {
+                    const Node& q = g.nodes[size_t(c)];
+                    if (q.op_type == "MaxPool" && !done.count(c) && q.outputs.size() == 1 && q.inputs[0] == last &&
+                        q.attr_ints("kernel_shape") == k && q.attr_ints("strides", {1, 1}) == s &&
+                        q.attr_ints("pads", {0, 0, 0, 0}) == pd && q.attr_i("ceil_mode", 0) == 0 &&
+                        q.attr_s("auto_pad", "NOTSET") == "NOTSET" && all_ones(q.attr_ints("dilations", {1, 1})) &&
+                        q.attr_i("storage_order", 0) == 0)
+                        next = c;
+                }
+                if (next < 0) break;
+                const Node& q = g.nodes[size_t(next)];
+                done.insert(next);
+                last = q.outputs[0];
+                l.more.push_back(last);
+                l.name += "+" + q.name;
+                l.nodes += 1;
+                nhwc[last] = to_nhwc(shape_of(last));
+                produced[last] = "op";
+            }
+            lops.push_back(l);
+            continue;
+        }
+        if (op == "Resize") {
+            YOLOC_CHECK(is4d(n.inputs[0]) && n.attr_s("mode", "nearest") == "nearest",
+                        "node ", n.label(), ": only nearest Resize is supported by the GPU engine");
+            const Shape& is = shape_of(n.inputs[0]);
+            const Shape& os = shape_of(n.outputs[0]);
+            YOLOC_CHECK(os[0] == is[0] && os[1] == is[1] && os[2] % is[2] == 0 && os[3] % is[3] == 0,
+                        "node ", n.label(), ": only integer up-sampling is supported by the GPU engine");
+            // With an integer factor, asymmetric/floor (what exporters write) and
+            // the other common modes all map output y to input y / f; anything else is refused.
+            std::string ctm = n.attr_s("coordinate_transformation_mode", "half_pixel");
+            std::string nm = n.attr_s("nearest_mode", "round_prefer_floor");
+            YOLOC_CHECK(ctm == "asymmetric" && nm == "floor", "node ", n.label(), ": Resize with ",
+                        ctm, "/", nm, " is not supported by the GPU engine (asymmetric/floor is)");
+            LOp l{OpKind::Resize, n.name, {pv(n.inputs[0])}, n.outputs[0]};
+            l.p.fy = int32_t(os[2] / is[2]);
+            l.p.fx = int32_t(os[3] / is[3]);
+            nhwc[l.out] = to_nhwc(os);
+            produced[l.out] = "op";
+            lops.push_back(l);
+            done.insert(int(i));
+            continue;
+        }
+        if (op == "Identity" && is4d(n.inputs[0])) {
+            rename[n.outputs[0]] = pv(n.inputs[0]);
+            done.insert(int(i));
+            continue;
+        }
+        fail("node ", n.label(), ": op ", op, " is not supported by the GPU engine");
+    }
+
+    // Concat placement, outermost first (reverse order) so that a concat that is
+    // itself placed in another resolves to the outer buffer.
+    auto placed = [&](const std::string& v) { return place.count(v) != 0; };
+    std::map<size_t, std::vector<std::pair<std::string, int64_t>>> copies;  // lop index -> (value, offset)
+    std::map<std::string, std::string> split_of;  // split output -> split input
+    for (const auto& kv : place) split_of[kv.first] = kv.second.parent;
+    for (size_t li = lops.size(); li-- > 0;) {
+        LOp& l = lops[li];
+        if (!l.concat) continue;
+        int64_t off = 0;
+        for (size_t k = 0; k < l.in.size(); ++k) {
+            const std::string& v = l.in[k];
+            const int64_t c = nhwc.at(v)[3];
+            ++plan.stats.concat_inputs;
+            bool in_place = false;
+            const std::string pr = produced.count(v) ? produced[v] : "";
+            if (!graph_outs.count(v) && !placed(v) && (pr == "op" || pr == "concat")) {
+                place[v] = Place{l.out, off};
+                in_place = true;
+            } else if (pr == "view" && split_of.count(v)) {
+                // A Split output: place the split's input when this concat holds all
+                // its outputs in order, starting here (C2f: Concat(split0, split1, ...)).
+                const std::string& u = split_of[v];
+                std::vector<std::string> outs;
+                for (const auto& kv : split_of)
+                    if (kv.second == u) outs.push_back(kv.first);
+                std::sort(outs.begin(), outs.end(),
+                          [&](const std::string& a, const std::string& b) { return place[a].off < place[b].off; });
+                bool ok = !graph_outs.count(u) && !placed(u) && (produced[u] == "op" || produced[u] == "concat") &&
+                          !outs.empty() && outs[0] == v && k + outs.size() <= l.in.size();
+                for (size_t j = 0; ok && j < outs.size(); ++j) ok = l.in[k + j] == outs[j];
+                if (ok) {
+                    place[u] = Place{l.out, off};
+                    for (size_t j = 0; j < outs.size(); ++j) {
+                        off += nhwc.at(l.in[k + j])[3];
+                        ++plan.stats.concat_in_place;
+                        if (j > 0) ++plan.stats.concat_inputs;
+                    }
+                    k += outs.size() - 1;
+                    continue;
+                }
+            }
+            if (in_place) {
+                ++plan.stats.concat_in_place;
+            } else {
+                copies[li].push_back({v, off});
+                ++plan.stats.copies;
+            }
+            off += c;
+        }
+        YOLOC_CHECK(off == nhwc.at(l.out)[3], "concat ", l.name, " input widths do not add up");
+    }
+
+    // Buffers: one per root value.
+    std::map<std::string, int32_t> buf_of;
+    auto resolve = [&](const std::string& v0) {
+        std::string v = v0;
+        int64_t off = 0;
+        for (int guard = 0; guard < 1000; ++guard) {
+            auto it = place.find(v);
+            if (it == place.end()) break;
+            off += it->second.off;
+            v = it->second.parent;
+        }
+        auto b = buf_of.find(v);
+        if (b == buf_of.end()) {
+            PlanBuffer pb;
+            pb.name = v;
+            pb.kind = BufferKind::Activation;
+            pb.shape = nhwc.at(v);
+            pb.elem_bytes = act_bytes;
+            plan.buffers.push_back(pb);
+            b = buf_of.emplace(v, int32_t(plan.buffers.size() - 1)).first;
+        }
+        return View{b->second, off, nhwc.at(v0)[3]};
+    };
+    {
+        PlanBuffer ib;
+        ib.name = in0.name;
+        ib.kind = BufferKind::Input;
+        ib.shape = ishape;
+        ib.elem_bytes = 4;
+        plan.buffers.push_back(ib);
+        plan.input_buf = int32_t(plan.buffers.size() - 1);
+    }
+    std::map<std::string, int32_t> out_buf;
+    for (const auto& o : g.outputs) {
+        PlanBuffer ob;
+        ob.name = o.name;
+        ob.kind = BufferKind::Output;
+        ob.shape = shape_of(o.name);
+        ob.elem_bytes = 4;
+        YOLOC_CHECK(info.at(o.name).dtype == DType::Float32, "output ", o.name, " is not float32");
+        plan.buffers.push_back(ob);
+        out_buf[o.name] = int32_t(plan.buffers.size() - 1);
+        plan.output_names.push_back(o.name);
+        plan.output_shapes.push_back(ob.shape);
+        plan.output_bufs.push_back(out_buf[o.name]);
+    }
+
+    for (size_t li = 0; li < lops.size(); ++li) {
+        const LOp& l = lops[li];
+        plan.stats.ir_nodes += int(l.nodes);
+        if (l.concat) {
+            plan.stats.ir_nodes += 0;  // counted with its inputs' producers below
+            for (const auto& cp : copies[li]) {
+                PlanOp op;
+                op.kind = OpKind::Copy;
+                op.name = l.name + " <- " + cp.first;
+                op.in.push_back(resolve(cp.first));
+                View o = resolve(l.out);
+                o.c_off += cp.second;
+                o.c = op.in[0].c;
+                op.out = o;
+                plan.ops.push_back(op);
+            }
+            continue;
+        }
+        PlanOp op = l.p;
+        op.kind = l.kind;
+        op.name = l.name;
+        if (l.kind == OpKind::InputPack) {
+            op.in.push_back(View{plan.input_buf, 0, ishape[1]});
+            op.out = resolve(l.out);
+        } else if (l.kind == OpKind::Detect) {
+            for (const auto& v : l.in) op.in.push_back(resolve(v));
+            YOLOC_CHECK(out_buf.count(l.out), "the Detect output ", l.out, " is not a graph output");
+            op.out = View{out_buf[l.out], 0, 0};
+            ++plan.stats.detects;
+        } else {
+            for (const auto& v : l.in) op.in.push_back(resolve(v));
+            op.out = resolve(l.out);
+            if (l.kind == OpKind::Conv) {
+                ++plan.stats.convs;
+                if (op.silu) ++plan.stats.convs_silu;
+                if (op.in.size() == 2) ++plan.stats.convs_residual;
+            }
+            if (l.kind == OpKind::MaxPool) {
+                for (const auto& v : l.more) op.more_out.push_back(resolve(v));
+                plan.stats.maxpools += 1 + int(l.more.size());
+                if (!l.more.empty()) ++plan.stats.maxpool_chains;
+            }
+            if (l.kind == OpKind::Resize) ++plan.stats.resizes;
+        }
+        plan.ops.push_back(op);
+    }
+    // Graph outputs not written by Detect: unpack the NHWC value into ONNX layout.
+    for (const auto& o : g.outputs) {
+        bool by_detect = false;
+        for (const auto& op : plan.ops)
+            if (op.kind == OpKind::Detect && op.out.buf == out_buf[o.name]) by_detect = true;
+        if (by_detect) continue;
+        YOLOC_CHECK(nhwc.count(pv(o.name)), "output ", o.name, " is not a 4-D tensor the GPU engine produces");
+        PlanOp op;
+        op.kind = OpKind::OutputUnpack;
+        op.name = "output " + o.name;
+        op.in.push_back(resolve(pv(o.name)));
+        op.out = View{out_buf[o.name], 0, 0};
+        plan.ops.push_back(op);
+    }
+    plan.validate();
+    return plan;
+}
+
+std::string describe_plan(const Plan& p) {
+    std::ostringstream os;
+    auto view = [&](const View& v) {
+        std::ostringstream s;
+        s << "b" << v.buf;
+        if (v.c) s << "[" << v.c_off << ":" << v.c_off + v.c << "]";
+        return s.str();
+    };
+    for (size_t i = 0; i < p.ops.size(); ++i) {
+        const PlanOp& op = p.ops[i];
+        os << i << " " << op_kind_name(op.kind) << " " << op.name << " (";
+        for (size_t k = 0; k < op.in.size(); ++k) os << (k ? ", " : "") << view(op.in[k]);
+        os << ") -> " << view(op.out);
+        for (const auto& v : op.more_out) os << ", " << view(v);
+        if (op.kind == OpKind::Conv)
+            os << " k" << op.kh << "x" << op.kw << " s" << op.sh << " p" << op.ph << " g" << op.group
+               << (op.silu ? " silu" : "") << (op.in.size() == 2 ? " +res" : "");
+        os << "\n";
+    }
+    return os.str();
+}
+
+}  // namespace engine
+}  // namespace yoloc

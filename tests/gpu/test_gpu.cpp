@@ -1,0 +1,342 @@
+// GPU parity tests: every engine kernel against the reference executor (ref_ops),
+// then the whole yolov8n engine. Needs a CUDA GPU; run by scripts/test-gpu.sh.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include <cuda_runtime_api.h>
+
+#include "core/file.h"
+#include "engine/cpu/executor.h"
+#include "engine/cuda/runtime.h"
+#include "models.h"
+#include "onnx/onnx_io.h"
+#include "test_util.h"
+
+using namespace yoloc;
+using yoloc::engine::Precision;
+
+namespace {
+
+using Outputs = std::vector<std::vector<float>>;
+
+Tensor random_input(Shape s, uint32_t seed, float lo = 0.f, float hi = 1.f) {
+    auto v = yoloc_test::random_floats(size_t(shape_numel(s)), seed, 1.0f);
+    for (auto& x : v) x = lo + (x + 1.f) * 0.5f * (hi - lo);
+    return Tensor::from_floats(s, v);
+}
+
+std::shared_ptr<gpu::Engine> build(const Model& m, Precision p, int64_t batch) {
+    gpu::BuildOptions o;
+    o.plan.precision = p;
+    o.plan.batch = batch;
+    gpu::BuildResult r = gpu::build_engine(m, o);
+    return gpu::make_engine(r.file, "in-memory engine");
+}
+
+Outputs run_gpu(const Model& m, Precision p, const Tensor& x, bool graph = true, int conv_kernel = 0) {
+    auto eng = build(m, p, x.dim(0));
+    gpu::ContextOptions co;
+    co.cuda_graph = graph;
+    co.conv_kernel = conv_kernel;
+    gpu::Context ctx(eng, co);
+    Outputs out;
+    ctx.infer(x.data<float>(), out);
+    return out;
+}
+
+Outputs run_ref(const Model& m, const Tensor& x) {
+    ReferenceExecutor ex(m);
+    TensorMap r = ex.run({{m.graph.inputs[0].name, x}});
+    Outputs out;
+    for (const auto& o : m.graph.outputs) {
+        const Tensor& t = r.at(o.name);
+        out.emplace_back(t.data<float>(), t.data<float>() + t.numel());
+    }
+    return out;
+}
+
+// Max |a-b| / (1 + |b|): absolute near 0, relative for large values.
+double max_err(const std::vector<float>& a, const std::vector<float>& b, size_t from = 0, size_t to = size_t(-1)) {
+    EXPECT_EQ(a.size(), b.size());
+    double e = 0;
+    for (size_t i = from; i < std::min({a.size(), b.size(), to}); ++i) {
+        double d = std::fabs(double(a[i]) - double(b[i])) / (1.0 + std::fabs(double(b[i])));
+        if (!(d <= e)) e = std::isnan(d) ? 1e30 : d;
+    }
+    return e;
+}
+
+void expect_close(const Outputs& got, const Outputs& want, double tol, const std::string& what) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    for (size_t i = 0; i < got.size(); ++i) {
+        double e = max_err(got[i], want[i]);
+        EXPECT_LE(e, tol) << what << ": output " << i;
+    }
+}
+
+// One conv (+SiLU) model, for kernel-shape sweeps.
+Model conv_model(int64_t c, int64_t m, int64_t k, int64_t s, int64_t g, int64_t h, int64_t w, bool silu, bool residual) {
+    Model md;
+    Graph& G = md.graph;
+    G.inputs.push_back({"x", DType::Float32, {Dim{1, ""}, Dim{c, ""}, Dim{h, ""}, Dim{w, ""}}, true});
+    G.outputs.push_back({"y", DType::Float32, {}, false});
+    G.initializers["w"] = Tensor::from_floats({m, c / g, k, k},
+                                              yoloc_test::random_floats(size_t(m * c / g * k * k), 7, 0.3f));
+    G.initializers["b"] = Tensor::from_floats({m}, yoloc_test::random_floats(size_t(m), 8, 0.3f));
+    Node n;
+    n.name = "conv";
+    n.op_type = "Conv";
+    n.inputs = {"x", "w", "b"};
+    n.outputs = {silu || residual ? "c" : "y"};
+    n.attrs["kernel_shape"] = Attribute::of_ints({k, k});
+    n.attrs["strides"] = Attribute::of_ints({s, s});
+    n.attrs["pads"] = Attribute::of_ints({k / 2, k / 2, k / 2, k / 2});
+    n.attrs["group"] = Attribute::of_int(g);
+    G.nodes.push_back(n);
+    std::string last = n.outputs[0];
+    if (silu) {
+        Node sg;
+        sg.name = "sig";
+        sg.op_type = "Sigmoid";
+        sg.inputs = {last};
+        sg.outputs = {"sg"};
+        G.nodes.push_back(sg);
+        Node mul;
+        mul.name = "mul";
+        mul.op_type = "Mul";
+        mul.inputs = {last, "sg"};
+        mul.outputs = {residual ? "a" : "y"};
+        G.nodes.push_back(mul);
+        last = mul.outputs[0];
+    }
+    if (residual) {
+        Node add;
+        add.name = "add";
+        add.op_type = "Add";
+        add.inputs = {"x", last};
+        add.outputs = {"y"};
+        G.nodes.push_back(add);
+    }
+    return md;
+}
+
+}  // namespace
+
+TEST(Gpu, Device) {
+    engine::DeviceIdentity d = gpu::current_device();
+    std::printf("GPU: %s, compute capability %d.%d, CUDA runtime %d\n", d.gpu_name.c_str(), d.cc_major, d.cc_minor,
+                d.cuda_runtime);
+    EXPECT_GT(d.cc_major, 0);
+}
+
+TEST(Gpu, ConvShapesFp32AndFp16) {
+    struct Cfg {
+        int64_t c, m, k, s, g, h, w;
+        bool silu, res;
+    };
+    const Cfg cfgs[] = {
+        {3, 16, 3, 2, 1, 33, 31, true, false},   // stem-like, odd sizes
+        {16, 16, 3, 1, 1, 20, 20, true, true},   // bottleneck with residual
+        {64, 128, 3, 2, 1, 20, 20, true, false}, // downsampling
+        {96, 64, 1, 1, 1, 10, 12, true, false},  // 1x1
+        {24, 12, 3, 1, 4, 9, 9, false, false},   // grouped, no activation
+        {64, 80, 1, 1, 1, 8, 8, false, false},   // head-like 1x1, plain
+    };
+    for (const Cfg& c : cfgs) {
+        if (c.res && c.m != c.c) continue;
+        Model m = conv_model(c.c, c.m, c.k, c.s, c.g, c.h, c.w, c.silu, c.res);
+        Tensor x = random_input({1, c.c, c.h, c.w}, uint32_t(c.c * 31 + c.m), -1.f, 1.f);
+        Outputs want = run_ref(m, x);
+        for (int kern : {0, 1, 2}) {
+            std::string what = cat("conv c", c.c, " m", c.m, " k", c.k, " s", c.s, " g", c.g, " kernel ", kern);
+            expect_close(run_gpu(m, Precision::FP32, x, true, kern), want, 1e-4, what + " fp32");
+            expect_close(run_gpu(m, Precision::FP16, x, true, kern), want, 2e-2, what + " fp16");
+        }
+    }
+}
+
+TEST(Gpu, TinyModelAllOpsFp32) {
+    for (int64_t b : {1, 3}) {
+        Model m = yoloc_test::tiny_engine_model(b);
+        Tensor x = random_input({b, 6, 10, 12}, 11, -1.f, 1.f);
+        Outputs want = run_ref(m, x);
+        for (int kern : {0, 1})
+            expect_close(run_gpu(m, Precision::FP32, x, true, kern), want, 1e-4, cat("tiny fp32 batch ", b, " kernel ", kern));
+    }
+}
+
+TEST(Gpu, TinyModelAllOpsFp16) {
+    Model m = yoloc_test::tiny_engine_model(2);
+    Tensor x = random_input({2, 6, 10, 12}, 12, -1.f, 1.f);
+    Outputs want = run_ref(m, x);
+    for (int kern : {0, 1, 2})
+        expect_close(run_gpu(m, Precision::FP16, x, true, kern), want, 3e-2, cat("tiny fp16 kernel ", kern));
+}
+
+TEST(Gpu, CudaGraphEqualsPlainLaunches) {
+    Model m = yoloc_test::tiny_engine_model(1);
+    Tensor x = random_input({1, 6, 10, 12}, 13, -1.f, 1.f);
+    Outputs a = run_gpu(m, Precision::FP32, x, true);
+    Outputs b = run_gpu(m, Precision::FP32, x, false);
+    EXPECT_EQ(a, b);
+}
+
+namespace {
+
+struct Yolo {
+    Model model;
+    Tensor x;
+    Outputs ref;
+};
+
+// The reference executor is slow (plain loops): run it once for all yolov8n tests.
+const Yolo& yolo() {
+    static std::unique_ptr<Yolo> y;
+    if (!y) {
+        y.reset(new Yolo);
+        y->model = load_onnx(yoloc_test::shared_dir() + "/models/yolov8n_coco.onnx");
+        y->x = random_input({1, 3, 640, 640}, 42);
+        y->ref = run_ref(y->model, y->x);
+    }
+    return *y;
+}
+
+// Max absolute difference over boxes (rows 0..3) and scores (rows 4..) of [1, 84, A].
+void yolo_diffs(const std::vector<float>& got, const std::vector<float>& want, double& box_abs, double& box_rel,
+                double& score_abs) {
+    const size_t A = 8400;
+    box_abs = box_rel = score_abs = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+        double d = std::fabs(double(got[i]) - double(want[i]));
+        if (std::isnan(d)) d = 1e30;
+        if (i < 4 * A) {
+            box_abs = std::max(box_abs, d);
+            box_rel = std::max(box_rel, d / std::max(1.0, std::fabs(double(want[i]))));
+        } else {
+            score_abs = std::max(score_abs, d);
+        }
+    }
+}
+
+}  // namespace
+
+TEST(Gpu, Yolov8nFp32MatchesReference) {
+    REQUIRE_SHARED();
+    const Yolo& y = yolo();
+    for (int kern : {0, 1}) {
+        Outputs got = run_gpu(y.model, Precision::FP32, y.x, true, kern);
+        ASSERT_EQ(got.size(), 1u);
+        ASSERT_EQ(got[0].size(), y.ref[0].size());
+        double ba, br, sa;
+        yolo_diffs(got[0], y.ref[0], ba, br, sa);
+        std::printf("yolov8n fp32 (%s conv) vs reference: boxes max abs %.3g px (rel %.3g), scores max abs %.3g\n",
+                    kern ? "direct" : "gemm", ba, br, sa);
+        EXPECT_LE(sa, 1e-3) << "conv kernel " << kern;
+        EXPECT_LE(br, 1e-3) << "conv kernel " << kern;
+    }
+}
+
+TEST(Gpu, Yolov8nFp16ScoresWithin1e2) {
+    REQUIRE_SHARED();
+    const Yolo& y = yolo();
+    for (int kern : {0, 1, 2}) {
+        Outputs got = run_gpu(y.model, Precision::FP16, y.x, true, kern);
+        double ba, br, sa;
+        yolo_diffs(got[0], y.ref[0], ba, br, sa);
+        std::printf("yolov8n fp16 (%s conv) vs reference: boxes max abs %.3g px (rel %.3g), scores max abs %.3g\n",
+                    kern == 2 ? "wmma" : kern ? "direct" : "gemm", ba, br, sa);
+        EXPECT_LE(sa, 1e-2) << "conv kernel " << kern;
+        EXPECT_LE(ba, 2.0) << "conv kernel " << kern;
+    }
+}
+
+TEST(Gpu, Yolov8nEngineFileRoundTripAndSharedContexts) {
+    REQUIRE_SHARED();
+    const Yolo& y = yolo();
+    gpu::BuildOptions o;
+    o.plan.precision = Precision::FP16;
+    o.source = "yolov8n_coco.onnx";
+    gpu::BuildResult r = gpu::build_engine(y.model, o);
+    std::string path = yoloc_test::scratch_dir("gpu_engine") + "/yolov8n_fp16.engine";
+    engine::write_engine(path, r.file);
+    auto mem = gpu::make_engine(r.file, "memory");
+    auto disk = gpu::Engine::load(path);
+    EXPECT_EQ(disk->summary().precision, "fp16");
+    gpu::Context c1(mem), c2(disk), c3(disk);  // c2 and c3 share one engine's weights
+    Outputs a, b, c;
+    c1.infer(y.x.data<float>(), a);
+    c2.infer(y.x.data<float>(), b);
+    c3.infer(y.x.data<float>(), c);
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(b, c);
+    c2.infer(y.x.data<float>(), b);  // graph replay gives the same again
+    EXPECT_EQ(a, b);
+}
+
+TEST(Gpu, EngineForAnotherDeviceOrCorruptIsRefusedOnLoad) {
+    Model m = yoloc_test::tiny_engine_model(1);
+    gpu::BuildOptions o;
+    gpu::BuildResult r = gpu::build_engine(m, o);
+    std::string dir = yoloc_test::scratch_dir("gpu_refuse");
+    engine::EngineFile other = r.file;
+    other.info.device.cc_major = 5;
+    other.info.device.cc_minor = 3;
+    other.info.device.gpu_name = "Jetson Nano";
+    engine::write_engine(dir + "/nano.engine", other);
+    try {
+        gpu::Engine::load(dir + "/nano.engine");
+        FAIL() << "loaded an engine built for compute capability 5.3";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("rebuild the engine on this device"), std::string::npos) << e.what();
+    }
+    std::string bytes = engine::serialize_engine(r.file);
+    write_file_atomic(dir + "/cut.engine", bytes.substr(0, bytes.size() / 2));
+    EXPECT_THROW(gpu::Engine::load(dir + "/cut.engine"), Error);
+    engine::write_engine(dir + "/ok.engine", r.file);
+    EXPECT_NO_THROW(gpu::Engine::load(dir + "/ok.engine"));
+}
+
+TEST(Gpu, Yolov8nTimings) {
+    REQUIRE_SHARED();
+    const Yolo& y = yolo();
+    for (auto cfg : {std::make_pair(Precision::FP32, int64_t(1)), std::make_pair(Precision::FP16, int64_t(1)),
+                     std::make_pair(Precision::FP16, int64_t(32))}) {
+        gpu::BuildOptions o;
+        o.plan.precision = cfg.first;
+        o.plan.batch = cfg.second;
+        gpu::BuildResult r = gpu::build_engine(y.model, o);
+        size_t free0 = 0, free1 = 0, total = 0;
+        cudaDeviceSynchronize();
+        cudaMemGetInfo(&free0, &total);
+        auto eng = gpu::make_engine(r.file, "memory");
+        {
+            gpu::Context probe(eng);
+            probe.run_device_only();
+            cudaMemGetInfo(&free1, &total);
+        }
+        std::printf("MEMORY yolov8n %s batch %lld: planned weights %.2f MB + arena %.2f MB; cudaMemGetInfo delta "
+                    "%.2f MB (engine + one context, incl. allocator granularity and the CUDA graph)\n",
+                    engine::precision_name(cfg.first), static_cast<long long>(cfg.second), r.memory.weight_bytes / 1e6,
+                    r.memory.arena_bytes / 1e6, (double(free0) - double(free1)) / 1e6);
+        for (int kern : {0, 1, 2}) {
+            if (kern == 2 && cfg.first != Precision::FP16) continue;
+            gpu::ContextOptions co;
+            co.conv_kernel = kern;
+            gpu::Context ctx(eng, co);
+            for (int i = 0; i < 5; ++i) ctx.run_device_only();
+            std::vector<float> ms;
+            for (int i = 0; i < 30; ++i) ms.push_back(ctx.run_device_only());
+            std::sort(ms.begin(), ms.end());
+            const auto& s = eng->summary();
+            std::printf("TIMING yolov8n %s batch %lld %s conv: GPU median %.3f ms (min %.3f), %.0f img/s; "
+                        "weights %.2f MB, arena %.2f MB\n",
+                        s.precision.c_str(), static_cast<long long>(cfg.second), kern == 2 ? "wmma" : kern ? "direct" : "gemm",
+                        ms[ms.size() / 2], ms[0], 1000.0 * double(cfg.second) / ms[ms.size() / 2],
+                        s.weight_bytes / 1e6, s.arena_bytes / 1e6);
+        }
+    }
+}
