@@ -5,6 +5,7 @@
 
 #include "engine/cpu/fast_executor.h"
 #include "engine/cpu/ref_ops.h"
+#include "quant/fake_quant.h"
 
 namespace yoloc {
 
@@ -74,7 +75,10 @@ TensorMap ReferenceExecutor::run(const TensorMap& inputs) {
 
 std::unique_ptr<Executor> make_executor(const Model& model, const std::string& kind, const ExecutorOptions& opts) {
     if (kind == "reference" || kind == "ref") return std::make_unique<ReferenceExecutor>(model);
-    if (kind == "fast" || kind == "cpu") return make_fast_executor(model, opts);
+    // Q/DQ models: constant weight DequantizeLinear folded to float weights so the
+    // fused conv kernels apply (quant/fake_quant.h); activation Q/DQ stay.
+    if (kind == "fast" || kind == "cpu")
+        return make_fast_executor(has_qdq(model) ? prepare_qdq_for_float(model) : model, opts);
     fail("unknown CPU executor '", kind, "' (use 'reference' or 'fast')");
 }
 
