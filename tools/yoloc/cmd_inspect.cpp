@@ -113,9 +113,13 @@ Registrar reg("inspect", "show a model's inputs, outputs, ops, parameters, FLOPs
                     (long long)arch.nc, (long long)arch.reg_max);
         for (auto s : arch.strides) std::printf(" %lld", (long long)s);
         std::printf("\n");
-        for (const auto& c : arch.c2f)
-            std::printf("  C2f  layer %-2d  %4lld -> %4lld  hidden %4lld  n=%d  %s\n", c.index, (long long)c.c_in,
-                        (long long)c.c_out, (long long)c.c, c.n, c.shortcut() ? "shortcut" : "no shortcut");
+        for (const auto& c : arch.c2f) {
+            // Bottleneck widths (m.i.cv1 outputs) too: pruning changes them independently.
+            std::string m;
+            for (const auto& b : c.bottlenecks) m += (m.empty() ? "" : ",") + std::to_string(b.cv1.c_out);
+            std::printf("  C2f  layer %-2d  %4lld -> %4lld  hidden %4lld  n=%d  %s  m %s\n", c.index, (long long)c.c_in,
+                        (long long)c.c_out, (long long)c.c, c.n, c.shortcut() ? "shortcut" : "no shortcut", m.c_str());
+        }
         for (const auto& s : arch.sppf)
             std::printf("  SPPF layer %-2d  %4lld -> %4lld\n", s.index, (long long)s.cv1.c_in, (long long)s.cv2.c_out);
         for (const auto& l : arch.head.levels)
