@@ -1,8 +1,6 @@
 // The CLI as a user runs it: real model, real photos, reference outputs, bad input.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
 #include <cmath>
 #include <fstream>
 
@@ -16,24 +14,8 @@ using namespace yoloc;
 
 namespace {
 
-struct Result {
-    int code = -1;      // exit code; -1 when killed by a signal
-    bool signaled = false;
-    std::string out;    // stdout + stderr
-};
-
-Result yoloc_cmd(const std::string& args) {
-    std::string cmd = std::string("YOLOC_NO_PROGRESS=1 ") + YOLOC_BINARY + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    Result r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    int st = pclose(p);
-    r.signaled = WIFSIGNALED(st);
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-}
+using Result = yoloc_test::CliResult;
+Result yoloc_cmd(const std::string& args) { return yoloc_test::run_cli(args); }
 
 std::string shared(const std::string& rel) { return yoloc_test::shared_dir() + "/" + rel; }
 

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 #include <set>
-#include <sys/wait.h>
 
 #include "core/file.h"
 #include "engine/cpu/executor.h"
@@ -39,22 +38,8 @@ const ChannelGroup* group_with(const ChannelAnalysis& an, const std::string& con
     return nullptr;
 }
 
-struct CmdResult {
-    int code = -1;
-    std::string out;
-};
-
-CmdResult yoloc_cmd(const std::string& args) {
-    std::string cmd = std::string("YOLOC_NO_PROGRESS=1 ") + YOLOC_BINARY + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    CmdResult r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    int st = pclose(p);
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-}
+using CmdResult = yoloc_test::CliResult;
+CmdResult yoloc_cmd(const std::string& args) { return yoloc_test::run_cli(args); }
 
 PruneOptions seed_options() {
     PruneOptions o;

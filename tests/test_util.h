@@ -4,9 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <string>
-#include <sys/stat.h>
 
 namespace yoloc_test {
 
@@ -32,6 +35,27 @@ inline std::string scratch_dir(const std::string& name) {
     std::string cmd = "rm -rf '" + d + "' && mkdir -p '" + d + "'";
     if (std::system(cmd.c_str()) != 0) ADD_FAILURE() << "cannot create " << d;
     return d;
+}
+
+struct CliResult {
+    int code = -1;          // exit code; -1 when killed by a signal
+    bool signaled = false;
+    std::string out;        // stdout + stderr
+};
+
+// Runs the yoloc binary under test with `args` (progress bars off).
+inline CliResult run_cli(const std::string& args) {
+    std::string cmd = std::string("YOLOC_NO_PROGRESS=1 ") + YOLOC_BINARY + " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    CliResult r;
+    if (!p) return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    int st = pclose(p);
+    r.signaled = WIFSIGNALED(st);
+    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
 }
 
 }  // namespace yoloc_test
