@@ -43,6 +43,7 @@ struct CliResult {
     std::string out;        // stdout + stderr
 };
 
+#ifdef YOLOC_BINARY
 // Runs the yoloc binary under test with `args` (progress bars off).
 inline CliResult run_cli(const std::string& args) {
     std::string cmd = std::string("YOLOC_NO_PROGRESS=1 ") + YOLOC_BINARY + " " + args + " 2>&1";
@@ -57,6 +58,7 @@ inline CliResult run_cli(const std::string& args) {
     r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     return r;
 }
+#endif
 
 }  // namespace yoloc_test
 

@@ -1,0 +1,556 @@
+// INT8 post-training quantization (src/quant): the Q/DQ form TensorRT accepts, the
+// calibration math, the TensorRT calibration cache, the rule checker, and bad input.
+#include <gtest/gtest.h>
+
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/file.h"
+#include "engine/cpu/executor.h"
+#include "engine/cpu/fast_executor.h"
+#include "onnx/onnx_io.h"
+#include "quant/calibrate.h"
+#include "quant/fake_quant.h"
+#include "quant/quantize.h"
+#include "quant/trt_rules.h"
+#include "test_util.h"
+#include "yolo/generate.h"
+
+using namespace yoloc;
+
+namespace {
+
+std::string shared(const std::string& rel) { return yoloc_test::shared_dir() + "/" + rel; }
+
+using CmdResult = yoloc_test::CliResult;
+CmdResult yoloc_cmd(const std::string& args) { return yoloc_test::run_cli(args); }
+
+// The real model quantized once per test process (2 calibration images: structure
+// does not depend on how many).
+const QuantizeResult& real_quantized() {
+    static QuantizeResult r = [] {
+        Model m = load_onnx(shared("models/yolov8n_coco.onnx"));
+        std::vector<std::string> imgs = calibration_images(shared("data/coco128/images/train2017"), 2);
+        QuantizeOptions o;
+        o.report_images = 1;
+        o.keep_fp = 0;  // every layer quantized: the structure rules apply to all
+        return quantize_model(m, imgs, o);
+    }();
+    return r;
+}
+
+const Node* producer_of(const Graph& g, const std::string& v) {
+    int p = g.producer(v);
+    return p < 0 ? nullptr : &g.nodes[size_t(p)];
+}
+
+Node make_node(const std::string& name, const std::string& op, std::vector<std::string> in, std::vector<std::string> out) {
+    Node n;
+    n.name = name;
+    n.op_type = op;
+    n.inputs = std::move(in);
+    n.outputs = std::move(out);
+    return n;
+}
+
+ValueInfo vinfo(const std::string& name, Shape s, DType t = DType::Float32) {
+    ValueInfo v;
+    v.name = name;
+    v.dtype = t;
+    for (auto d : s) v.shape.push_back(Dim{d, ""});
+    return v;
+}
+
+// A one-Conv float model: x[1,4,8,8] -> Conv(w[8,4,3,3], b) -> y.
+Model tiny_conv_model() {
+    Model m;
+    Graph& g = m.graph;
+    g.inputs.push_back(vinfo("x", {1, 4, 8, 8}));
+    g.outputs.push_back(vinfo("y", {1, 8, 8, 8}));
+    std::vector<float> w(8 * 4 * 9);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = float(std::sin(double(i))) * 0.1f;
+    g.initializers["w"] = Tensor::from_floats({8, 4, 3, 3}, w);
+    g.initializers["b"] = Tensor::from_floats({8}, std::vector<float>(8, 0.01f));
+    Node c = make_node("conv", "Conv", {"x", "w", "b"}, {"y"});
+    c.attrs["pads"] = Attribute::of_ints({1, 1, 1, 1});
+    g.nodes.push_back(c);
+    return m;
+}
+
+// What ONNX Runtime's quantize_dynamic makes of a Conv: DynamicQuantizeLinear on the
+// activation (uint8, run-time asymmetric zero point), ConvInteger with a uint8
+// weight and a non-zero weight zero point, then Cast and a Mul by the scales.
+Model ort_dynamic_like() {
+    Model m = tiny_conv_model();
+    Graph& g = m.graph;
+    g.nodes.clear();
+    g.initializers.erase("w");
+    g.initializers["w_quantized"] = Tensor(DType::UInt8, {8, 4, 3, 3});
+    Tensor wz(DType::UInt8, {});
+    wz.data<uint8_t>()[0] = 131;
+    g.initializers["w_zero_point"] = wz;
+    g.initializers["w_scale"] = Tensor::scalar_f32(0.002f);
+    g.nodes.push_back(make_node("x_QuantizeLinear", "DynamicQuantizeLinear", {"x"}, {"x_q", "x_scale", "x_zp"}));
+    Node ci = make_node("conv_quant", "ConvInteger", {"x_q", "w_quantized", "x_zp", "w_zero_point"}, {"y_int"});
+    ci.attrs["pads"] = Attribute::of_ints({1, 1, 1, 1});
+    g.nodes.push_back(ci);
+    Node cast = make_node("cast", "Cast", {"y_int"}, {"y_f"});
+    cast.attrs["to"] = Attribute::of_int(1);
+    g.nodes.push_back(cast);
+    g.nodes.push_back(make_node("scale_mul", "Mul", {"x_scale", "w_scale"}, {"s"}));
+    g.nodes.push_back(make_node("out_mul", "Mul", {"y_f", "s"}, {"y"}));
+    return m;
+}
+
+bool has_rule(const std::vector<Violation>& v, const std::string& node, const std::string& rule) {
+    for (const auto& x : v)
+        if (x.node == node && x.rule == rule) return true;
+    return false;
+}
+
+// A Q/DQ model of tiny_conv_model() made by yoloc's own insertion (amax 1 for x).
+Model tiny_qdq() {
+    Model m = tiny_conv_model();
+    QuantPlan p = plan_quantization(m);
+    return insert_qdq(m, p, {{"x", 1.0}}, true);
+}
+
+}  // namespace
+
+// ---- Structure of what `quantize` writes, on the real YOLOv8n --------------------
+
+TEST(QuantReal, EveryConvReadsDequantizedInputAndWeight) {
+    REQUIRE_SHARED();
+    const Graph& g = real_quantized().model.graph;
+    int convs = 0;
+    for (const auto& n : g.nodes) {
+        if (n.op_type != "Conv" || is_dfl_conv(g, n)) continue;
+        ++convs;
+        const Node* x = producer_of(g, n.inputs[0]);
+        const Node* w = producer_of(g, n.inputs[1]);
+        ASSERT_TRUE(x && x->op_type == "DequantizeLinear") << n.name << " input is not dequantized";
+        const Node* q = producer_of(g, x->inputs[0]);
+        EXPECT_TRUE(q && q->op_type == "QuantizeLinear") << n.name;
+        ASSERT_TRUE(w && w->op_type == "DequantizeLinear") << n.name << " weight is not dequantized";
+        EXPECT_TRUE(g.is_initializer(w->inputs[0])) << n.name;
+    }
+    EXPECT_EQ(convs, 63);  // all but the DFL conv
+}
+
+TEST(QuantReal, DflConvStaysFloatByDefault) {
+    REQUIRE_SHARED();
+    const Graph& g = real_quantized().model.graph;
+    int dfl = 0;
+    for (const auto& n : g.nodes) {
+        if (n.op_type != "Conv" || !is_dfl_conv(g, n)) continue;
+        ++dfl;
+        const Node* x = producer_of(g, n.inputs[0]);
+        EXPECT_FALSE(x && x->op_type == "DequantizeLinear");
+    }
+    EXPECT_EQ(dfl, 1);
+}
+
+TEST(QuantReal, ZeroPointsAreInt8Zeros) {
+    REQUIRE_SHARED();
+    const Graph& g = real_quantized().model.graph;
+    int qdq = 0;
+    for (const auto& n : g.nodes) {
+        if (n.op_type != "QuantizeLinear" && n.op_type != "DequantizeLinear") continue;
+        ++qdq;
+        ASSERT_EQ(n.inputs.size(), 3u) << n.name;
+        const Tensor* z = g.find_initializer(n.inputs[2]);
+        ASSERT_TRUE(z) << n.name;
+        EXPECT_EQ(z->dtype(), DType::Int8) << n.name;
+        for (int64_t i = 0; i < z->numel(); ++i) EXPECT_EQ(z->at_i64(i), 0) << n.name;
+    }
+    EXPECT_GT(qdq, 63 + 63);  // a weight DQ per Conv + Q/DQ pairs (shared by Convs reading one value)
+}
+
+TEST(QuantReal, WeightsAreInt8PerChannelOnAxis0InSymmetricRange) {
+    REQUIRE_SHARED();
+    const Graph& g = real_quantized().model.graph;
+    for (const auto& n : g.nodes) {
+        if (n.op_type != "Conv" || is_dfl_conv(g, n)) continue;
+        const Node* w = producer_of(g, n.inputs[1]);
+        ASSERT_TRUE(w);
+        const Tensor& q = *g.find_initializer(w->inputs[0]);
+        const Tensor& s = *g.find_initializer(w->inputs[1]);
+        EXPECT_EQ(q.dtype(), DType::Int8);
+        EXPECT_EQ(w->attr_i("axis", 1), 0) << n.name;
+        EXPECT_EQ(s.numel(), q.dim(0)) << n.name;
+        int mn = 0, mx = 0;
+        for (int64_t i = 0; i < q.numel(); ++i) {
+            mn = std::min<int>(mn, q.data<int8_t>()[i]);
+            mx = std::max<int>(mx, q.data<int8_t>()[i]);
+        }
+        EXPECT_GE(mn, -127) << n.name;
+        EXPECT_LE(mx, 127) << n.name;
+    }
+}
+
+TEST(QuantReal, ActivationScalesArePerTensor) {
+    REQUIRE_SHARED();
+    const Graph& g = real_quantized().model.graph;
+    for (const auto& n : g.nodes)
+        if (n.op_type == "QuantizeLinear") EXPECT_EQ(g.find_initializer(n.inputs[1])->numel(), 1) << n.name;
+}
+
+TEST(QuantReal, ResidualAddsHaveQdqOnOneInputOnly) {
+    REQUIRE_SHARED();
+    const Graph& g = real_quantized().model.graph;
+    int adds = 0;
+    for (const auto& n : g.nodes) {
+        if (n.op_type != "Add" || g.is_initializer(n.inputs[0]) || g.is_initializer(n.inputs[1])) continue;
+        const Node* a = producer_of(g, n.inputs[0]);
+        const Node* b = producer_of(g, n.inputs[1]);
+        int dq = (a && a->op_type == "DequantizeLinear") + (b && b->op_type == "DequantizeLinear");
+        if (a && b && (a->op_type == "Mul" || b->op_type == "Mul")) {
+            ++adds;
+            EXPECT_EQ(dq, 1) << n.name;
+        }
+    }
+    EXPECT_EQ(adds, 6);  // yolov8n's backbone bottlenecks: 1 + 2 + 2 + 1
+}
+
+TEST(QuantReal, AddsOnlyQuantizeAndDequantizeOps) {
+    REQUIRE_SHARED();
+    Model f = load_onnx(shared("models/yolov8n_coco.onnx"));
+    auto before = f.graph.op_histogram();
+    auto after = real_quantized().model.graph.op_histogram();
+    for (const auto& kv : after) {
+        if (kv.first == "QuantizeLinear" || kv.first == "DequantizeLinear") continue;
+        EXPECT_EQ(kv.second, before[kv.first]) << kv.first;
+    }
+    EXPECT_EQ(after.size(), before.size() + 2);
+}
+
+TEST(QuantReal, KeepsInputsOutputsAndOpset) {
+    REQUIRE_SHARED();
+    Model f = load_onnx(shared("models/yolov8n_coco.onnx"));
+    const Model& q = real_quantized().model;
+    ASSERT_EQ(q.graph.inputs.size(), f.graph.inputs.size());
+    ASSERT_EQ(q.graph.outputs.size(), f.graph.outputs.size());
+    EXPECT_EQ(q.graph.inputs[0].name, f.graph.inputs[0].name);
+    EXPECT_EQ(q.graph.outputs[0].name, f.graph.outputs[0].name);
+    EXPECT_EQ(q.graph.inputs[0].concrete(), f.graph.inputs[0].concrete());
+    EXPECT_EQ(q.graph.outputs[0].concrete(), f.graph.outputs[0].concrete());
+    EXPECT_EQ(q.opset(), 17);
+}
+
+TEST(QuantReal, PassesTheOnnxChecker) {
+    REQUIRE_SHARED();
+    if (std::system("/usr/bin/python3 -c 'import onnx' 2>/dev/null") != 0) {
+        if (yoloc_test::in_ci()) FAIL() << "python3-onnx is missing in CI";
+        GTEST_SKIP() << "/usr/bin/python3 has no onnx module";
+    }
+    std::string dir = yoloc_test::scratch_dir("quant_checker");
+    save_onnx(real_quantized().model, dir + "/q.onnx");
+    std::string cmd = "/usr/bin/python3 -c \"import onnx,sys; onnx.checker.check_model(sys.argv[1], full_check=True)\" '" +
+                      dir + "/q.onnx'";
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+}
+
+TEST(QuantReal, PassesTheTensorRtRules) {
+    REQUIRE_SHARED();
+    std::vector<Violation> v = check_model(real_quantized().model, "tensorrt");
+    for (const auto& x : v) ADD_FAILURE() << x.line();
+}
+
+TEST(QuantReal, PerTensorReproducesTheExportsInt8WeightsExactly) {
+    // The model's weights were de-quantized from a per-tensor INT8 export: every
+    // conv weight lies on its layer's grid, so per-tensor max/127 re-quantization is
+    // lossless for those 62 convs (see docs/QUANTIZATION.md).
+    REQUIRE_SHARED();
+    Model m = load_onnx(shared("models/yolov8n_coco.onnx"));
+    QuantPlan p = plan_quantization(m);
+    std::map<std::string, double> amax;
+    for (const auto& l : p.layers) amax[l.input] = 1.0;
+    Model q = prepare_qdq_for_float(insert_qdq(m, p, amax, /*per_channel=*/false));
+    int exact = 0;
+    for (const auto& n : q.graph.nodes) {
+        if (n.op_type != "Conv") continue;
+        const Tensor& wq = *q.graph.find_initializer(n.inputs[1]);
+        // The original float weight: same Conv node name in the float model.
+        for (const auto& fn : m.graph.nodes)
+            if (fn.name == n.name) {
+                const Tensor& wf = *m.graph.find_initializer(fn.inputs[1]);
+                double err = 0, mx = 0;
+                for (int64_t i = 0; i < wf.numel(); ++i) {
+                    err = std::max(err, double(std::fabs(wf.data<float>()[i] - wq.data<float>()[i])));
+                    mx = std::max(mx, double(std::fabs(wf.data<float>()[i])));
+                }
+                if (err <= 1e-6 * mx) ++exact;
+            }
+    }
+    EXPECT_GE(exact, 62);
+}
+
+TEST(QuantKeepFp, LeavesTheMostSensitiveLayerInFloat) {
+    REQUIRE_SHARED();
+    GenerateOptions go;
+    go.imgsz = 64;
+    Model m = generate_yolov8(go);
+    QuantizeOptions o;
+    o.keep_fp = 1;
+    o.sensitivity_images = 1;
+    o.report_images = 1;
+    QuantizeResult r = quantize_model(m, calibration_images(shared("data/coco128/images/train2017"), 1), o);
+    ASSERT_EQ(r.kept_fp.size(), 1u);
+    // The kept layer is the one with the lowest output SQNR when quantized alone.
+    double lowest = 1e300;
+    std::string most;
+    for (const auto& l : r.layers)
+        if (l.sensitivity_db < lowest) lowest = l.sensitivity_db, most = l.node;
+    EXPECT_EQ(r.kept_fp[0], most);
+    const Graph& g = r.model.graph;
+    for (const auto& n : g.nodes)
+        if (n.name == most && n.op_type == "Conv") {
+            const Node* x = producer_of(g, n.inputs[0]);
+            EXPECT_FALSE(x && x->op_type == "DequantizeLinear");
+        }
+}
+
+// ---- Execution of Q/DQ models ----------------------------------------------------
+
+TEST(QuantExec, FastExecutorMatchesReferenceOnQdqModel) {
+    GenerateOptions go;
+    go.imgsz = 64;
+    Model m = generate_yolov8(go);
+    QuantPlan p = plan_quantization(m);
+    std::map<std::string, double> amax;
+    for (const auto& l : p.layers) amax[l.input] = 4.0;
+    Model q = insert_qdq(m, p, amax, true);
+    Tensor x(DType::Float32, {1, 3, 64, 64});
+    for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = float((i * 7919) % 256) / 255.0f;
+    const std::string in = q.graph.inputs[0].name, out = q.graph.outputs[0].name;
+    Tensor a = make_executor(q, "reference")->run({{in, x}}).at(out);
+    Tensor b = make_executor(q, "fast")->run({{in, x}}).at(out);
+    // Summation order differs, so a value near a rounding boundary can land one
+    // int8 step apart; the outputs must still agree closely overall.
+    EXPECT_GT(sqnr_db(a, b), 30.0);
+}
+
+TEST(QuantExec, FastPlanKeepsConvsFusedOnQdqModel) {
+    GenerateOptions go;
+    go.imgsz = 64;
+    Model m = generate_yolov8(go);
+    QuantPlan p = plan_quantization(m, {}, /*quantize_dfl=*/false);  // its input is a plain tensor
+    std::map<std::string, double> amax;
+    for (const auto& l : p.layers) amax[l.input] = 4.0;
+    Model q = prepare_qdq_for_float(insert_qdq(m, p, amax, true));
+    FastPlanStats f = FastExecutor(m, ExecutorOptions{}).stats();
+    FastPlanStats s = FastExecutor(q, ExecutorOptions{}).stats();
+    EXPECT_EQ(s.convs, f.convs);
+    EXPECT_EQ(s.fused_silu, f.fused_silu);
+    EXPECT_EQ(s.fused_residual, f.fused_residual);
+    // Only the Q/DQ of the plain graph input run as reference steps.
+    EXPECT_LE(s.ref_steps, f.ref_steps + 2);
+}
+
+TEST(QuantExec, WeightDequantizeIsFoldedForTheFastPath) {
+    Model q = prepare_qdq_for_float(tiny_qdq());
+    int dq = 0, qn = 0;
+    for (const auto& n : q.graph.nodes) {
+        dq += n.op_type == "DequantizeLinear";
+        qn += n.op_type == "QuantizeLinear";
+    }
+    EXPECT_EQ(qn, 1);
+    EXPECT_EQ(dq, 1);  // the activation's; the weight's became a float initializer
+    EXPECT_EQ(q.graph.find_initializer(q.graph.nodes.back().inputs[1])->dtype(), DType::Float32);
+}
+
+// ---- Calibration math ------------------------------------------------------------
+
+TEST(QuantCalib, EntropyMatchesTensorRtAlgorithmOnSyntheticHistogram) {
+    // Expected value from a NumPy replica of pytorch-quantization's
+    // _compute_amax_entropy (TensorRT's EntropyCalibration2) on the same histogram:
+    // counts round(1e6 * exp(-k/100)), plus 3 outliers in bin 1500 -> bin 1109.
+    std::vector<double> h(2048);
+    for (int k = 0; k < 2048; ++k) h[size_t(k)] = std::nearbyint(1e6 * std::exp(-k / 100.0));
+    h[1500] += 3;
+    EXPECT_NEAR(amax_entropy(h, 0.01), 11.09, 1e-9);
+}
+
+TEST(QuantCalib, PercentileIsUpperEdgeOfTheBinReachingIt) {
+    std::vector<double> h(2048, 0.0);
+    h[0] = 99;
+    h[1000] = 1;
+    EXPECT_DOUBLE_EQ(amax_percentile(h, 0.5, 99.0), 0.5);
+    EXPECT_DOUBLE_EQ(amax_percentile(h, 0.5, 100.0), 1001 * 0.5);
+}
+
+TEST(QuantCalib, MinmaxIsTheObservedMax) {
+    TensorStats st;
+    st.amax = 3.5;
+    st.hist.assign(2048, 1.0);
+    EXPECT_DOUBLE_EQ(choose_amax(st, CalibMethod::MinMax, 99.99), 3.5);
+}
+
+TEST(QuantCalib, MseClipsAFarOutlier) {
+    std::vector<double> h(2048, 0.0);
+    for (int k = 0; k < 200; ++k) h[size_t(k)] = 1e6;
+    h[2047] = 1;  // one value far out: clipping it costs less than a 10x coarser grid
+    double a = amax_mse(h, 1.0);
+    EXPECT_LT(a, 400.0);
+    EXPECT_GT(a, 128.0);
+}
+
+TEST(QuantCalib, ClippingRatioCountsValuesAboveAmax) {
+    TensorStats st;
+    st.amax = 2048;
+    st.hist.assign(2048, 0.0);
+    st.hist[10] = 90;
+    st.hist[2000] = 10;
+    st.count = 100;
+    EXPECT_DOUBLE_EQ(clipping_ratio(st, 1000.0), 0.1);
+}
+
+// ---- TensorRT calibration cache --------------------------------------------------
+
+TEST(QuantCache, HeaderAndHexAreFloat32ScaleBits) {
+    std::string c = calibration_cache({{"images", 1.0}, {"/model.0/act/Mul_output_0", 12.7}}, 8205, CalibMethod::Entropy);
+    std::istringstream in(c);
+    std::string line;
+    std::getline(in, line);
+    EXPECT_EQ(line, "TRT-8205-EntropyCalibration2");
+    std::getline(in, line);
+    EXPECT_EQ(line, "/model.0/act/Mul_output_0: " + float_hex(0.1f));
+    std::getline(in, line);
+    float s = 1.0f / 127.0f;
+    uint32_t bits;
+    std::memcpy(&bits, &s, 4);
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "%08x", bits);
+    EXPECT_EQ(line, std::string("images: ") + hex);
+    EXPECT_EQ(float_hex(1.0f), "3f800000");
+}
+
+TEST(QuantCache, MinmaxHeader) {
+    std::string c = calibration_cache({{"x", 1.0}}, 8601, CalibMethod::MinMax);
+    EXPECT_EQ(c.substr(0, c.find('\n')), "TRT-8601-MinMaxCalibration");
+}
+
+// ---- The TensorRT rule checker -------------------------------------------------
+
+TEST(QuantCheck, FlagsOrtDynamicQuantization) {
+    std::vector<Violation> v = check_model(ort_dynamic_like(), "tensorrt");
+    EXPECT_TRUE(has_rule(v, "x_QuantizeLinear", "dynamic-quantization"));
+    EXPECT_TRUE(has_rule(v, "conv_quant", "integer-op"));
+    EXPECT_TRUE(has_rule(v, "conv_quant", "zero-point"));  // run-time and 131
+    EXPECT_TRUE(has_rule(v, "conv_quant", "uint8"));
+}
+
+TEST(QuantCheck, PassesYolocsOwnQdq) { EXPECT_TRUE(check_model(tiny_qdq(), "tensorrt").empty()); }
+
+TEST(QuantCheck, FlagsNonZeroZeroPoint) {
+    Model m = tiny_qdq();
+    for (auto& kv : m.graph.initializers)
+        if (kv.first == "x_zero_point") kv.second.data<int8_t>()[0] = 3;
+    EXPECT_TRUE(has_rule(check_model(m), "x_QuantizeLinear", "zero-point"));
+}
+
+TEST(QuantCheck, FlagsUint8ZeroPoint) {
+    Model m = tiny_qdq();
+    m.graph.initializers["x_zero_point"] = Tensor(DType::UInt8, {});
+    EXPECT_TRUE(has_rule(check_model(m), "x_QuantizeLinear", "uint8"));
+}
+
+TEST(QuantCheck, FlagsPerChannelActivationScale) {
+    Model m = tiny_qdq();
+    m.graph.initializers["x_scale"] = Tensor::from_floats({4}, {0.1f, 0.1f, 0.1f, 0.1f});
+    m.graph.initializers["x_zero_point"] = Tensor(DType::Int8, {4});
+    EXPECT_TRUE(has_rule(check_model(m), "x_QuantizeLinear", "per-channel-activation"));
+}
+
+TEST(QuantCheck, FlagsPerAxisBelowOpset13) {
+    Model m = tiny_qdq();
+    m.opsets = {{"", 12}};
+    EXPECT_TRUE(has_rule(check_model(m), "w_DequantizeLinear", "opset"));
+}
+
+TEST(QuantCheck, FlagsQuantizedInputWithFloatWeight) {
+    Model m = tiny_conv_model();
+    QuantPlan p = plan_quantization(m);
+    Model q = insert_qdq(m, p, {{"x", 1.0}}, true);
+    // Put the float weight back: the input stays quantized.
+    q.graph.initializers["w"] = m.graph.initializers.at("w");
+    for (auto& n : q.graph.nodes)
+        if (n.op_type == "Conv") n.inputs[1] = "w";
+    remove_dead(q.graph);
+    EXPECT_TRUE(has_rule(check_model(q), "conv", "conv-weight-not-quantized"));
+}
+
+TEST(QuantCheck, FlagsQuantizeNotFollowedByDequantize) {
+    Model m = tiny_conv_model();
+    Graph& g = m.graph;
+    g.initializers["s"] = Tensor::scalar_f32(0.1f);
+    g.initializers["z"] = Tensor(DType::Int8, {});
+    g.nodes.insert(g.nodes.begin(), make_node("q", "QuantizeLinear", {"x", "s", "z"}, {"xq"}));
+    Node cast = make_node("cast", "Cast", {"xq"}, {"xf"});
+    cast.attrs["to"] = Attribute::of_int(1);
+    g.nodes.insert(g.nodes.begin() + 1, cast);
+    g.nodes.back().inputs[0] = "xf";
+    EXPECT_TRUE(has_rule(check_model(m), "q", "q-without-dq"));
+}
+
+TEST(QuantCheck, CliExitCodes) {
+    std::string dir = yoloc_test::scratch_dir("quant_check_cli");
+    save_onnx(ort_dynamic_like(), dir + "/dyn.onnx");
+    save_onnx(tiny_qdq(), dir + "/ok.onnx");
+    CmdResult bad = yoloc_cmd("check " + dir + "/dyn.onnx --target tensorrt");
+    EXPECT_NE(bad.code, 0);
+    EXPECT_NE(bad.out.find("x_QuantizeLinear: [dynamic-quantization]"), std::string::npos) << bad.out;
+    EXPECT_NE(bad.out.find("fix:"), std::string::npos);
+    CmdResult good = yoloc_cmd("check " + dir + "/ok.onnx --target tensorrt");
+    EXPECT_EQ(good.code, 0) << good.out;
+}
+
+// ---- Bad input: clear error, nothing written -----------------------------------
+
+TEST(QuantBadInput, EmptyCalibrationFolder) {
+    std::string dir = yoloc_test::scratch_dir("quant_empty_calib");
+    yoloc_test::scratch_dir("quant_empty_calib/calib");
+    try {
+        calibration_images(dir + "/calib", 0);
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("no calibration images"), std::string::npos) << e.what();
+    }
+}
+
+TEST(QuantBadInput, FewerImagesThanCalibCount) {
+    REQUIRE_SHARED();
+    try {
+        calibration_images(shared("data/coco128/images/train2017"), 500);
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("only 128"), std::string::npos) << e.what();
+    }
+}
+
+TEST(QuantBadInput, AlreadyQuantizedModel) { EXPECT_THROW(check_float_model(tiny_qdq()), Error); }
+
+TEST(QuantBadInput, UnknownMethod) { EXPECT_THROW(parse_calib_method("kl"), Error); }
+
+TEST(QuantBadInput, CliWritesNothingOnError) {
+    std::string dir = yoloc_test::scratch_dir("quant_cli_bad");
+    yoloc_test::scratch_dir("quant_cli_bad/calib");
+    save_onnx(tiny_conv_model(), dir + "/m.onnx");
+    save_onnx(tiny_qdq(), dir + "/q.onnx");
+    const std::string out = " -o " + dir + "/out.onnx";
+    for (const std::string& args :
+         {"quantize " + dir + "/m.onnx --calib " + dir + "/calib" + out,
+          "quantize " + dir + "/m.onnx --calib " + dir + "/missing" + out,
+          "quantize " + dir + "/q.onnx --calib " + dir + "/calib" + out,
+          "quantize " + dir + "/m.onnx --calib " + dir + "/calib --method kl" + out}) {
+        CmdResult r = yoloc_cmd(args);
+        EXPECT_NE(r.code, 0) << args;
+        EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << args << "\n" << r.out;
+        EXPECT_FALSE(file_exists(dir + "/out.onnx")) << args;
+        EXPECT_FALSE(file_exists(dir + "/out.cache")) << args;
+    }
+}
