@@ -3,7 +3,7 @@
 # machine, same thread count: batch 1, input filled with 0.5, median of ITERS runs.
 #
 # usage: bench/cpu_vs_ort.sh [MODEL]
-# env:   PEER_PYTHON  python with onnxruntime + numpy (default /root/peervenv/bin/python)
+# env:   PEER_PYTHON  python with onnxruntime + numpy (default .venv/bin/python, made by scripts/peer-venv.sh)
 #        THREADS (2)  ITERS (20)  REPEATS (3: ORT and yoloc alternate, each repeat prints both)
 #        DNNL=ON|OFF  build yoloc with or without oneDNN (default ON; OFF builds in build-bench-nodnnl)
 #        BUILD_DIR    where to build (default build-bench[-nodnnl] in the repo)
@@ -12,7 +12,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MODEL="${1:-$ROOT/../shared/models/yolov8n_coco.onnx}"
-PEER_PYTHON="${PEER_PYTHON:-/root/peervenv/bin/python}"
+if [ -z "${PEER_PYTHON:-}" ]; then bash "$ROOT/scripts/peer-venv.sh"; PEER_PYTHON="$ROOT/.venv/bin/python"; fi
 THREADS="${THREADS:-2}"; ITERS="${ITERS:-20}"; REPEATS="${REPEATS:-3}"; DNNL="${DNNL:-ON}"
 EXTRA_ARGS="${EXTRA_ARGS:-}"
 if [ "$DNNL" = "OFF" ]; then BUILD_DIR="${BUILD_DIR:-$ROOT/build-bench-nodnnl}"; else BUILD_DIR="${BUILD_DIR:-$ROOT/build-bench}"; fi

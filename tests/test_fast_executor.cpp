@@ -285,25 +285,16 @@ TEST(FastExecutor, BatchOfTwoMatchesReference) {
     if (fast::dnnl_available()) check_model(m, random_tensor({2, 3, 32, 32}, 6, 0.f, 1.f), true, 1e-4f);
 }
 
-TEST(FastExecutor, AutoPicksOwnKernelsUnlessOpenMPIsPassive) {
+TEST(FastExecutor, AutoPicksOneDnnWhenBuiltInAndTheEnvironmentOverrides) {
     Model m = build_mini_yolo(32, 32);
     ::unsetenv("YOLOC_CPU_CONV");
-    const char* old = std::getenv("OMP_WAIT_POLICY");
-    std::string saved = old ? old : "";
-    ::unsetenv("OMP_WAIT_POLICY");
-    EXPECT_EQ(FastExecutor(m, ExecutorOptions{1}).stats().dnnl_convs, 0);
-    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    FastPlanStats passive = FastExecutor(m, ExecutorOptions{1}).stats();
-    EXPECT_EQ(passive.dnnl_convs, fast::dnnl_available() ? passive.convs : 0);
+    FastPlanStats dflt = FastExecutor(m, ExecutorOptions{1}).stats();
+    EXPECT_EQ(dflt.dnnl_convs, fast::dnnl_available() ? dflt.convs : 0);
     ::setenv("YOLOC_CPU_CONV", "own", 1);
     EXPECT_EQ(FastExecutor(m, ExecutorOptions{1}).stats().dnnl_convs, 0);
     ::setenv("YOLOC_CPU_CONV", "bogus", 1);
     EXPECT_THROW(FastExecutor(m, ExecutorOptions{1}), Error);
     ::unsetenv("YOLOC_CPU_CONV");
-    if (old)
-        ::setenv("OMP_WAIT_POLICY", saved.c_str(), 1);
-    else
-        ::unsetenv("OMP_WAIT_POLICY");
 }
 
 TEST(FastExecutor, RejectsWrongDtype) {

@@ -583,7 +583,7 @@ static std::string lower(std::string s) {
 }
 
 // See ConvKernels::Auto.
-static bool resolve_dnnl(ConvKernels k) {
+static bool resolve_dnnl(ConvKernels k, size_t graph_outputs) {
     if (k == ConvKernels::Dnnl) return fast::dnnl_available();
     if (k == ConvKernels::Own) return false;
     if (const char* e = std::getenv("YOLOC_CPU_CONV")) {
@@ -592,8 +592,14 @@ static bool resolve_dnnl(ConvKernels k) {
         if (v == "own") return false;
         fail("YOLOC_CPU_CONV='", e, "': expected 'dnnl' or 'own'");
     }
-    const char* wp = std::getenv("OMP_WAIT_POLICY");
-    return fast::dnnl_available() && wp && lower(wp) == "passive";
+    // oneDNN when built in: on a quiet 2-core machine it measured 0.76-1.05x of ONNX
+    // Runtime's time against 1.05-1.36x for our own kernels (docs/DECISIONS.md). Under
+    // heavy CPU contention its spinning OpenMP threads slow it down; YOLOC_CPU_CONV=own
+    // or OMP_WAIT_POLICY=passive are the remedies documented there.
+    // Graphs that expose many intermediate values (calibration and pruning taps) ran
+    // about 10x slower with oneDNN than with our kernels (yoloc quantize on 2 images:
+    // 100 s vs 8.6 s), cause not yet found; they keep our kernels.
+    return fast::dnnl_available() && graph_outputs <= 4;
 }
 
 FastExecutor::FastExecutor(const Model& model, const ExecutorOptions& opts, const FastExecutorOptions& fopts)
@@ -602,7 +608,7 @@ FastExecutor::FastExecutor(const Model& model, const ExecutorOptions& opts, cons
     impl_->opts = opts;
     impl_->fopts = fopts;
     impl_->threads = opts.threads > 0 ? opts.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-    impl_->use_dnnl = resolve_dnnl(fopts.conv);
+    impl_->use_dnnl = resolve_dnnl(fopts.conv, model.graph.outputs.size());
     impl_->pool.reset(new fast::ThreadPool(impl_->threads, impl_->use_dnnl));
     // Compile now when the declared input shapes are concrete (a symbolic batch counts as 1).
     std::map<std::string, Shape> shapes;

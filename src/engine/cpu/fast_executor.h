@@ -20,11 +20,12 @@ namespace yoloc {
 
 // Which convolution kernels run the fused convs.
 enum class ConvKernels {
-    // oneDNN when built in and OpenMP's threads will not spin (OMP_WAIT_POLICY=passive),
-    // else our own; YOLOC_CPU_CONV=dnnl|own in the environment overrides. Why: Debian's
-    // oneDNN threads with OpenMP, whose workers spin between primitives; when other
-    // processes load the cores that made it 5-7x slower than ONNX Runtime, while our
-    // kernels (own thread pool, no spinning) stayed faster than it (docs/DECISIONS.md).
+    // oneDNN when built in (faster on a quiet machine) and the graph has at most 4
+    // outputs (graphs with calibration taps keep ours: see resolve_dnnl), else our own;
+    // YOLOC_CPU_CONV=dnnl|own in the environment overrides. Debian's oneDNN threads
+    // with OpenMP, whose workers spin between primitives: under heavy load from other
+    // processes that made it several times slower, while our kernels (own thread
+    // pool, no spinning) degrade gracefully (docs/DECISIONS.md).
     Auto,
     Dnnl,  // oneDNN if built in (else own)
     Own,
