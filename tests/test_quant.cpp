@@ -3,11 +3,18 @@
 #include <gtest/gtest.h>
 
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
 
 #include "core/file.h"
 #include "engine/cpu/executor.h"
@@ -19,6 +26,7 @@
 #include "quant/trt_rules.h"
 #include "test_util.h"
 #include "yolo/generate.h"
+#include "yolo/image.h"
 
 using namespace yoloc;
 
@@ -117,6 +125,53 @@ Model tiny_qdq() {
     Model m = tiny_conv_model();
     QuantPlan p = plan_quantization(m);
     return insert_qdq(m, p, {{"x", 1.0}}, true);
+}
+
+// A float model with a YOLOv8-like 3-D tail: x[1,3,16,16] -> Conv -> y[1,8,16,16]
+// -> Reshape -> r[1,8,256] -> Softmax -> s -> Mul by a constant computed from a
+// Constant node and an initializer (c2) -> out[1,8,256]; plus Shape(x) (int64).
+Model tail_model() {
+    Model m;
+    Graph& g = m.graph;
+    g.inputs.push_back(vinfo("x", {1, 3, 16, 16}));
+    g.outputs.push_back(vinfo("out", {1, 8, 256}));
+    std::vector<float> w(8 * 3 * 9);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = float(std::cos(double(i))) * 0.2f;
+    g.initializers["w"] = Tensor::from_floats({8, 3, 3, 3}, w);
+    g.initializers["shape3"] = Tensor::from_int64s({3}, {1, 8, 256});
+    g.initializers["k"] = Tensor::scalar_f32(3.0f);
+    Node c = make_node("conv", "Conv", {"x", "w"}, {"y"});
+    c.attrs["pads"] = Attribute::of_ints({1, 1, 1, 1});
+    g.nodes.push_back(c);
+    Node cst = make_node("const", "Constant", {}, {"c"});
+    cst.attrs["value"] = Attribute::of_tensor(Tensor::scalar_f32(0.5f));
+    g.nodes.push_back(cst);
+    g.nodes.push_back(make_node("const_mul", "Mul", {"c", "k"}, {"c2"}));
+    g.nodes.push_back(make_node("shape", "Shape", {"x"}, {"xs"}));
+    g.nodes.push_back(make_node("reshape", "Reshape", {"y", "shape3"}, {"r"}));
+    Node sm = make_node("softmax", "Softmax", {"r"}, {"s"});
+    sm.attrs["axis"] = Attribute::of_int(2);
+    g.nodes.push_back(sm);
+    g.nodes.push_back(make_node("scale", "Mul", {"s", "c2"}, {"out"}));
+    m.opsets = {{"", 13}};
+    return m;
+}
+
+// Parses "name: hex" lines of a calibration cache (header skipped).
+std::map<std::string, float> parse_cache(const std::string& text) {
+    std::map<std::string, float> r;
+    std::istringstream in(text);
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+        size_t k = line.rfind(": ");
+        if (k == std::string::npos) continue;
+        uint32_t bits = uint32_t(std::stoul(line.substr(k + 2), nullptr, 16));
+        float f;
+        std::memcpy(&f, &bits, 4);
+        r[line.substr(0, k)] = f;
+    }
+    return r;
 }
 
 }  // namespace
@@ -243,13 +298,16 @@ TEST(QuantReal, KeepsInputsOutputsAndOpset) {
 
 TEST(QuantReal, PassesTheOnnxChecker) {
     REQUIRE_SHARED();
-    if (std::system("/usr/bin/python3 -c 'import onnx' 2>/dev/null") != 0) {
+    // Debian's python3-onnx, else the project's .venv (scripts/peer-venv.sh) when it has onnx.
+    std::string py = "/usr/bin/python3";
+    if (std::system((py + " -c 'import onnx' 2>/dev/null").c_str()) != 0) py = std::string(YOLOC_SOURCE_DIR) + "/.venv/bin/python";
+    if (std::system(("'" + py + "' -c 'import onnx' 2>/dev/null").c_str()) != 0) {
         if (yoloc_test::in_ci()) FAIL() << "python3-onnx is missing in CI";
-        GTEST_SKIP() << "/usr/bin/python3 has no onnx module";
+        GTEST_SKIP() << "neither /usr/bin/python3 nor .venv/bin/python has the onnx module";
     }
     std::string dir = yoloc_test::scratch_dir("quant_checker");
     save_onnx(real_quantized().model, dir + "/q.onnx");
-    std::string cmd = "/usr/bin/python3 -c \"import onnx,sys; onnx.checker.check_model(sys.argv[1], full_check=True)\" '" +
+    std::string cmd = "'" + py + "' -c \"import onnx,sys; onnx.checker.check_model(sys.argv[1], full_check=True)\" '" +
                       dir + "/q.onnx'";
     EXPECT_EQ(std::system(cmd.c_str()), 0);
 }
@@ -287,6 +345,31 @@ TEST(QuantReal, PerTensorReproducesTheExportsInt8WeightsExactly) {
             }
     }
     EXPECT_GE(exact, 62);
+}
+
+// Issue 4 point 3 end to end through the CLI: `quantize` writes the Q/DQ model and
+// its cache (every activation: 243 tensors on yolov8n), and `detect` runs the Q/DQ
+// model and still finds the dog.
+TEST(QuantReal, CliQuantizeThenDetectOnTheQdqModel) {
+    REQUIRE_SHARED();
+    std::string dir = yoloc_test::scratch_dir("quant_cli_detect");
+    CmdResult q = yoloc_cmd("quantize " + shared("models/yolov8n_coco.onnx") + " --calib " +
+                            shared("data/coco128/images/train2017") + " --calib-count 2 --keep-fp 0 -o " + dir +
+                            "/q.onnx");
+    ASSERT_EQ(q.code, 0) << q.out;
+    ASSERT_TRUE(file_exists(dir + "/q.onnx"));
+    ASSERT_TRUE(file_exists(dir + "/q.cache"));
+    EXPECT_NE(q.out.find("quantized 69 layers"), std::string::npos) << q.out;  // 63 convs + 6 Adds (DFL float)
+    EXPECT_NE(q.out.find("(243 tensors)"), std::string::npos) << q.out;
+    std::string cache = read_file(dir + "/q.cache");
+    EXPECT_EQ(std::count(cache.begin(), cache.end(), '\n'), 244);  // header + 243 tensors
+    EXPECT_NE(cache.find("\noutput0: "), std::string::npos);
+    CmdResult d = yoloc_cmd("detect " + dir + "/q.onnx " + shared("data/samples/dog.jpg") + " --out " + dir + "/det");
+    ASSERT_EQ(d.code, 0) << d.out;
+    nlohmann::json det = nlohmann::json::parse(read_file(dir + "/det/dog.json"));
+    bool dog = false;
+    for (const auto& x : det["detections"]) dog = dog || (x["name"] == "dog" && x["conf"].get<double>() > 0.5);
+    EXPECT_TRUE(dog) << det.dump();
 }
 
 TEST(QuantKeepFp, LeavesTheMostSensitiveLayerInFloat) {
@@ -434,6 +517,64 @@ TEST(QuantCache, MinmaxHeader) {
     EXPECT_EQ(c.substr(0, c.find('\n')), "TRT-8601-MinMaxCalibration");
 }
 
+TEST(QuantCache, CalibrationTensorsIncludeTheTailButNoConstants) {
+    std::vector<std::string> v = calibration_tensors(tail_model());
+    std::set<std::string> got(v.begin(), v.end());
+    EXPECT_EQ(got, (std::set<std::string>{"x", "y", "r", "s", "out"}));
+}
+
+// End to end on the tail model (no ../shared needed): every float activation,
+// the 3-D ones included, gets a line with a positive calibrated scale.
+TEST(QuantCache, CoversTheThreeDTailEndToEnd) {
+    std::string dir = yoloc_test::scratch_dir("quant_cache_tail");
+    Image img(20, 12);
+    for (size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = uint8_t((i * 37) % 251);
+    save_png(dir + "/a.png", img);
+    QuantizeOptions o;
+    o.keep_fp = 0;
+    o.report_images = 1;
+    QuantizeResult r = quantize_model(tail_model(), {dir + "/a.png"}, o);
+    std::map<std::string, float> c = parse_cache(r.cache_text);
+    for (const char* name : {"x", "y", "r", "s", "out"}) {
+        ASSERT_TRUE(c.count(name)) << name << " missing from the cache:\n" << r.cache_text;
+        EXPECT_GT(c[name], 0.f) << name;
+        EXPECT_FLOAT_EQ(c[name], float(r.cache_amax.at(name) / 127.0)) << name;
+    }
+    EXPECT_EQ(c.size(), 5u) << r.cache_text;
+    // Softmax output lies in (0, 1]; minmax-like bounds for any method.
+    EXPECT_LE(r.cache_amax.at("s"), 1.0 + 1e-6);
+}
+
+TEST(QuantCache, RealModelCoversEveryActivationIncludingTheDetectTail) {
+    REQUIRE_SHARED();
+    const QuantizeResult& q = real_quantized();
+    std::map<std::string, float> c = parse_cache(q.cache_text);
+    // The 3-D Detect tail of yolov8n (after the per-level Reshapes), output0 included.
+    const std::vector<std::string> tail = {
+        "/model.22/Reshape_output_0",   "/model.22/Reshape_1_output_0", "/model.22/Reshape_2_output_0",
+        "/model.22/Concat_3_output_0",  "/model.22/Split_output_0",     "/model.22/Split_output_1",
+        "/model.22/dfl/Reshape_1_output_0", "/model.22/Split_1_output_0", "/model.22/Split_1_output_1",
+        "/model.22/Sub_output_0",       "/model.22/Add_output_0",       "/model.22/Add_1_output_0",
+        "/model.22/Div_output_0",       "/model.22/Sub_1_output_0",     "/model.22/Concat_4_output_0",
+        "/model.22/Mul_output_0",       "/model.22/Sigmoid_output_0",   "output0"};
+    for (const auto& t : tail) {
+        ASSERT_TRUE(c.count(t)) << t << " missing from the calibration cache";
+        EXPECT_GT(c[t], 0.f) << t;
+    }
+    // ... and the 4-D tensors around the DFL softmax, the input, a backbone activation.
+    for (const char* t : {"images", "/model.22/dfl/Softmax_output_0", "/model.22/dfl/conv/Conv_output_0",
+                          "/model.0/act/Mul_output_0"})
+        EXPECT_TRUE(c.count(t)) << t;
+    // No constants: the Resize scales, the Detect's Div constant, the Reshape shapes.
+    EXPECT_FALSE(c.count("/model.22/Constant_3_output_0"));
+    EXPECT_FALSE(c.count("/model.22/Constant_output_0"));
+    // 225 4-D float activations (input included) + 18 tail tensors.
+    EXPECT_EQ(c.size(), 243u);
+    EXPECT_EQ(q.cache_amax.size(), c.size());
+    // Sigmoid scores lie in (0, 1).
+    EXPECT_LE(q.cache_amax.at("/model.22/Sigmoid_output_0"), 1.0 + 1e-6);
+}
+
 // ---- The TensorRT rule checker -------------------------------------------------
 
 TEST(QuantCheck, FlagsOrtDynamicQuantization) {
@@ -497,6 +638,73 @@ TEST(QuantCheck, FlagsQuantizeNotFollowedByDequantize) {
     EXPECT_TRUE(has_rule(check_model(m), "q", "q-without-dq"));
 }
 
+// Q -> DQ on activation `v` (scale 0.1, int8 zero point 0); returns the DQ output.
+std::string add_qdq(Graph& g, const std::string& v) {
+    g.initializers[v + "_s"] = Tensor::scalar_f32(0.1f);
+    g.initializers[v + "_z"] = Tensor(DType::Int8, {});
+    g.nodes.push_back(make_node(v + "_q", "QuantizeLinear", {v, v + "_s", v + "_z"}, {v + "_qo"}));
+    g.nodes.push_back(make_node(v + "_dq", "DequantizeLinear", {v + "_qo", v + "_s", v + "_z"}, {v + "_dqo"}));
+    return v + "_dqo";
+}
+
+TEST(QuantCheck, FlagsAddWithBothInputsQuantized) {
+    Model m;
+    Graph& g = m.graph;
+    g.inputs.push_back(vinfo("a", {1, 4, 8, 8}));
+    g.inputs.push_back(vinfo("b", {1, 4, 8, 8}));
+    g.outputs.push_back(vinfo("y", {1, 4, 8, 8}));
+    std::string da = add_qdq(g, "a"), db = add_qdq(g, "b");
+    g.nodes.push_back(make_node("add", "Add", {da, db}, {"y"}));
+    m.opsets = {{"", 13}};
+    std::vector<Violation> v = check_model(m, "tensorrt");
+    EXPECT_TRUE(has_rule(v, "add", "add-both-quantized"));
+    // One side only (what yoloc writes for a residual Add) is clean.
+    g.nodes.back().inputs[1] = "b";
+    remove_dead(g);
+    EXPECT_TRUE(check_model(m, "tensorrt").empty());
+}
+
+TEST(QuantCheck, FlagsQuantizedWeightWithFloatInput) {
+    Model q = tiny_qdq();
+    for (auto& n : q.graph.nodes)
+        if (n.op_type == "Conv") n.inputs[0] = "x";
+    remove_dead(q.graph);
+    EXPECT_TRUE(has_rule(check_model(q), "conv", "conv-input-not-quantized"));
+}
+
+TEST(QuantCheck, FlagsPerChannelWeightOnTheWrongAxis) {
+    Model q = tiny_qdq();
+    for (auto& n : q.graph.nodes)
+        if (n.name == "w_DequantizeLinear") n.attrs["axis"] = Attribute::of_int(1);
+    EXPECT_TRUE(has_rule(check_model(q), "w_DequantizeLinear", "weight-axis"));
+}
+
+// What ONNX Runtime's quantize_static writes for a Conv bias: an int32 initializer
+// behind DequantizeLinear.
+TEST(QuantCheck, FlagsInt32BiasDequantize) {
+    Model q = tiny_qdq();
+    Graph& g = q.graph;
+    g.initializers["b_q"] = Tensor(DType::Int32, {8});
+    g.initializers["b_s"] = Tensor::from_floats({8}, std::vector<float>(8, 0.001f));
+    g.initializers["b_z"] = Tensor(DType::Int32, {8});
+    Node dq = make_node("b_DequantizeLinear", "DequantizeLinear", {"b_q", "b_s", "b_z"}, {"b_f"});
+    dq.attrs["axis"] = Attribute::of_int(0);
+    g.nodes.insert(g.nodes.begin(), dq);
+    for (auto& n : g.nodes)
+        if (n.op_type == "Conv") n.inputs[2] = "b_f";
+    remove_dead(g);
+    EXPECT_TRUE(has_rule(check_model(q), "b_DequantizeLinear", "weight-dtype"));
+}
+
+TEST(QuantCheck, CliJsonListsViolations) {
+    std::string dir = yoloc_test::scratch_dir("quant_check_json");
+    save_onnx(ort_dynamic_like(), dir + "/dyn.onnx");
+    CmdResult r = yoloc_cmd("check " + dir + "/dyn.onnx --target tensorrt --json");
+    EXPECT_EQ(r.code, 3) << r.out;
+    EXPECT_NE(r.out.find("\"rule\": \"dynamic-quantization\""), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\"fix\""), std::string::npos) << r.out;
+}
+
 TEST(QuantCheck, CliExitCodes) {
     std::string dir = yoloc_test::scratch_dir("quant_check_cli");
     save_onnx(ort_dynamic_like(), dir + "/dyn.onnx");
@@ -536,21 +744,58 @@ TEST(QuantBadInput, AlreadyQuantizedModel) { EXPECT_THROW(check_float_model(tiny
 
 TEST(QuantBadInput, UnknownMethod) { EXPECT_THROW(parse_calib_method("kl"), Error); }
 
+// Every bad-input case of issue 4 point 6 through the CLI: one `error: ...` line that
+// says what is wrong, a non-zero exit, and neither OUT.onnx nor OUT.cache written.
 TEST(QuantBadInput, CliWritesNothingOnError) {
     std::string dir = yoloc_test::scratch_dir("quant_cli_bad");
-    yoloc_test::scratch_dir("quant_cli_bad/calib");
+    yoloc_test::scratch_dir("quant_cli_bad/calib");      // empty
+    yoloc_test::scratch_dir("quant_cli_bad/one");        // one image
+    yoloc_test::scratch_dir("quant_cli_bad/corrupt");    // a .jpg that is not an image
+    yoloc_test::scratch_dir("quant_cli_bad/noread");     // unreadable (chmod 000)
+    Image img(16, 16, 90);
+    save_png(dir + "/one/a.png", img);
+    save_png(dir + "/noread/a.png", img);
+    {
+        std::ofstream f(dir + "/corrupt/bad.jpg");
+        f << "this is not a JPEG";
+    }
+    {
+        std::ofstream f(dir + "/list.txt");
+        f << "one/a.png\nmissing.jpg\n";
+    }
+    {
+        std::ofstream f(dir + "/notes.md");
+        f << "not a list";
+    }
     save_onnx(tiny_conv_model(), dir + "/m.onnx");
+    // tiny_conv_model() has 4 input channels; a 3-channel model for the cases that
+    // get as far as running images.
+    save_onnx(tail_model(), dir + "/t.onnx");
     save_onnx(tiny_qdq(), dir + "/q.onnx");
     const std::string out = " -o " + dir + "/out.onnx";
-    for (const std::string& args :
-         {"quantize " + dir + "/m.onnx --calib " + dir + "/calib" + out,
-          "quantize " + dir + "/m.onnx --calib " + dir + "/missing" + out,
-          "quantize " + dir + "/q.onnx --calib " + dir + "/calib" + out,
-          "quantize " + dir + "/m.onnx --calib " + dir + "/calib --method kl" + out}) {
-        CmdResult r = yoloc_cmd(args);
-        EXPECT_NE(r.code, 0) << args;
-        EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << args << "\n" << r.out;
-        EXPECT_FALSE(file_exists(dir + "/out.onnx")) << args;
-        EXPECT_FALSE(file_exists(dir + "/out.cache")) << args;
+    struct Case {
+        std::string args, says;
+    };
+    std::vector<Case> cases = {
+        {"quantize " + dir + "/m.onnx --calib " + dir + "/calib" + out, "no calibration images"},
+        {"quantize " + dir + "/m.onnx --calib " + dir + "/missing" + out, "not a folder of calibration images"},
+        {"quantize " + dir + "/m.onnx --calib " + dir + "/notes.md" + out, "not a folder of calibration images"},
+        {"quantize " + dir + "/t.onnx --calib " + dir + "/list.txt" + out, "missing.jpg"},
+        {"quantize " + dir + "/t.onnx --calib " + dir + "/corrupt" + out, "bad.jpg"},
+        {"quantize " + dir + "/t.onnx --calib " + dir + "/one --calib-count 3" + out, "--calib-count 3 but only 1"},
+        {"quantize " + dir + "/q.onnx --calib " + dir + "/one" + out, "already quantized"},
+        {"quantize " + dir + "/m.onnx --calib " + dir + "/one --method kl" + out, "unknown calibration method 'kl'"},
+    };
+    // root reads any folder, so the permission case only means something for other users.
+    if (::geteuid() != 0 && ::chmod((dir + "/noread").c_str(), 0) == 0)
+        cases.push_back({"quantize " + dir + "/t.onnx --calib " + dir + "/noread" + out, "cannot open folder"});
+    for (const Case& c : cases) {
+        CmdResult r = yoloc_cmd(c.args);
+        EXPECT_NE(r.code, 0) << c.args;
+        EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << c.args << "\n" << r.out;
+        EXPECT_NE(r.out.find(c.says), std::string::npos) << c.args << "\n" << r.out;
+        EXPECT_FALSE(file_exists(dir + "/out.onnx")) << c.args;
+        EXPECT_FALSE(file_exists(dir + "/out.cache")) << c.args;
     }
+    ::chmod((dir + "/noread").c_str(), 0755);
 }

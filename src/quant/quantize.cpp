@@ -275,6 +275,37 @@ Model insert_qdq(const Model& model, const QuantPlan& plan, const std::map<std::
     return r;
 }
 
+std::vector<std::string> calibration_tensors(const Model& model) {
+    Model cm = concrete(model);
+    validate_and_sort(cm.graph);
+    const Graph& g = cm.graph;
+    ShapeInfo info = infer_shapes(cm);
+    // Activations: the graph inputs and whatever a node computes from them. Shape/Size
+    // outputs (and everything computed only from initializers or Constant nodes) are
+    // fixed once the input shape is, so they are not activations.
+    std::set<std::string> act;
+    for (const auto& in : g.inputs)
+        if (!g.is_initializer(in.name)) act.insert(in.name);
+    std::vector<std::string> r;
+    auto add = [&](const std::string& v) {
+        auto it = info.values.find(v);
+        if (it != info.values.end() && it->second.dtype == DType::Float32) r.push_back(v);
+    };
+    for (const auto& in : g.inputs)
+        if (act.count(in.name)) add(in.name);
+    for (const auto& n : g.nodes) {  // topological order
+        if (n.op_type == "Shape" || n.op_type == "Size") continue;
+        bool dynamic = false;
+        for (const auto& in : n.inputs) dynamic = dynamic || (!in.empty() && act.count(in));
+        if (!dynamic) continue;
+        for (const auto& o : n.outputs) {
+            if (o.empty() || !act.insert(o).second) continue;
+            add(o);
+        }
+    }
+    return r;
+}
+
 std::string float_hex(float scale) {
     uint32_t bits;
     std::memcpy(&bits, &scale, 4);
@@ -304,22 +335,16 @@ QuantizeResult quantize_model(const Model& model, const std::vector<std::string>
     QuantPlan plan = plan_quantization(model, opt.exclude, opt.quantize_dfl);
     YOLOC_CHECK(!plan.layers.empty(), "quantize: the model has no Conv to quantize");
 
-    // Calibrate every 4-D float activation: the Q/DQ inputs need them, and the
-    // TensorRT cache is only useful for implicit INT8 when it covers the network.
+    // Calibrate every float activation (any rank): the Q/DQ inputs need them, and the
+    // TensorRT cache is only useful for implicit INT8 when it covers the network,
+    // the 3-D Detect tail included (calibration_tensors()).
     Model cm = concrete(model);
-    ShapeInfo info = infer_shapes(cm);
     std::vector<std::string> values;
     std::set<std::string> seen;
-    auto want = [&](const std::string& v) {
-        if (v.empty() || cm.graph.is_initializer(v) || !seen.insert(v).second) return;
-        auto it = info.values.find(v);
-        if (it == info.values.end() || it->second.dtype != DType::Float32 || it->second.shape.size() != 4) return;
-        values.push_back(v);
-    };
-    for (const auto& l : plan.layers) want(l.input);
-    for (const auto& in : cm.graph.inputs) want(in.name);
-    for (const auto& n : cm.graph.nodes)
-        for (const auto& o : n.outputs) want(o);
+    for (const auto& l : plan.layers)
+        if (seen.insert(l.input).second) values.push_back(l.input);
+    for (const auto& v : calibration_tensors(cm))
+        if (seen.insert(v).second) values.push_back(v);
 
     auto t0 = std::chrono::steady_clock::now();
     std::map<std::string, TensorStats> stats = collect_stats(model, values, images, opt.threads, [&](int d, int t) {

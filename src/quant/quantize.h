@@ -21,7 +21,8 @@ namespace yoloc {
 
 struct QuantizeOptions {
     // Percentile 99.99 by default: TensorRT's entropy algorithm clips YOLOv8's SiLU
-    // activations hard (e.g. 7% of values) and loses ~19 mAP points (docs/QUANTIZATION.md).
+    // activations hard (e.g. 7% of values) and loses 2.3-6.4 mAP50-95 points on val64
+    // (docs/QUANTIZATION.md, accuracy table).
     CalibMethod method = CalibMethod::Percentile;
     double percentile = 99.99;
     bool per_channel = true;             // weights; false = one scale per Conv weight
@@ -65,6 +66,15 @@ void check_float_model(const Model& model);
 // Inserts Q/DQ per `plan`: act_amax[value] gives the clipping range of each activation.
 Model insert_qdq(const Model& model, const QuantPlan& plan, const std::map<std::string, double>& act_amax,
                  bool per_channel);
+
+// Every float32 activation of the model, in topological order: the graph input and
+// every float output of a node computed (directly or not) from it, of any rank (so
+// the 3-D Detect tail after its Reshapes/Concat/Split/Sigmoid, and output0, too).
+// Not initializers, Constant outputs, or values computed only from them or from
+// Shape/Size (fixed once the input shape is). These are the tensors calibrated and
+// written to the TensorRT calibration cache: implicit INT8 wants a range for every
+// layer boundary, and TensorRT decides itself which layers it runs in INT8.
+std::vector<std::string> calibration_tensors(const Model& model);
 
 // TensorRT calibration cache: "TRT-<ver>-EntropyCalibration2" (MinMaxCalibration for
 // minmax) then "name: <hex of the float32 scale bits>" per tensor, scale = amax/127.

@@ -83,9 +83,16 @@ int run_quantize(const QuantArgs& a) {
     // The written model must pass our own TensorRT rules; a failure here is a bug.
     std::vector<yoloc::Violation> v = yoloc::check_model(r.model, "tensorrt");
     YOLOC_CHECK(v.empty(), "internal error: the quantized model breaks a TensorRT rule: ", v[0].line());
-    yoloc::save_onnx(r.model, a.out);
+    // Both files or neither: each is written atomically; if the cache cannot be
+    // written, the model written just before it is removed again.
     std::string cache = cache_path(a.out);
-    yoloc::write_file_atomic(cache, r.cache_text);
+    yoloc::save_onnx(r.model, a.out);
+    try {
+        yoloc::write_file_atomic(cache, r.cache_text);
+    } catch (...) {
+        std::remove(a.out.c_str());
+        throw;
+    }
 
     int quantized = 0;
     for (const auto& l : r.layers) quantized += l.kept_fp ? 0 : 1;
