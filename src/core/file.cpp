@@ -1,18 +1,94 @@
 #include "core/file.h"
 
 #include <dirent.h>
+#include <limits.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 
 #include "core/error.h"
 
 namespace yoloc {
+
+namespace {
+
+// Temporary files being written by write_file_atomic, so that SIGINT/SIGTERM/SIGHUP
+// can remove them before the process dies (the target itself is only ever replaced
+// by rename(), so it is the complete old file or the complete new one). Fixed slots
+// of plain memory: the handler may only use async-signal-safe calls.
+constexpr int kTempSlots = 64;
+struct TempSlot {
+    std::atomic<int> state{0};  // 0 free, 1 being filled, 2 live
+    char path[PATH_MAX];
+};
+TempSlot g_temp[kTempSlots];
+const int kCleanupSignals[] = {SIGINT, SIGTERM, SIGHUP};
+
+void remove_temps_and_reraise(int sig) {
+    int saved = errno;
+    for (auto& slot : g_temp)
+        if (slot.state.load() == 2) ::unlink(slot.path);
+    errno = saved;
+    // SA_RESETHAND restored the default action: die of the same signal (exit status 128+sig).
+    ::raise(sig);
+}
+
+// Installed on the first atomic write, only over the default action (a program that
+// handles or ignores these signals itself keeps doing so).
+void install_temp_cleanup() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        for (int sig : kCleanupSignals) {
+            struct sigaction old;
+            if (::sigaction(sig, nullptr, &old) != 0 || (old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+                continue;
+            struct sigaction sa;
+            std::memset(&sa, 0, sizeof sa);
+            sa.sa_handler = remove_temps_and_reraise;
+            sigemptyset(&sa.sa_mask);
+            for (int other : kCleanupSignals) sigaddset(&sa.sa_mask, other);
+            sa.sa_flags = SA_RESETHAND;
+            ::sigaction(sig, &sa, nullptr);
+        }
+    });
+}
+
+// Registers a temporary file for removal on a signal; -1 when every slot is taken
+// (the write still happens, only without the cleanup).
+int register_temp(const std::string& tmp) {
+    if (tmp.size() >= PATH_MAX) return -1;
+    for (int i = 0; i < kTempSlots; ++i) {
+        int expected = 0;
+        if (g_temp[i].state.compare_exchange_strong(expected, 1)) {
+            std::memcpy(g_temp[i].path, tmp.c_str(), tmp.size() + 1);
+            g_temp[i].state.store(2);
+            return i;
+        }
+    }
+    return -1;
+}
+
+void unregister_temp(int slot) {
+    if (slot >= 0) g_temp[slot].state.store(0);
+}
+
+}  // namespace
+
+std::vector<std::string> pending_temp_files() {
+    std::vector<std::string> out;
+    for (auto& slot : g_temp)
+        if (slot.state.load() == 2) out.push_back(slot.path);
+    return out;
+}
 
 std::string read_file(const std::string& path) {
     struct stat st;
@@ -37,10 +113,18 @@ bool is_directory(const std::string& path) {
 }
 
 void write_file_atomic(const std::string& path, const std::string& data) {
-    // Same folder as the target so rename() is atomic (same filesystem).
-    std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    // Same folder as the target so rename() is atomic (same filesystem); unique per
+    // process and call so that concurrent writers never share a temporary file.
+    static std::atomic<unsigned> counter{0};
+    std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+    install_temp_cleanup();
+    int slot = register_temp(tmp);  // before the file exists: a signal after fopen removes it
     FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) fail(path, ": cannot write (", std::strerror(errno), "); check the folder exists and is writable");
+    if (!f) {
+        int e = errno;
+        unregister_temp(slot);
+        fail(path, ": cannot write (", std::strerror(e), "); check the folder exists and is writable");
+    }
     size_t n = data.empty() ? 0 : std::fwrite(data.data(), 1, data.size(), f);
     bool ok = n == data.size();
     ok = (std::fflush(f) == 0) && ok;
@@ -48,13 +132,19 @@ void write_file_atomic(const std::string& path, const std::string& data) {
     ok = (std::fclose(f) == 0) && ok;
     if (!ok) {
         std::remove(tmp.c_str());
+        unregister_temp(slot);
         fail(path, ": write failed (disk full?)");
     }
+    // Test hook: hold the complete temporary file this long before the rename, so that
+    // tests can interrupt a write at its most exposed point (tests/test_reliability.cpp).
+    if (const char* d = std::getenv("YOLOC_TEST_WRITE_DELAY_MS")) ::usleep(useconds_t(std::atoi(d)) * 1000u);
     if (std::rename(tmp.c_str(), path.c_str()) != 0) {
         int e = errno;
         std::remove(tmp.c_str());
+        unregister_temp(slot);
         fail(path, ": cannot replace (", std::strerror(e), ")");
     }
+    unregister_temp(slot);
 }
 
 void make_dirs(const std::string& path) {

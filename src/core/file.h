@@ -10,8 +10,14 @@ namespace yoloc {
 std::string read_file(const std::string& path);
 bool file_exists(const std::string& path);
 bool is_directory(const std::string& path);
-// Writes `data` to `path` atomically. Creates no folders.
+// Writes `data` to `path` atomically: a temporary file beside it, then rename(). Creates
+// no folders. The first call installs a SIGINT/SIGTERM/SIGHUP handler (only where the
+// action is the default) that removes temporary files still being written and then
+// dies of the signal, so an interrupted command leaves the old file or the new one,
+// never a partial one or a stray temporary.
 void write_file_atomic(const std::string& path, const std::string& data);
+// Temporary files write_file_atomic is writing right now (for tests).
+std::vector<std::string> pending_temp_files();
 // Creates a folder and its parents if missing.
 void make_dirs(const std::string& path);
 // Files in a folder (not recursive), sorted by name.

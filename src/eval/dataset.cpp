@@ -184,6 +184,7 @@ DataConfig load_data_config(const std::string& yaml_path) {
             long id = 0;
             YOLOC_CHECK(parse_int(kv.first, &id) && id >= 0, yaml_path, ": 'names' keys must be class indices, got '",
                         kv.first, "'");
+            YOLOC_CHECK(id < kMaxClasses, yaml_path, ": class index ", id, " in 'names' is over ", kMaxClasses);
             YOLOC_CHECK(kv.second.is_scalar(), yaml_path, ": name of class ", id, " must be a string");
             by_id[id] = kv.second.scalar;
         }
@@ -201,6 +202,8 @@ DataConfig load_data_config(const std::string& yaml_path) {
     if (nc && nc->is_scalar()) {
         long n = 0;
         YOLOC_CHECK(parse_int(nc->scalar, &n) && n > 0, yaml_path, ": 'nc' must be a positive integer");
+        // Bounded before any name is made up for it (a typo must not allocate gigabytes).
+        YOLOC_CHECK(n <= kMaxClasses, yaml_path, ": 'nc' is ", n, ", more than ", kMaxClasses, " classes");
         if (cfg.names.empty())
             for (long i = 0; i < n; ++i) cfg.names.push_back("class" + std::to_string(i));
         YOLOC_CHECK(size_t(n) == cfg.names.size(), yaml_path, ": nc is ", n, " but ", cfg.names.size(),

@@ -21,6 +21,9 @@ struct DatasetImage {
     std::vector<LabelBox> labels;  // empty: no objects
 };
 
+// Most classes a data.yaml may declare (`nc`, `names`).
+constexpr long kMaxClasses = 65536;
+
 // What a data.yaml says, with paths resolved.
 struct DataConfig {
     std::string yaml_path;

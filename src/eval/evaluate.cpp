@@ -43,6 +43,13 @@ public:
 
     // Blocks until image i (taken in order) is ready; throws its load error.
     Item take(size_t i) {
+        Item it = take_or_error(i);
+        if (!it.error.empty()) throw Error(it.error);
+        return it;
+    }
+
+    // The same, but a load error comes back in Item::error (input left empty).
+    Item take_or_error(size_t i) {
         std::unique_lock<std::mutex> lk(mu_);
         cv_.wait(lk, [&] { return ready_[i] != 0; });
         Item it = std::move(items_[i]);
@@ -50,7 +57,6 @@ public:
         consumed_ = std::max(consumed_, i + 1);
         lk.unlock();
         cv_.notify_all();
-        if (!it.error.empty()) throw Error(it.error);
         return it;
     }
 
@@ -170,6 +176,7 @@ EvalResult evaluate(const std::vector<Detector*>& workers, const Dataset& ds, co
         std::vector<Detection> dets;
         std::vector<CorrectRow> correct;
         int width = 0, height = 0;
+        std::string error;  // the image could not be read: left out of the metrics
     };
     std::vector<Scored> scored(n);
     std::mutex mu;
@@ -189,24 +196,45 @@ EvalResult evaluate(const std::vector<Detector*>& workers, const Dataset& ds, co
             try {
                 const size_t m = std::min(size_t(B), n - i);
                 std::vector<LetterboxInfo> infos;
+                // An unreadable image (missing, not an image, corrupt) is recorded and
+                // left out; the others of its batch still run (its slot stays zero).
+                size_t readable = 0;
                 Tensor x;
                 if (B == 1) {
-                    Prefetcher::Item it = pf.take(i);
-                    x = it.input;
+                    Prefetcher::Item it = pf.take_or_error(i);
+                    if (it.error.empty()) {
+                        x = it.input;
+                        ++readable;
+                    } else {
+                        scored[i].error = it.error;
+                    }
                     infos.push_back(it.info);
                 } else {
                     x = Tensor(DType::Float32, {B, 3, s, s});
+                    std::memset(x.raw(), 0, x.nbytes());
                     const size_t per = size_t(3) * size_t(s) * size_t(s);
                     for (size_t k = 0; k < m; ++k) {
-                        Prefetcher::Item it = pf.take(i + k);
-                        std::memcpy(x.data<float>() + k * per, it.input.data<float>(), per * sizeof(float));
+                        Prefetcher::Item it = pf.take_or_error(i + k);
+                        if (it.error.empty()) {
+                            std::memcpy(x.data<float>() + k * per, it.input.data<float>(), per * sizeof(float));
+                            ++readable;
+                        } else {
+                            scored[i + k].error = it.error;
+                        }
                         infos.push_back(it.info);
                     }
+                }
+                if (readable == 0) {
+                    std::lock_guard<std::mutex> lk(mu);
+                    done += m;
+                    if (progress) progress(int(done), int(n));
+                    continue;
                 }
                 Tensor y = det.infer(x);
                 check_classes(det, y, ds.names.size());
                 for (size_t k = 0; k < m; ++k) {
                     Scored& sc = scored[i + k];
+                    if (!sc.error.empty()) continue;
                     sc.dets = postprocess(y, int(k), infos[k], pp);
                     sc.width = infos[k].src_w;
                     sc.height = infos[k].src_h;
@@ -234,6 +262,10 @@ EvalResult evaluate(const std::vector<Detector*>& workers, const Dataset& ds, co
     MapAccumulator acc;
     for (size_t i = 0; i < n; ++i) {
         Scored& sc = scored[i];
+        if (!sc.error.empty()) {
+            res.image_errors.push_back(sc.error);
+            continue;
+        }
         std::vector<float> conf;
         std::vector<int> cls, target;
         for (const Detection& d : sc.dets) {
@@ -290,6 +322,7 @@ nlohmann::json eval_result_json(const EvalResult& r) {
     j["instances"] = m.instances;
     j["predictions"] = m.predictions;
     j["skipped_label_lines"] = r.skipped_label_lines;
+    j["failed_images"] = r.image_errors;
     j["seconds"] = r.seconds;
     j["ms_per_image"] = m.images > 0 ? 1000.0 * r.seconds / m.images : 0.0;
     nlohmann::json pc = nlohmann::json::array();
@@ -340,6 +373,7 @@ CompareResult compare_models(const std::vector<std::pair<Detector*, Detector*>>&
         std::vector<Detection> truth, dets;
         double max_diff = 0, sum_diff = 0;
         int64_t values = 0;
+        std::string error;  // unreadable image: left out, reported
     };
     std::vector<PerImage> per_image(n);
     std::mutex mu;
@@ -355,7 +389,14 @@ CompareResult compare_models(const std::vector<std::pair<Detector*, Detector*>>&
                 i = next++;
             }
             try {
-                Prefetcher::Item it = pf.take(i);
+                Prefetcher::Item it = pf.take_or_error(i);
+                if (!it.error.empty()) {
+                    std::lock_guard<std::mutex> lk(mu);
+                    per_image[i].error = it.error;
+                    ++done;
+                    if (progress) progress(int(done), int(n));
+                    continue;
+                }
                 Tensor yr = infer_single(ref, it.input);
                 Tensor yc = infer_single(cand, it.input);
                 YOLOC_CHECK(yr.shape() == yc.shape(), "compare: output0 shapes differ: candidate ",
@@ -394,6 +435,10 @@ CompareResult compare_models(const std::vector<std::pair<Detector*, Detector*>>&
     MapAccumulator acc;
     double sum = 0;
     for (const PerImage& r : per_image) {
+        if (!r.error.empty()) {
+            res.image_errors.push_back(r.error);
+            continue;
+        }
         if (!(r.max_diff <= res.max_abs_diff)) res.max_abs_diff = r.max_diff;
         sum += r.sum_diff;
         res.compared_values += r.values;

@@ -42,6 +42,10 @@ struct EvalResult {
     std::vector<std::string> names;
     int skipped_label_lines = 0;
     std::vector<std::string> warnings;  // label problems, "file:line: why"
+    // Images that could not be read (missing, not an image, corrupt), "file: why" in
+    // dataset order. They are left out of the metrics (neither their labels nor
+    // predictions count); every other image is evaluated.
+    std::vector<std::string> image_errors;
     double seconds = 0;                 // wall time of the image loop (load, infer, score)
     std::vector<ImagePredictions> predictions;
 };
@@ -85,6 +89,7 @@ struct CompareResult {
     double mean_abs_diff = 0;
     int64_t compared_values = 0;
     double seconds = 0;
+    std::vector<std::string> image_errors;  // unreadable images, "file: why", left out
 };
 
 // Both detectors must take the same input size. Throws if images is empty.

@@ -1,6 +1,7 @@
 #include "eval/yaml_lite.h"
 
 #include <cctype>
+#include <set>
 
 #include "core/error.h"
 
@@ -57,25 +58,30 @@ std::string strip_comment(const std::string& s) {
     return s;
 }
 
-// Bracket depth change of a flow fragment, ignoring brackets inside quotes.
-int bracket_balance(const std::string& s) {
+// Bracket depth of a flow fragment, ignoring brackets inside quotes. Incremental:
+// scanning resumes where the last call stopped, so a flow value continued over many
+// lines costs linear time, not quadratic.
+struct BracketScan {
     int depth = 0;
     char quote = 0;
-    for (size_t i = 0; i < s.size(); ++i) {
-        char c = s[i];
-        if (quote) {
-            if (c == '\\' && quote == '"') ++i;
-            else if (c == quote) quote = 0;
-        } else if ((c == '\'' || c == '"') && opens_quote_at(s, i)) {
-            quote = c;
-        } else if (c == '[' || c == '{') {
-            ++depth;
-        } else if (c == ']' || c == '}') {
-            --depth;
+    size_t i = 0;
+    int balance(const std::string& s) {
+        for (; i < s.size(); ++i) {
+            char c = s[i];
+            if (quote) {
+                if (c == '\\' && quote == '"') ++i;
+                else if (c == quote) quote = 0;
+            } else if ((c == '\'' || c == '"') && opens_quote_at(s, i)) {
+                quote = c;
+            } else if (c == '[' || c == '{') {
+                ++depth;
+            } else if (c == ']' || c == '}') {
+                --depth;
+            }
         }
+        return depth;
     }
-    return depth;
-}
+};
 
 class Parser {
 public:
@@ -130,7 +136,19 @@ private:
         return std::string::npos;
     }
 
+    // Nesting is bounded so that the input cannot control the recursion depth.
+    static constexpr int kMaxDepth = 64;
+    struct DepthGuard {
+        DepthGuard(Parser& p, int number) : p_(p) {
+            if (++p_.depth_ > kMaxDepth)
+                fail(p_.name_, ":", number, ": nested too deeply (more than ", kMaxDepth, " levels)");
+        }
+        ~DepthGuard() { --p_.depth_; }
+        Parser& p_;
+    };
+
     YamlNode parse_block(int indent) {
+        DepthGuard guard(*this, lines_[i_].number);
         if (is_item(lines_[i_].text)) return parse_list(indent);
         if (key_colon(lines_[i_].text) != std::string::npos) return parse_map(indent);
         // A lone scalar or flow collection.
@@ -143,6 +161,7 @@ private:
     YamlNode parse_map(int indent) {
         YamlNode node;
         node.kind = YamlNode::Kind::Map;
+        std::set<std::string> keys;  // duplicate check in O(log n) per key
         while (i_ < lines_.size() && lines_[i_].indent == indent) {
             const Line ln = lines_[i_];
             if (is_item(ln.text)) fail(name_, ":", ln.number, ": a list item where a 'key: value' was expected");
@@ -167,8 +186,7 @@ private:
             } else if (i_ < lines_.size() && lines_[i_].indent == indent && is_item(lines_[i_].text)) {
                 value = parse_list(indent);  // "key:\n- a\n- b" (list at the key's indentation)
             }
-            for (const auto& kv : node.map)
-                if (kv.first == key) fail(name_, ":", ln.number, ": duplicate key '", key, "'");
+            if (!keys.insert(key).second) fail(name_, ":", ln.number, ": duplicate key '", key, "'");
             node.map.emplace_back(key, std::move(value));
         }
         if (i_ < lines_.size() && lines_[i_].indent > indent)
@@ -209,7 +227,8 @@ private:
     // callers have already stepped past the value's own line.
     std::string take_value(std::string v, int number) {
         if (v.empty() || (v[0] != '[' && v[0] != '{')) return v;
-        while (bracket_balance(v) > 0) {
+        BracketScan scan;
+        while (scan.balance(v) > 0) {
             if (i_ >= lines_.size()) fail(name_, ":", number, ": unclosed '", v[0], "'");
             v += " " + lines_[i_++].text;
         }
@@ -234,6 +253,7 @@ private:
         YamlNode node;
         if (pos >= s.size()) return node;
         char c = s[pos];
+        DepthGuard guard(*this, number);
         if (c == '[') {
             node.kind = YamlNode::Kind::List;
             ++pos;
@@ -365,6 +385,7 @@ private:
     std::string name_;
     std::vector<Line> lines_;
     size_t i_ = 0;
+    int depth_ = 0;
 };
 
 }  // namespace

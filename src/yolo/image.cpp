@@ -117,9 +117,13 @@ void jpeg_error_exit_jump(j_common_ptr cinfo) {
 
 // Warnings go nowhere (library code never prints), except that a premature end of
 // data means a truncated file: libjpeg would silently pad it with gray, so fail.
+// That is the end of the file (JWRN_JPEG_EOF) or a marker such as EOI inside the
+// scan data (JWRN_HIT_MARKER); fuzzer finding: a 162-byte JPEG claiming 64519x2048
+// pixels was accepted as a gray image after seconds of decoding.
 void jpeg_emit_message_strict(j_common_ptr cinfo, int msg_level) {
     if (msg_level < 0) {
-        if (cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_error_exit_jump(cinfo);
+        if (cinfo->err->msg_code == JWRN_JPEG_EOF || cinfo->err->msg_code == JWRN_HIT_MARKER)
+            jpeg_error_exit_jump(cinfo);
         cinfo->err->num_warnings++;
     }
 }
@@ -174,11 +178,16 @@ std::string decode_jpeg_into(const std::string& bytes, Image& out, int& orientat
     jpeg_start_decompress(&cinfo);
     out.width = int(cinfo.output_width);
     out.height = int(cinfo.output_height);
-    out.pixels.assign(size_t(out.width) * size_t(out.height) * 3, 0);
+    // Rows are added as they are decoded (the capacity is reserved, not touched), so a
+    // small corrupt file that claims a huge image fails before its pixels are written.
+    const size_t stride = size_t(out.width) * 3;
+    out.pixels.clear();
+    out.pixels.reserve(stride * size_t(out.height));
     if (cmyk) cmyk_row.resize(size_t(out.width) * 4);
 
     while (cinfo.output_scanline < cinfo.output_height) {
         const int y = int(cinfo.output_scanline);
+        out.pixels.resize(stride * size_t(y + 1));
         if (cmyk) {
             JSAMPROW rowp = cmyk_row.data();
             jpeg_read_scanlines(&cinfo, &rowp, 1);
@@ -275,7 +284,7 @@ std::string decode_png_into(const std::string& bytes, Image& out, std::vector<pn
     if ((color_type & PNG_COLOR_MASK_COLOR) == 0 && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if ((color_type & PNG_COLOR_MASK_COLOR) || color_type == PNG_COLOR_TYPE_PALETTE) png_set_bgr(png);
     else png_set_gray_to_rgb(png);
-    png_set_interlace_handling(png);
+    const int passes = png_set_interlace_handling(png);
     png_read_update_info(png, info);
     if (png_get_rowbytes(png, info) != size_t(w) * 3) {
         png_destroy_read_struct(&png, &info, nullptr);
@@ -283,10 +292,23 @@ std::string decode_png_into(const std::string& bytes, Image& out, std::vector<pn
     }
     out.width = int(w);
     out.height = int(h);
-    out.pixels.assign(size_t(w) * size_t(h) * 3, 0);
-    rows.resize(h);
-    for (png_uint_32 y = 0; y < h; ++y) rows[y] = out.row(int(y));
-    png_read_image(png, rows.data());
+    const size_t stride = size_t(w) * 3;
+    if (passes == 1) {
+        // Row by row, each added as it is decoded (capacity reserved, not touched): a
+        // small truncated file that claims a huge image fails before its pixels are written.
+        out.pixels.clear();
+        out.pixels.reserve(stride * size_t(h));
+        for (png_uint_32 y = 0; y < h; ++y) {
+            out.pixels.resize(stride * size_t(y + 1));
+            png_read_row(png, out.row(int(y)), nullptr);
+        }
+    } else {
+        // Interlaced (Adam7): every pass revisits every row, so the whole image is needed.
+        out.pixels.assign(stride * size_t(h), 0);
+        rows.resize(h);
+        for (png_uint_32 y = 0; y < h; ++y) rows[y] = out.row(int(y));
+        png_read_image(png, rows.data());
+    }
     png_read_end(png, nullptr);
     png_destroy_read_struct(&png, &info, nullptr);
     return std::string();

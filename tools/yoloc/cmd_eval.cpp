@@ -25,6 +25,16 @@ void print_row(const std::string& name, int images, int64_t instances, double p,
                 m50, m);
 }
 
+// Images that could not be read were left out of the metrics: each is listed as
+// `error: FILE: why` after the results, and the exit code is 1 (like `detect`).
+int report_image_errors(const std::vector<std::string>& errors, int evaluated) {
+    if (errors.empty()) return 0;
+    for (const auto& e : errors) std::fprintf(stderr, "error: %s\n", e.c_str());
+    std::fprintf(stderr, "error: %zu of %d images could not be read (listed above); the metrics cover the other %d\n",
+                 errors.size(), evaluated + int(errors.size()), evaluated);
+    return 1;
+}
+
 int run_eval(const EvalArgs& a) {
     yoloc::Dataset ds = yoloc::load_dataset(a.data, a.split);
     // Label problems are the user's to fix: show a few, count all.
@@ -45,7 +55,7 @@ int run_eval(const EvalArgs& a) {
     dopt.batch = a.batch;
     std::vector<std::unique_ptr<yoloc::Detector>> dets;
     dets.emplace_back(new yoloc::Detector(a.model, dopt));
-    for (int w = 1; w < workers; ++w) dets.emplace_back(new yoloc::Detector(dets[0]->model(), dopt));
+    for (int w = 1; w < workers; ++w) dets.push_back(dets[0]->clone());  // engines: one context each
     std::vector<yoloc::Detector*> pool;
     for (auto& d : dets) pool.push_back(d.get());
     yoloc::Detector& det = *dets[0];
@@ -74,7 +84,7 @@ int run_eval(const EvalArgs& a) {
         j["imgsz"] = det.imgsz();
         j["backend"] = a.backend;
         std::printf("%s\n", j.dump(2).c_str());
-        return 0;
+        return report_image_errors(r.image_errors, r.metrics.images);
     }
     std::printf("%22s %10s %10s %10s %10s %10s %10s\n", "Class", "Images", "Instances", "P", "R", "mAP50",
                 "mAP50-95");
@@ -86,7 +96,7 @@ int run_eval(const EvalArgs& a) {
     std::printf("%d images in %.1f s (%.1f ms/image, %s executor x %d workers, %dx%d letterbox); %d label lines "
                 "skipped\n",
                 m.images, r.seconds, ms, a.backend.c_str(), workers, det.imgsz(), det.imgsz(), r.skipped_label_lines);
-    return 0;
+    return report_image_errors(r.image_errors, r.metrics.images);
 }
 
 int run_compare(const EvalArgs& a) {
@@ -104,8 +114,8 @@ int run_compare(const EvalArgs& a) {
     std::vector<std::unique_ptr<yoloc::Detector>> dets;
     std::vector<std::pair<yoloc::Detector*, yoloc::Detector*>> pool;
     for (int w = 0; w < workers; ++w) {
-        dets.emplace_back(w == 0 ? new yoloc::Detector(a.model, dopt) : new yoloc::Detector(dets[0]->model(), dopt));
-        dets.emplace_back(w == 0 ? new yoloc::Detector(a.compare, dopt) : new yoloc::Detector(dets[1]->model(), dopt));
+        dets.push_back(w == 0 ? std::make_unique<yoloc::Detector>(a.model, dopt) : dets[0]->clone());
+        dets.push_back(w == 0 ? std::make_unique<yoloc::Detector>(a.compare, dopt) : dets[1]->clone());
         pool.emplace_back(dets[dets.size() - 2].get(), dets.back().get());
     }
     yoloc::CompareOptions co;
@@ -130,8 +140,9 @@ int run_compare(const EvalArgs& a) {
         j["max_abs_diff"] = r.max_abs_diff;
         j["mean_abs_diff"] = r.mean_abs_diff;
         j["seconds"] = r.seconds;
+        j["failed_images"] = r.image_errors;
         std::printf("%s\n", j.dump(2).c_str());
-        return 0;
+        return report_image_errors(r.image_errors, m.images);
     }
     std::printf("candidate %s vs reference %s on %d images (%lld reference detections, conf %.2f, NMS IoU %.2f)\n",
                 a.model.c_str(), a.compare.c_str(), m.images, (long long)r.ref_detections, co.ref_conf, co.iou);
@@ -139,13 +150,13 @@ int run_compare(const EvalArgs& a) {
                 m.map50_95, m.map50, m.precision, m.recall);
     std::printf("output0 |diff|: max %.6g, mean %.6g over %lld values; %.1f s\n", r.max_abs_diff, r.mean_abs_diff,
                 (long long)r.compared_values, r.seconds);
-    return 0;
+    return report_image_errors(r.image_errors, m.images);
 }
 
 Registrar reg("eval", "measure mAP on a labelled dataset (Ultralytics val protocol), or compare two models",
               [](CLI::App& app) {
     auto a = std::make_shared<EvalArgs>();
-    app.add_option("model", a->model, "ONNX model to evaluate (the candidate with --compare)")->required();
+    app.add_option("model", a->model, "ONNX model or GPU engine (*.engine) to evaluate (the candidate with --compare)")->required();
     auto data = app.add_option("--data", a->data, "Ultralytics data.yaml");
     app.add_option("--split", a->split, "split of the data.yaml: train, val or test")->capture_default_str();
     app.add_option("--imgsz", a->imgsz, "square letterbox size (0 = the model's input size)")->capture_default_str();
