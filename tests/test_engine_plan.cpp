@@ -1,13 +1,20 @@
 // The GPU engine's plan and memory plan: CPU-side, so CI tests them without a GPU.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <set>
 
+#include "engine/cpu/executor.h"
+#include "engine/cuda/launch_args.h"
+#include "engine/engine_file.h"
 #include "engine/memory_plan.h"
 #include "engine/plan.h"
 #include "gpu/models.h"
 #include "onnx/onnx_io.h"
+#include "quant/quantize.h"
 #include "test_util.h"
+#include "yolo/generate.h"
 
 using namespace yoloc;
 using namespace yoloc::engine;
@@ -184,4 +191,265 @@ TEST(EngineMemory, ParseBytes) {
     EXPECT_EQ(parse_bytes("4096"), 4096);
     EXPECT_THROW(parse_bytes("lots"), Error);
     EXPECT_THROW(parse_bytes("2XB"), Error);
+}
+
+// ---- INT8 plans from Q/DQ models -------------------------------------------------
+
+namespace {
+
+// A generated YOLOv8n at 64x64 with Q/DQ inserted the way `yoloc quantize` does
+// (every learned conv and every residual Add; the DFL conv stays float), fixed ranges.
+Model qdq_yolo(const std::vector<std::string>& exclude = {}, bool per_channel = true) {
+    GenerateOptions go;
+    go.imgsz = 64;
+    Model m = generate_yolov8(go);
+    QuantPlan qp = plan_quantization(m, exclude, /*quantize_dfl=*/false);
+    std::map<std::string, double> amax;
+    for (const auto& l : qp.layers) amax[l.input] = 4.0;
+    return insert_qdq(m, qp, amax, per_channel);
+}
+
+int qdq_layers(const Model& q, const std::string& op) {
+    int n = 0;
+    for (const auto& node : q.graph.nodes) {
+        if (node.op_type != op) continue;
+        bool quantized = false;
+        for (const auto& in : node.inputs) {
+            int pr = q.graph.producer(in);
+            quantized = quantized || (pr >= 0 && q.graph.nodes[size_t(pr)].op_type == "DequantizeLinear" &&
+                                      !q.graph.is_initializer(q.graph.nodes[size_t(pr)].inputs[0]));
+        }
+        n += quantized;
+    }
+    return n;
+}
+
+// Runs an INT8 plan on the CPU with the engine's element functions (conv_int8_at for
+// the INT8 convs), activations in float32 instead of fp16: checks the folding itself.
+std::vector<float> emulate_int8(Plan p, const Tensor& x) {
+    for (auto& b : p.buffers)
+        if (b.kind == BufferKind::Activation) b.elem_bytes = 4;
+    MemoryPlan mp = plan_memory(p);
+    std::vector<float> arena_f(size_t(mp.arena_bytes / 4 + 1), std::nanf(""));
+    auto* arena = reinterpret_cast<uint8_t*>(arena_f.data());
+    std::memcpy(arena + mp.offsets[size_t(p.input_buf)], x.raw(), x.nbytes());
+    for (size_t i = 0; i < p.ops.size(); ++i) {
+        const PlanOp& op = p.ops[i];
+        std::vector<signed char> wq;
+        std::vector<float> qs;
+        const void* w = op.kind == OpKind::Conv ? p.weights.data() + op.w_off : nullptr;
+        const float* b = op.kind == OpKind::Conv ? p.weights.data() + op.b_off : nullptr;
+        if (op.int8()) {
+            const int64_t M = op.out.c, K = op.w_count / M, wk = cuda::int8_weight_stride(op);
+            wq.assign(size_t(M * wk), 0);
+            for (int64_t k = 0; k < K; ++k)
+                for (int64_t m = 0; m < M; ++m) wq[size_t(m * wk + k)] = static_cast<signed char>(p.weights[size_t(op.w_off + k * M + m)]);
+            for (int64_t m = 0; m < M; ++m) qs.push_back(op.in_scale * p.weights[size_t(op.s_off + m)]);
+            w = wq.data();
+        }
+        cuda::OpArgs a = cuda::make_op_args(p, i, arena, mp.offsets, w, b, qs.empty() ? nullptr : qs.data());
+        switch (a.kind) {
+            case OpKind::InputPack:
+                for (long long k = 0; k < cuda::pack_items(a.pack); ++k) cuda::pack_at<float>(a.pack, k);
+                break;
+            case OpKind::Conv:
+                for (long long k = 0; k < cuda::conv_items(a.conv); ++k) {
+                    if (a.conv.qscale)
+                        cuda::conv_int8_at<float>(a.conv, k);
+                    else
+                        cuda::conv_at<float>(a.conv, k);
+                }
+                break;
+            case OpKind::MaxPool:
+                for (long long k = 0; k < cuda::pool_items(a.pool); ++k) cuda::maxpool_at<float>(a.pool, k);
+                break;
+            case OpKind::Resize:
+                for (long long k = 0; k < cuda::resize_items(a.resize); ++k) cuda::resize_at<float>(a.resize, k);
+                break;
+            case OpKind::Copy:
+            case OpKind::FakeQuant:
+                for (long long k = 0; k < cuda::copy_items(a.copy); ++k) cuda::copy_at<float>(a.copy, k);
+                break;
+            case OpKind::Detect:
+                for (long long k = 0; k < cuda::detect_items(a.detect); ++k) cuda::detect_at<float>(a.detect, k);
+                break;
+            case OpKind::OutputUnpack:
+                for (long long k = 0; k < cuda::unpack_items(a.unpack); ++k) cuda::unpack_at<float>(a.unpack, k);
+                break;
+        }
+    }
+    const float* f = reinterpret_cast<const float*>(arena + mp.offsets[size_t(p.output_bufs[0])]);
+    return std::vector<float>(f, f + p.buffers[size_t(p.output_bufs[0])].bytes() / 4);
+}
+
+Tensor image_like(Shape s) {
+    Tensor x(DType::Float32, s);
+    for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = float((i * 7919) % 256) / 255.0f;
+    return x;
+}
+
+}  // namespace
+
+// Every quantized conv becomes an INT8 conv (int8 weights, the DQ's per-channel scales,
+// the input Q/DQ's scale); every residual Q/DQ is folded into the conv that adds it; no
+// Q/DQ is left as a separate op; the DFL conv stays inside the float Detect op.
+TEST(EnginePlanInt8, QdqModelFoldsIntoInt8Convs) {
+    Model q = qdq_yolo();
+    const Graph& g = q.graph;
+    PlanOptions o;
+    o.precision = Precision::INT8;
+    Plan p = build_plan(q, o);
+    EXPECT_EQ(p.precision, Precision::INT8);
+    const int qconvs = qdq_layers(q, "Conv"), qadds = qdq_layers(q, "Add");
+    EXPECT_GT(qconvs, 50);
+    EXPECT_EQ(p.stats.convs, 63) << describe_plan(p);
+    EXPECT_EQ(p.stats.convs_int8, qconvs) << describe_plan(p);
+    EXPECT_EQ(p.stats.fake_quants, 0) << describe_plan(p);
+    EXPECT_EQ(p.stats.convs_residual, qadds);
+    EXPECT_EQ(p.stats.qdq_folded, qconvs + qadds);
+    int res_fq = 0;
+    for (const auto& op : p.ops) {
+        if (op.kind != OpKind::Conv) continue;
+        ASSERT_TRUE(op.int8()) << op.name;
+        res_fq += op.res_scale > 0;
+        // The Q/DQ scale of the conv's input, and the DQ's weight scales.
+        const std::string base = op.name.substr(0, op.name.find('+'));
+        const Node* conv = nullptr;
+        for (const auto& n : g.nodes)
+            if (n.name == base) conv = &n;
+        ASSERT_NE(conv, nullptr) << op.name;
+        const Node& dqx = g.nodes[size_t(g.producer(conv->inputs[0]))];
+        const Node& dqw = g.nodes[size_t(g.producer(conv->inputs[1]))];
+        EXPECT_EQ(op.in_scale, g.find_initializer(dqx.inputs[1])->data<float>()[0]) << op.name;
+        const Tensor& ws = *g.find_initializer(dqw.inputs[1]);
+        const Tensor& wq = *g.find_initializer(dqw.inputs[0]);
+        ASSERT_EQ(op.s_count, ws.numel());
+        for (int64_t m = 0; m < op.s_count; ++m) EXPECT_EQ(p.weights[size_t(op.s_off + m)], ws.data<float>()[m]);
+        // Weights: the int8 values, in the plan's [kh][kw][cin][cout] order.
+        const int64_t M = wq.dim(0), Cg = wq.dim(1), KH = wq.dim(2), KW = wq.dim(3);
+        for (int64_t k = 0; k < std::min<int64_t>(M * Cg * KH * KW, 200); ++k) {
+            const int64_t m = k / (Cg * KH * KW), c = (k / (KH * KW)) % Cg, y = (k / KW) % KH, xx = k % KW;
+            EXPECT_EQ(p.weights[size_t(op.w_off + ((y * KW + xx) * Cg + c) * M + m)], float(wq.data<int8_t>()[k]));
+        }
+    }
+    EXPECT_EQ(res_fq, qadds);
+    EXPECT_NO_THROW(p.validate());
+    // INT8 weights take a byte each on the device.
+    PlanOptions o16;
+    o16.precision = Precision::FP16;
+    EXPECT_LT(p.device_weight_bytes(), build_plan(q, o16).device_weight_bytes());
+}
+
+// The folded plan computes what the Q/DQ graph means: emulated on the CPU with the
+// engine's INT8 element kernel (float activations), it matches the reference executor
+// up to values on a rounding boundary (summation order differs).
+TEST(EnginePlanInt8, EmulatedInt8PlanMatchesReferenceOnQdqModel) {
+    for (bool per_channel : {true, false}) {
+        Model q = qdq_yolo({}, per_channel);
+        PlanOptions o;
+        o.precision = Precision::INT8;
+        Plan p = build_plan(q, o);
+        Tensor x = image_like({1, 3, 64, 64});
+        Tensor want = make_executor(q, "reference")->run({{q.graph.inputs[0].name, x}}).at(q.graph.outputs[0].name);
+        std::vector<float> got = emulate_int8(p, x);
+        ASSERT_EQ(int64_t(got.size()), want.numel());
+        Tensor gt = Tensor::from_floats(want.shape(), got);
+        const double db = sqnr_db(want, gt);
+        std::printf("int8 plan (emulated, %s weights) vs reference Q/DQ: SQNR %.1f dB\n",
+                    per_channel ? "per-channel" : "per-tensor", db);
+        EXPECT_GT(db, 40.0);
+    }
+}
+
+// Convs left in float (`--keep-fp`, `--exclude`) stay float: their weights are
+// dequantized, and a Q/DQ that no INT8 conv can absorb (the residual of an Add whose
+// conv is float) becomes a FakeQuant op. A float precision keeps every Q/DQ's meaning
+// the same way.
+TEST(EnginePlanInt8, KeptFloatConvsAndFakeQuantOps) {
+    GenerateOptions go;
+    go.imgsz = 64;
+    Model m = generate_yolov8(go);
+    // A bottleneck's second conv: the Add after it has a quantized residual.
+    std::string cv2;
+    for (const auto& n : m.graph.nodes)
+        if (n.op_type == "Conv" && n.name.find("/m.0/cv2/") != std::string::npos && cv2.empty()) cv2 = n.name;
+    ASSERT_FALSE(cv2.empty());
+    Model q = qdq_yolo({cv2});
+    PlanOptions o;
+    o.precision = Precision::INT8;
+    Plan p = build_plan(q, o);
+    EXPECT_EQ(p.stats.convs_int8, qdq_layers(q, "Conv"));
+    EXPECT_EQ(p.stats.convs_int8, 63 - 1 - 0) << "all but the excluded one (the DFL conv is in Detect)";
+    EXPECT_EQ(p.stats.fake_quants, 1) << describe_plan(p);
+    bool found = false;
+    for (const auto& op : p.ops)
+        if (op.kind == OpKind::Conv && op.name.rfind(cv2, 0) == 0) {
+            found = true;
+            EXPECT_FALSE(op.int8());
+            EXPECT_EQ(op.in.size(), 2u) << "the residual add stays fused";
+        }
+    EXPECT_TRUE(found);
+    Tensor x = image_like({1, 3, 64, 64});
+    Tensor want = make_executor(q, "reference")->run({{q.graph.inputs[0].name, x}}).at(q.graph.outputs[0].name);
+    EXPECT_GT(sqnr_db(want, Tensor::from_floats(want.shape(), emulate_int8(p, x))), 40.0);
+
+    // FP32 precision of the same Q/DQ model: no INT8 conv, every Q/DQ pair a FakeQuant op,
+    // weights dequantized exactly as the reference does.
+    Plan p32 = build_plan(q, {});
+    EXPECT_EQ(p32.stats.convs_int8, 0);
+    int pairs = 0;
+    for (const auto& n : q.graph.nodes) pairs += n.op_type == "QuantizeLinear";
+    EXPECT_EQ(p32.stats.fake_quants, pairs);
+    // (float32 plans run in the float emulation of test_engine_emulate; here the
+    // same element functions: conv_at + fake-quant copy.)
+    EXPECT_GT(sqnr_db(want, Tensor::from_floats(want.shape(), emulate_int8(p32, x))), 40.0);
+}
+
+TEST(EnginePlanInt8, Int8NeedsAQdqModelBestFallsBackToFp16) {
+    Model m = yoloc_test::tiny_engine_model();
+    PlanOptions o;
+    o.precision = Precision::INT8;
+    try {
+        build_plan(m, o);
+        FAIL() << "int8 on a float model";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("yoloc quantize"), std::string::npos) << e.what();
+    }
+    o.int8_requires_qdq = false;  // --precision best
+    Plan p = build_plan(m, o);
+    EXPECT_EQ(p.precision, Precision::FP16);
+    EXPECT_EQ(parse_precision("best"), Precision::INT8);
+    EXPECT_EQ(parse_precision("int8"), Precision::INT8);
+    EXPECT_STREQ(precision_name(Precision::INT8), "int8");
+}
+
+TEST(EnginePlanInt8, EngineFileRoundTripAndCorruptScalesRefused) {
+    Model q = qdq_yolo();
+    PlanOptions o;
+    o.precision = Precision::INT8;
+    EngineFile e;
+    e.info.yoloc_version = yoloc_version();
+    e.plan = build_plan(q, o);
+    const std::string bytes = serialize_engine(e);
+    EngineFile back = parse_engine(bytes, "mem.engine");
+    ASSERT_EQ(back.plan.ops.size(), e.plan.ops.size());
+    EXPECT_EQ(back.plan.precision, Precision::INT8);
+    for (size_t i = 0; i < e.plan.ops.size(); ++i) {
+        EXPECT_EQ(back.plan.ops[i].kind, e.plan.ops[i].kind);
+        EXPECT_EQ(back.plan.ops[i].in_scale, e.plan.ops[i].in_scale);
+        EXPECT_EQ(back.plan.ops[i].res_scale, e.plan.ops[i].res_scale);
+        EXPECT_EQ(back.plan.ops[i].s_off, e.plan.ops[i].s_off);
+        EXPECT_EQ(back.plan.ops[i].s_count, e.plan.ops[i].s_count);
+    }
+    EXPECT_EQ(back.plan.stats.convs_int8, e.plan.stats.convs_int8);
+    EXPECT_EQ(back.plan.stats.fake_quants, e.plan.stats.fake_quants);
+    EXPECT_EQ(back.plan.weights, e.plan.weights);
+    // A non-integer INT8 weight is refused by validate().
+    Plan bad = e.plan;
+    for (auto& op : bad.ops)
+        if (op.int8()) {
+            bad.weights[size_t(op.w_off)] = 0.5f;
+            break;
+        }
+    EXPECT_THROW(bad.validate(), Error);
 }

@@ -50,9 +50,34 @@ private:
 
 struct ContextOptions {
     bool cuda_graph = true;  // capture the op sequence once, then replay it
-    int conv_kernel = 0;     // 0: tiled implicit GEMM (direct for grouped convs); 1: direct everywhere;
-                             // 2: WMMA tensor cores for fp16 engines (new, opt-in; else as 0)
+    int conv_kernel = 0;     // 0: the engine's stored per-layer choice (tactics timed at build); N > 0 forces
+                             // one conv kernel everywhere (a ConvTactic, engine/cuda/conv_mma.h: 1 direct,
+                             // 2 WMMA, 3 SIMT GEMM, 16+i tensor-core tile i); env YOLOC_CONV_KERNEL does the same
 };
+
+// One decoded image for Context::detect: 8-bit BGR, rows packed (yoloc::Image's layout).
+struct GpuImage {
+    const uint8_t* bgr = nullptr;
+    int width = 0, height = 0;
+};
+
+// Post-processing options of Context::detect (the CPU's PostprocessOptions).
+struct GpuDetectOptions {
+    float conf_threshold = 0.25f;  // keep scores strictly above this
+    float iou_threshold = 0.45f;   // same-class boxes with IoU strictly above this are suppressed
+    int max_det = 300;             // detections per image (at most 2048 on the GPU)
+    int max_nms = 30000;           // best candidates kept before NMS (0: no cap)
+    bool multi_label = false;      // true: every class above the threshold (mAP evaluation)
+};
+
+// A detection in original-image pixels.
+struct GpuDetection {
+    int class_id = 0;
+    float conf = 0.f;
+    float x1 = 0.f, y1 = 0.f, x2 = 0.f, y2 = 0.f;
+};
+
+struct DetectState;  // the context's pre/post-processing buffers (engine/cuda/gpu_detect.cpp)
 
 class Context {
 public:
@@ -70,10 +95,25 @@ public:
     // GPU time (CUDA events) of the last infer() or run_device_only().
     float last_gpu_ms() const;
 
+    // The whole detector on the GPU: uploads each decoded image, letterboxes it into
+    // the engine's input (bit-identical to the CPU letterbox), runs the engine, then
+    // decodes, sorts and runs class-wise NMS on the device; only the detections come
+    // back. Up to batch() images per call; result i belongs to images[i].
+    std::vector<std::vector<GpuDetection>> detect(const std::vector<GpuImage>& images,
+                                                  const GpuDetectOptions& opts = {});
+
+    // Low-level access for the pre/post-processing and the benchmarks.
+    void* device_input();                    // [N,3,H,W] float32, on the device
+    const float* device_output(int i) const; // output i, ONNX layout, float32, on the device
+    void* stream_handle() const;             // the context's cudaStream_t
+    void enqueue_async();                    // the engine on the stream (graph launch), no copies, no sync
+    const EngineSummary& summary() const;    // of the engine this context runs
+
     struct Impl;
 
 private:
     std::unique_ptr<Impl> impl_;
+    std::shared_ptr<DetectState> detect_;  // made on the first detect()
 };
 
 }  // namespace gpu

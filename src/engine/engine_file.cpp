@@ -107,6 +107,15 @@ public:
         }
         return v;
     }
+    // A signed field that must lie in [lo, hi]: bounded here, at the read, so that no
+    // later arithmetic on it (view ends, weight ranges, window products) can overflow.
+    int64_t bounded(int64_t v, int64_t lo, int64_t hi, const char* what) {
+        if (v < lo || v > hi)
+            fail(path_, ": engine file is corrupt (", what, " ", v, " outside ", lo, "..", hi, "): rebuild it");
+        return v;
+    }
+    int32_t i32_in(const char* what, int32_t lo, int32_t hi) { return int32_t(bounded(i32(what), lo, hi, what)); }
+    int64_t i64_in(const char* what, int64_t lo, int64_t hi) { return bounded(i64(what), lo, hi, what); }
     uint32_t count(const char* what, uint32_t limit) {
         uint32_t n = u32(what);
         if (n > limit) fail(path_, ": engine file is corrupt (", n, " ", what, "): rebuild it");
@@ -120,17 +129,104 @@ private:
     const std::string& path_;
 };
 
+uint32_t f32_bits(float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    return b;
+}
+float bits_f32(uint32_t b) {
+    float f;
+    std::memcpy(&f, &b, 4);
+    return f;
+}
+
 void write_view(Writer& w, const View& v) {
     w.i32(v.buf);
     w.i64(v.c_off);
     w.i64(v.c);
 }
+// Plan dims are below 2^24 (Plan::validate); windows, factors and strides of YOLOv8
+// layers are small. These bounds keep every product of them inside int64.
+constexpr int64_t kMaxDim = int64_t(1) << 24;
+constexpr int32_t kMaxWindow = 64;
+constexpr int64_t kMaxWeights = int64_t(1) << 40;
+
 View read_view(Reader& r) {
     View v;
     v.buf = r.i32("view");
-    v.c_off = r.i64("view");
-    v.c = r.i64("view");
+    v.c_off = r.i64_in("view channel offset", 0, kMaxDim);
+    v.c = r.i64_in("view channels", 0, kMaxDim);
     return v;
+}
+
+// Consistency of shapes between the ops and their buffers, beyond Plan::validate:
+// what a kernel indexes with must agree with what was allocated for it, so that a
+// crafted engine file cannot make a kernel read or write outside a buffer.
+void check_geometry(const Plan& p) {
+    auto buf = [&](const View& v) -> const PlanBuffer& { return p.buffers[size_t(v.buf)]; };
+    const int64_t n = p.input_shape[0];
+    YOLOC_CHECK(n == p.batch, "batch ", p.batch, " but the input has ", n, " images");
+    for (const auto& b : p.buffers)
+        YOLOC_CHECK(b.shape[0] == n, "buffer ", b.name, " holds ", b.shape[0], " images, the batch is ", n);
+    for (const auto& op : p.ops) {
+        switch (op.kind) {
+            case OpKind::InputPack: {
+                const Shape& o = buf(op.out).shape;  // [N,H,W,C]
+                YOLOC_CHECK(o[1] == p.input_shape[2] && o[2] == p.input_shape[3] && op.out.c == p.input_shape[1] &&
+                                op.in[0].c == p.input_shape[1],
+                            "op ", op.name, " does not match the input shape");
+                break;
+            }
+            case OpKind::Conv:
+            case OpKind::MaxPool: {
+                const Shape& i = buf(op.in[0]).shape;
+                const Shape& o = buf(op.out).shape;
+                // Every output window starts inside the (top/left padded) input.
+                YOLOC_CHECK((o[1] - 1) * op.sh - op.ph < i[1] && (o[2] - 1) * op.sw - op.pw < i[2],
+                            "op ", op.name, " writes ", o[1], "x", o[2], " from ", i[1], "x", i[2]);
+                if (op.kind == OpKind::Conv && op.in.size() == 2) {
+                    const Shape& r = buf(op.in[1]).shape;
+                    YOLOC_CHECK(r[1] == o[1] && r[2] == o[2], "op ", op.name, " adds a residual of another size");
+                }
+                for (const auto& v : op.more_out) {
+                    const Shape& m = buf(v).shape;
+                    YOLOC_CHECK(m[1] == o[1] && m[2] == o[2], "op ", op.name, " chains pools of different sizes");
+                }
+                break;
+            }
+            case OpKind::Copy:
+            case OpKind::FakeQuant: {
+                const Shape& i = buf(op.in[0]).shape;
+                const Shape& o = buf(op.out).shape;
+                YOLOC_CHECK(i[1] == o[1] && i[2] == o[2], "op ", op.name, " copies between sizes");
+                break;
+            }
+            case OpKind::Resize: {
+                const Shape& i = buf(op.in[0]).shape;
+                const Shape& o = buf(op.out).shape;
+                YOLOC_CHECK(o[1] == i[1] * op.fy && o[2] == i[2] * op.fx, "op ", op.name, " resizes ", i[1], "x",
+                            i[2], " by ", op.fy, "x", op.fx, " into ", o[1], "x", o[2]);
+                break;
+            }
+            case OpKind::Detect: {
+                const Shape& o = buf(op.out).shape;
+                int64_t anchors = 0;
+                for (const auto& v : op.in) anchors += buf(v).shape[1] * buf(v).shape[2];
+                YOLOC_CHECK(o.size() == 3 && o[1] == 4 + int64_t(op.nc) && o[2] == anchors,
+                            "op ", op.name, " writes [", n, ", ", 4 + int64_t(op.nc), ", ", anchors, "] into ",
+                            shape_str(o));
+                break;
+            }
+            case OpKind::OutputUnpack: {
+                const Shape& i = buf(op.in[0]).shape;
+                const PlanBuffer& o = buf(op.out);
+                YOLOC_CHECK(shape_numel(o.shape) == n * i[1] * i[2] * op.in[0].c,
+                            "op ", op.name, " unpacks ", op.in[0].c, " channels of ", i[1], "x", i[2], " into ",
+                            shape_str(o.shape));
+                break;
+            }
+        }
+    }
 }
 
 std::string rebuild_hint() { return "rebuild the engine on this device with `yoloc build`"; }
@@ -200,10 +296,16 @@ std::string serialize_engine(const EngineFile& e) {
         for (int32_t s : op.strides) w.i32(s);
         w.u32(uint32_t(op.more_out.size()));
         for (const auto& v : op.more_out) write_view(w, v);
+        w.i32(op.tactic);
+        w.u32(f32_bits(op.in_scale));
+        w.u32(f32_bits(op.res_scale));
+        w.i64(op.s_off);
+        w.i64(op.s_count);
     }
     const PlanStats& st = p.stats;
     for (int x : {st.convs, st.convs_silu, st.convs_residual, st.split_views, st.concat_inputs, st.concat_in_place,
-                  st.copies, st.maxpools, st.resizes, st.detects, st.ir_nodes, st.maxpool_chains})
+                  st.copies, st.maxpools, st.resizes, st.detects, st.ir_nodes, st.maxpool_chains, st.convs_int8,
+                  st.fake_quants, st.qdq_folded})
         w.i32(x);
     w.floats(p.weights);
 
@@ -257,10 +359,10 @@ EngineFile parse_engine(const std::string& bytes, const std::string& path) {
     e.info.created = r.str("date");
     Plan& p = e.plan;
     int32_t prec = r.i32("precision");
-    if (prec != int32_t(Precision::FP32) && prec != int32_t(Precision::FP16))
+    if (prec != int32_t(Precision::FP32) && prec != int32_t(Precision::FP16) && prec != int32_t(Precision::INT8))
         fail(path, ": engine file is corrupt (precision ", prec, "): ", rebuild_hint());
     p.precision = Precision(prec);
-    p.batch = r.i64("batch");
+    p.batch = r.i64_in("batch", 1, kMaxDim);
     p.input_name = r.str("input name");
     p.input_shape = r.shape("input shape");
     uint32_t no = r.count("outputs", 64);
@@ -270,7 +372,7 @@ EngineFile parse_engine(const std::string& bytes, const std::string& path) {
         p.output_bufs.push_back(r.i32("output buffer"));
     }
     p.input_buf = r.i32("input buffer");
-    uint32_t nb = r.count("buffers", 1u << 20);
+    uint32_t nb = r.count("buffers", 1u << 14);  // YOLOv8x has a few hundred; memory planning is quadratic
     for (uint32_t i = 0; i < nb; ++i) {
         PlanBuffer b;
         b.name = r.str("buffer name");
@@ -278,45 +380,52 @@ EngineFile parse_engine(const std::string& bytes, const std::string& path) {
         if (k < 0 || k > 2) fail(path, ": engine file is corrupt (buffer kind ", k, "): ", rebuild_hint());
         b.kind = BufferKind(k);
         b.shape = r.shape("buffer shape");
-        b.elem_bytes = r.i32("buffer element size");
+        b.elem_bytes = r.i32_in("buffer element size", 2, 4);
         p.buffers.push_back(b);
     }
-    uint32_t nops = r.count("ops", 1u << 20);
+    uint32_t nops = r.count("ops", 1u << 14);
     for (uint32_t i = 0; i < nops; ++i) {
         PlanOp op;
         int32_t k = r.i32("op kind");
-        if (k < 0 || k > int32_t(OpKind::OutputUnpack))
+        if (k < 0 || k > int32_t(OpKind::FakeQuant))
             fail(path, ": engine file is corrupt (op kind ", k, "): ", rebuild_hint());
         op.kind = OpKind(k);
         op.name = r.str("op name");
         uint32_t ni = r.count("op inputs", 64);
         for (uint32_t j = 0; j < ni; ++j) op.in.push_back(read_view(r));
         op.out = read_view(r);
-        for (int32_t* x : {&op.kh, &op.kw, &op.sh, &op.sw, &op.ph, &op.pw, &op.group}) *x = r.i32("op window");
+        for (int32_t* x : {&op.kh, &op.kw, &op.sh, &op.sw, &op.ph, &op.pw}) *x = r.i32_in("op window", 0, kMaxWindow);
+        op.group = r.i32_in("op groups", 0, int32_t(kMaxDim));
         op.silu = r.u8("op activation") != 0;
-        op.w_off = r.i64("op weights");
-        op.w_count = r.i64("op weights");
-        op.b_off = r.i64("op bias");
-        op.b_count = r.i64("op bias");
-        op.fy = r.i32("op factors");
-        op.fx = r.i32("op factors");
-        op.reg_max = r.i32("op reg_max");
-        op.nc = r.i32("op classes");
+        op.w_off = r.i64_in("op weights", -1, kMaxWeights);
+        op.w_count = r.i64_in("op weights", 0, kMaxWeights);
+        op.b_off = r.i64_in("op bias", -1, kMaxWeights);
+        op.b_count = r.i64_in("op bias", 0, kMaxWeights);
+        op.fy = r.i32_in("op factors", 0, kMaxWindow);
+        op.fx = r.i32_in("op factors", 0, kMaxWindow);
+        op.reg_max = r.i32_in("op reg_max", 0, 1 << 16);
+        op.nc = r.i32_in("op classes", 0, 1 << 20);
         uint32_t ns = r.count("op strides", 64);
-        for (uint32_t j = 0; j < ns; ++j) op.strides.push_back(r.i32("op strides"));
+        for (uint32_t j = 0; j < ns; ++j) op.strides.push_back(r.i32_in("op strides", 1, 1 << 16));
         uint32_t nm = r.count("op extra outputs", 8);
         for (uint32_t j = 0; j < nm; ++j) op.more_out.push_back(read_view(r));
+        op.tactic = r.i32("op tactic");
+        op.in_scale = bits_f32(r.u32("op input scale"));
+        op.res_scale = bits_f32(r.u32("op residual scale"));
+        op.s_off = r.i64_in("op weight scales", -1, kMaxWeights);
+        op.s_count = r.i64_in("op weight scales", 0, kMaxWeights);
         p.ops.push_back(op);
     }
     PlanStats& st = p.stats;
     for (int* x : {&st.convs, &st.convs_silu, &st.convs_residual, &st.split_views, &st.concat_inputs,
                    &st.concat_in_place, &st.copies, &st.maxpools, &st.resizes, &st.detects, &st.ir_nodes,
-                   &st.maxpool_chains})
+                   &st.maxpool_chains, &st.convs_int8, &st.fake_quants, &st.qdq_folded})
         *x = r.i32("stats");
     p.weights = r.floats("weights");
     if (!r.at_end()) fail(path, ": engine file is corrupt (unexpected bytes after the weights): ", rebuild_hint());
     try {
         p.validate();
+        check_geometry(p);
     } catch (const Error& err) {
         fail(path, ": engine file is inconsistent (", err.what(), "): ", rebuild_hint());
     }

@@ -20,7 +20,10 @@
 namespace yoloc {
 namespace engine {
 
-constexpr uint32_t kEngineFormatVersion = 1;
+// 2: per-conv tactic (PlanOp::tactic) after each op's extra outputs.
+// 3: INT8 precision, FakeQuant ops, per-op in_scale / res_scale / weight-scale range,
+//    INT8 stats.
+constexpr uint32_t kEngineFormatVersion = 3;
 
 // What identifies the device and software an engine was built for.
 struct DeviceIdentity {

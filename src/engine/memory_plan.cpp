@@ -67,7 +67,8 @@ MemoryPlan plan_memory(const Plan& plan, int64_t budget_bytes) {
     mp.weight_bytes = plan.device_weight_bytes();
     mp.workspace_bytes = 0;
     if (budget_bytes > 0 && mp.total_bytes() > budget_bytes)
-        fail("the engine needs ", format_bytes(mp.total_bytes()), " of device memory (weights ",
+        fail("the engine (batch ", plan.batch, ", ", precision_name(plan.precision), ", input ",
+             shape_str(plan.input_shape), ") needs ", format_bytes(mp.total_bytes()), " of device memory (weights ",
              format_bytes(mp.weight_bytes), ", activations ", format_bytes(mp.arena_bytes), ", workspace ",
              format_bytes(mp.workspace_bytes), "), more than the budget of ", format_bytes(budget_bytes),
              ": use a smaller batch or image size, fp16, or a larger --memory-budget");

@@ -1,12 +1,15 @@
 #include "engine/plan.h"
 
 #include <algorithm>
+#include <cmath>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
 
 #include "core/error.h"
 #include "ir/shape_inference.h"
+#include "quant/fake_quant.h"
 #include "yolo/input_size.h"
 #include "yolo/recognize.h"
 
@@ -17,6 +20,7 @@ const char* precision_name(Precision p) {
     switch (p) {
         case Precision::FP32: return "fp32";
         case Precision::FP16: return "fp16";
+        case Precision::INT8: return "int8";
     }
     return "?";
 }
@@ -24,7 +28,8 @@ const char* precision_name(Precision p) {
 Precision parse_precision(const std::string& s) {
     if (s == "fp32") return Precision::FP32;
     if (s == "fp16") return Precision::FP16;
-    fail("unknown precision '", s, "' (expected fp32 or fp16)");
+    if (s == "int8" || s == "best") return Precision::INT8;
+    fail("unknown precision '", s, "' (expected fp32, fp16, int8 or best)");
 }
 
 const char* op_kind_name(OpKind k) {
@@ -36,6 +41,7 @@ const char* op_kind_name(OpKind k) {
         case OpKind::Copy: return "Copy";
         case OpKind::Detect: return "Detect";
         case OpKind::OutputUnpack: return "OutputUnpack";
+        case OpKind::FakeQuant: return "FakeQuant";
     }
     return "?";
 }
@@ -45,7 +51,8 @@ int64_t PlanBuffer::bytes() const { return shape_numel(shape) * elem_bytes; }
 int64_t Plan::device_weight_bytes() const {
     int64_t b = 0;
     for (const auto& op : ops)
-        if (op.kind == OpKind::Conv) b += op.w_count * precision_bytes(precision) + op.b_count * 4;
+        if (op.kind == OpKind::Conv)
+            b += op.int8() ? op.w_count + op.b_count * 8 : op.w_count * precision_bytes(precision) + op.b_count * 4;
     return b;
 }
 
@@ -97,8 +104,35 @@ void Plan::validate() const {
                 wrange(op.w_off, op.w_count, op);
                 wrange(op.b_off, op.b_count, op);
                 if (op.in.size() == 2) YOLOC_CHECK(op.in[1].c == op.out.c, "plan: residual width");
+                YOLOC_CHECK(op.tactic >= 0 && op.tactic < 4096, "plan: conv ", op.name, " has tactic ", op.tactic);
+                YOLOC_CHECK(op.in_scale >= 0.f && op.res_scale >= 0.f && std::isfinite(op.in_scale) &&
+                                std::isfinite(op.res_scale), "plan: conv ", op.name, " has bad scales");
+                if (op.int8()) {
+                    YOLOC_CHECK(precision == Precision::INT8 && op.group == 1 && op.s_count == op.out.c,
+                                "plan: INT8 conv ", op.name, " is inconsistent");
+                    wrange(op.s_off, op.s_count, op);
+                    for (int64_t k = 0; k < op.w_count; ++k) {
+                        const float v = weights[size_t(op.w_off + k)];
+                        YOLOC_CHECK(v >= -128.f && v <= 127.f && v == std::nearbyint(v), "plan: INT8 conv ", op.name,
+                                    " has a weight that is not an int8 value");
+                    }
+                    for (int64_t k = 0; k < op.s_count; ++k) {
+                        const float v = weights[size_t(op.s_off + k)];
+                        YOLOC_CHECK(v > 0.f && std::isfinite(v), "plan: INT8 conv ", op.name, " has a bad weight scale");
+                    }
+                } else {
+                    YOLOC_CHECK(op.res_scale == 0.f, "plan: residual fake-quant on a float conv ", op.name);
+                }
+                if (op.res_scale > 0.f) YOLOC_CHECK(op.in.size() == 2, "plan: conv ", op.name, " res_scale without residual");
                 break;
             }
+            case OpKind::FakeQuant:
+                YOLOC_CHECK(op.in.size() == 1, "plan: op ", op.name, " arity");
+                check_view(op.in[0], op, true);
+                check_view(op.out, op, true);
+                YOLOC_CHECK(op.in[0].c == op.out.c && op.in_scale > 0.f && std::isfinite(op.in_scale),
+                            "plan: bad FakeQuant ", op.name);
+                break;
             case OpKind::MaxPool:
                 for (const auto& v : op.more_out) {
                     check_view(v, op, true);
@@ -268,13 +302,96 @@ Plan build_plan(const Model& original, const PlanOptions& opts) {
         produced[packed] = "op";
     }
     std::map<std::string, std::string> rename{{in0.name, packed}};  // IR value -> plan value
-    auto pv = [&](const std::string& v) {
-        auto it = rename.find(v);
-        return it == rename.end() ? v : it->second;
-    };
     std::map<std::string, Shape> nhwc;  // plan value -> [N,H,W,C]
     auto to_nhwc = [](const Shape& s) { return Shape{s[0], s[2], s[3], s[1]}; };
     nhwc[packed] = to_nhwc(ishape);
+
+    // Q/DQ (models from `yoloc quantize`): per-tensor int8 Q -> DQ pairs on activations
+    // (fq: the DQ output -> the Q input and scale) and DequantizeLinear of constant int8
+    // conv weights (wdq: the DQ output -> the DQ node).
+    struct FakeQ {
+        std::string x;
+        float scale = 0.f;
+        bool materialized = false;
+    };
+    std::map<std::string, FakeQ> fq;
+    std::map<std::string, int> wdq;
+    bool any_qdq = false;
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+        const Node& n = g.nodes[i];
+        if (n.op_type == "QuantizeLinear" && (n.domain.empty() || n.domain == "ai.onnx")) {
+            any_qdq = true;
+            float sc = 0.f;
+            const int d = qdq_pair(g, int(i), &sc);
+            YOLOC_CHECK(d >= 0 && sc > 0.f && std::isfinite(sc), "node ", n.label(),
+                        ": the GPU engine takes QuantizeLinear only as a per-tensor int8 QuantizeLinear -> "
+                        "DequantizeLinear pair with zero point 0");
+            YOLOC_CHECK(is4d(n.inputs[0]), "node ", n.label(), ": the GPU engine quantizes 4-D activations only");
+            const std::string& dout = g.nodes[size_t(d)].outputs[0];
+            for (int c : cons[dout])
+                YOLOC_CHECK(!detect_nodes.count(g.nodes[size_t(c)].name), "node ", n.label(),
+                            ": Q/DQ inside the Detect decode (`yoloc quantize --quantize-dfl`) is not supported by "
+                            "the GPU engine");
+            fq[dout] = FakeQ{n.inputs[0], sc, false};
+            done.insert(int(i));
+            done.insert(d);
+            plan.stats.ir_nodes += 2;
+        } else if (n.op_type == "DequantizeLinear" && !done.count(int(i))) {
+            any_qdq = true;
+            const Tensor* q = n.inputs.empty() ? nullptr : g.find_initializer(n.inputs[0]);
+            const Tensor* sc = n.inputs.size() < 2 ? nullptr : g.find_initializer(n.inputs[1]);
+            const Tensor* zp = n.inputs.size() < 3 || n.inputs[2].empty() ? nullptr : g.find_initializer(n.inputs[2]);
+            bool ok = q && q->dtype() == DType::Int8 && q->rank() == 4 && sc && sc->dtype() == DType::Float32 &&
+                      (sc->numel() == 1 || (sc->numel() == q->dim(0) && n.attr_i("axis", 1) % 4 == 0)) &&
+                      (n.inputs.size() < 3 || n.inputs[2].empty() || zp) && n.outputs.size() == 1 &&
+                      !graph_outs.count(n.outputs[0]) && !cons[n.outputs[0]].empty();
+            if (ok && zp) {
+                ok = zp->numel() == sc->numel() && zp->dtype() == DType::Int8;
+                for (int64_t k = 0; ok && k < zp->numel(); ++k) ok = zp->at_i64(k) == 0;
+            }
+            if (ok)
+                for (int k = 0; k < sc->numel(); ++k) ok = ok && sc->data<float>()[k] > 0.f && std::isfinite(sc->data<float>()[k]);
+            for (int c : cons[n.outputs[0]]) {
+                const Node& u = g.nodes[size_t(c)];
+                ok = ok && u.op_type == "Conv" && u.inputs.size() > 1 && u.inputs[1] == n.outputs[0] &&
+                     u.inputs[0] != n.outputs[0];
+                YOLOC_CHECK(!detect_nodes.count(u.name), "node ", n.label(),
+                            ": a quantized DFL conv (`yoloc quantize --quantize-dfl`) is not supported by the GPU engine");
+            }
+            YOLOC_CHECK(ok, "node ", n.label(), ": the GPU engine takes DequantizeLinear only on constant int8 conv "
+                        "weights (per tensor or per output channel, zero point 0) or after a QuantizeLinear");
+            wdq[n.outputs[0]] = int(i);
+            done.insert(int(i));
+            plan.stats.ir_nodes += 1;
+        }
+    }
+    if (opts.precision == Precision::INT8 && !any_qdq) {
+        YOLOC_CHECK(!opts.int8_requires_qdq, "--precision int8 needs a Q/DQ model (from `yoloc quantize`); this model "
+                    "has no QuantizeLinear/DequantizeLinear nodes: quantize it first, or use --precision fp16 or best");
+        plan.precision = Precision::FP16;
+    }
+    const bool int8_convs = plan.precision == Precision::INT8;
+
+    // IR value -> plan value. A Q -> DQ output that is read by anything other than an
+    // INT8 conv's input (or its fused residual) becomes a FakeQuant op, emitted before
+    // its first such reader.
+    std::function<std::string(const std::string&)> pv = [&](const std::string& v) -> std::string {
+        auto f = fq.find(v);
+        if (f != fq.end()) {
+            if (!f->second.materialized) {
+                f->second.materialized = true;
+                LOp l{OpKind::FakeQuant, "fakequant " + f->second.x, {pv(f->second.x)}, v};
+                l.p.in_scale = f->second.scale;
+                l.nodes = 0;
+                nhwc[v] = to_nhwc(shape_of(v));
+                produced[v] = "op";
+                lops.push_back(l);
+            }
+            return v;
+        }
+        auto it = rename.find(v);
+        return it == rename.end() ? v : it->second;
+    };
 
     for (size_t i = 0; i < g.nodes.size(); ++i) {
         if (done.count(int(i))) continue;
@@ -306,20 +423,45 @@ Plan build_plan(const Model& original, const PlanOptions& opts) {
         YOLOC_CHECK(n.domain.empty() || n.domain == "ai.onnx", "node ", n.label(), ": domain ", n.domain,
                     " is not supported by the GPU engine");
         if (op == "Conv") {
-            YOLOC_CHECK(n.inputs.size() >= 2 && is4d(n.inputs[0]) && g.is_initializer(n.inputs[1]) &&
+            YOLOC_CHECK(n.inputs.size() >= 2 && is4d(n.inputs[0]) &&
+                            (g.is_initializer(n.inputs[1]) || wdq.count(n.inputs[1])) &&
                             (n.inputs.size() < 3 || n.inputs[2].empty() || g.is_initializer(n.inputs[2])),
                         "node ", n.label(), ": the GPU engine needs constant weights and bias");
             YOLOC_CHECK(n.attr_s("auto_pad", "NOTSET") == "NOTSET" && all_ones(n.attr_ints("dilations", {1, 1})),
                         "node ", n.label(), ": auto_pad and dilation are not supported by the GPU engine");
-            const Tensor& w = *g.find_initializer(n.inputs[1]);
-            YOLOC_CHECK(w.rank() == 4 && w.dtype() == DType::Float32, "node ", n.label(), ": weights must be 4-D float");
+            // Weights: a float initializer, or int8 + scales behind a DequantizeLinear
+            // (kept as integers for an INT8 conv, else dequantized as the reference does).
+            auto wq_it = wdq.find(n.inputs[1]);
+            const Tensor& w = wq_it == wdq.end() ? *g.find_initializer(n.inputs[1])
+                                                 : *g.find_initializer(g.nodes[size_t(wq_it->second)].inputs[0]);
+            YOLOC_CHECK(w.rank() == 4 && (w.dtype() == DType::Float32 || wq_it != wdq.end()), "node ", n.label(),
+                        ": weights must be 4-D float");
             const Shape& xs = shape_of(n.inputs[0]);
             const int64_t M = w.dim(0), Cg = w.dim(1), kh = w.dim(2), kw = w.dim(3);
             const int64_t group = n.attr_i("group", 1);
             YOLOC_CHECK(Cg * group == xs[1], "node ", n.label(), ": weights do not match the input channels");
+            std::vector<float> wvals(size_t(w.numel())), wscale;
+            if (wq_it == wdq.end()) {
+                std::copy(w.data<float>(), w.data<float>() + w.numel(), wvals.begin());
+            } else {
+                const Tensor& sct = *g.find_initializer(g.nodes[size_t(wq_it->second)].inputs[1]);
+                const int64_t per = w.numel() / M;
+                wscale.resize(size_t(M));
+                for (int64_t m = 0; m < M; ++m) wscale[size_t(m)] = sct.data<float>()[sct.numel() == 1 ? 0 : m];
+                for (int64_t k = 0; k < w.numel(); ++k) wvals[size_t(k)] = float(w.data<int8_t>()[k]);
+                if (!(int8_convs && fq.count(n.inputs[0]) && group == 1))  // dequantize: (q - 0) * scale
+                    for (int64_t k = 0; k < w.numel(); ++k)
+                        wvals[size_t(k)] = float(int64_t(w.data<int8_t>()[k])) * wscale[size_t(k / per)];
+            }
+            const bool conv_int8 = int8_convs && wq_it != wdq.end() && fq.count(n.inputs[0]) && group == 1;
             auto st = n.attr_ints("strides", {1, 1});
             auto pd = n.attr_ints("pads", {0, 0, 0, 0});
-            LOp l{OpKind::Conv, n.name, {pv(n.inputs[0])}, n.outputs[0]};
+            LOp l{OpKind::Conv, n.name, {conv_int8 ? pv(fq.at(n.inputs[0]).x) : pv(n.inputs[0])}, n.outputs[0]};
+            if (conv_int8) {
+                l.p.in_scale = fq.at(n.inputs[0]).scale;
+                l.name += "+int8";
+                ++plan.stats.qdq_folded;
+            }
             l.p.kh = int32_t(kh);
             l.p.kw = int32_t(kw);
             l.p.sh = int32_t(st.at(0));
@@ -333,7 +475,7 @@ Plan build_plan(const Model& original, const PlanOptions& opts) {
             l.p.w_count = M * Cg * kh * kw;
             plan.weights.resize(plan.weights.size() + size_t(l.p.w_count));
             float* wd = plan.weights.data() + l.p.w_off;
-            const float* ws = w.data<float>();
+            const float* ws = wvals.data();
             for (int64_t m = 0; m < M; ++m)
                 for (int64_t c = 0; c < Cg; ++c)
                     for (int64_t y = 0; y < kh; ++y)
@@ -347,6 +489,11 @@ Plan build_plan(const Model& original, const PlanOptions& opts) {
                 plan.weights.insert(plan.weights.end(), b.data<float>(), b.data<float>() + M);
             } else {
                 plan.weights.insert(plan.weights.end(), size_t(M), 0.0f);
+            }
+            if (conv_int8) {
+                l.p.s_off = int64_t(plan.weights.size());
+                l.p.s_count = M;
+                plan.weights.insert(plan.weights.end(), wscale.begin(), wscale.end());
             }
             std::string out = n.outputs[0];
             done.insert(int(i));
@@ -384,7 +531,15 @@ Plan build_plan(const Model& original, const PlanOptions& opts) {
                     bool exists = (rp >= 0 && rp < int(i) && done.count(rp)) || r == in0.name;
                     if (exists && r != out && is4d(r) && shape_of(r) == shape_of(a.outputs[0]) &&
                         shape_of(out) == shape_of(a.outputs[0])) {
-                        l.in.push_back(pv(r));
+                        // A Q -> DQ residual of an INT8 conv: fake-quantized in its epilogue.
+                        auto rq = fq.find(r);
+                        if (l.p.in_scale > 0.f && rq != fq.end()) {
+                            l.in.push_back(pv(rq->second.x));
+                            l.p.res_scale = rq->second.scale;
+                            ++plan.stats.qdq_folded;
+                        } else {
+                            l.in.push_back(pv(r));
+                        }
                         l.name += "+add";
                         l.nodes += 1;
                         done.insert(ca[0]);
@@ -640,7 +795,9 @@ Plan build_plan(const Model& original, const PlanOptions& opts) {
         } else {
             for (const auto& v : l.in) op.in.push_back(resolve(v));
             op.out = resolve(l.out);
+            if (l.kind == OpKind::FakeQuant) ++plan.stats.fake_quants;
             if (l.kind == OpKind::Conv) {
+                if (op.int8()) ++plan.stats.convs_int8;
                 ++plan.stats.convs;
                 if (op.silu) ++plan.stats.convs_silu;
                 if (op.in.size() == 2) ++plan.stats.convs_residual;
@@ -688,7 +845,11 @@ std::string describe_plan(const Plan& p) {
         for (const auto& v : op.more_out) os << ", " << view(v);
         if (op.kind == OpKind::Conv)
             os << " k" << op.kh << "x" << op.kw << " s" << op.sh << " p" << op.ph << " g" << op.group
-               << (op.silu ? " silu" : "") << (op.in.size() == 2 ? " +res" : "");
+               << (op.silu ? " silu" : "") << (op.in.size() == 2 ? " +res" : "")
+               << (op.int8() ? " int8 s_in " + std::to_string(op.in_scale) : std::string())
+               << (op.res_scale > 0 ? " res_fq " + std::to_string(op.res_scale) : std::string())
+               << (op.tactic ? " tactic " + std::to_string(op.tactic) : std::string());
+        if (op.kind == OpKind::FakeQuant) os << " scale " << op.in_scale;
         os << "\n";
     }
     return os.str();

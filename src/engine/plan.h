@@ -13,6 +13,15 @@
 //  - The YOLOv8 Detect decode (Reshape/Concat/Split/DFL softmax/dist2bbox/
 //    stride/sigmoid) becomes one Detect op that reads the per-level Concat(box,
 //    cls) buffers and writes the model output [N, 4+nc, anchors] in float32.
+//  - Q/DQ models (`yoloc quantize`): with --precision int8|best, a Conv whose weight
+//    is a DequantizeLinear of int8 weights and whose input is a per-tensor
+//    QuantizeLinear -> DequantizeLinear pair becomes an INT8 conv (int8 weights,
+//    per-channel weight scales, the input scale; activations stay fp16 in memory and
+//    are quantized when loaded). A Q -> DQ pair on the residual input of an Add fused
+//    into an INT8 conv becomes the conv's residual fake-quant (res_scale). Every other
+//    Q -> DQ pair keeps its meaning as a FakeQuant op (round(x/s), clamp to
+//    [-128,127], times s); weight DequantizeLinears of convs that stay float are
+//    folded into float weights (q * s, as the reference executor computes them).
 #pragma once
 
 #include <cstdint>
@@ -24,10 +33,12 @@
 namespace yoloc {
 namespace engine {
 
-enum class Precision : int32_t { FP32 = 0, FP16 = 1 };
+// INT8: fp16 activations, INT8 tensor-core convs where the model has Q/DQ, fp16 elsewhere.
+enum class Precision : int32_t { FP32 = 0, FP16 = 1, INT8 = 2 };
 const char* precision_name(Precision p);
-Precision parse_precision(const std::string& s);  // "fp32" | "fp16"
-inline int64_t precision_bytes(Precision p) { return p == Precision::FP16 ? 2 : 4; }
+Precision parse_precision(const std::string& s);  // "fp32" | "fp16" | "int8" | "best" (= int8)
+// Bytes of one activation element.
+inline int64_t precision_bytes(Precision p) { return p == Precision::FP32 ? 4 : 2; }
 
 enum class BufferKind : int32_t {
     Activation = 0,  // NHWC, activation precision
@@ -58,6 +69,7 @@ enum class OpKind : int32_t {
     Copy = 4,          // channel slice copy (a Concat input that could not be placed)
     Detect = 5,        // fused YOLOv8 decode
     OutputUnpack = 6,  // NHWC view -> Output buffer (NCHW f32)
+    FakeQuant = 7,     // y = clamp(round_half_even(x / in_scale), -128, 127) * in_scale (a Q -> DQ pair)
 };
 const char* op_kind_name(OpKind k);
 
@@ -78,6 +90,16 @@ struct PlanOp {
     // MaxPool chain (SPPF): outputs of the 2nd, 3rd... pool of a chain of identical
     // stride-1 "same" pools, computed in the same pass as `out` (window k, 2k-1, ...).
     std::vector<View> more_out;
+    // Conv: the kernel chosen for this layer at build time by timing the candidates on
+    // the build GPU (a cuda::ConvTactic id; 0 = the runtime's heuristic choice).
+    int32_t tactic = 0;
+    // INT8 conv (in_scale > 0): the weights at w_off are integers in [-127, 127] (as
+    // floats), s_off/s_count the per-output-channel weight scales; the input is
+    // quantized with in_scale. res_scale > 0: the residual is fake-quantized with it
+    // before the add. FakeQuant: in_scale is its scale.
+    float in_scale = 0.f, res_scale = 0.f;
+    int64_t s_off = -1, s_count = 0;
+    bool int8() const { return kind == OpKind::Conv && in_scale > 0.f; }
 };
 
 struct PlanStats {
@@ -89,6 +111,9 @@ struct PlanStats {
     int maxpools = 0, resizes = 0, detects = 0;
     int maxpool_chains = 0;       // fused chains (each counts its pools in maxpools)
     int ir_nodes = 0;             // nodes of the folded IR that were lowered
+    int convs_int8 = 0;           // INT8 convs (Q/DQ folded)
+    int fake_quants = 0;          // Q -> DQ pairs kept as FakeQuant ops
+    int qdq_folded = 0;           // Q -> DQ pairs folded into INT8 conv inputs / residual reads
 };
 
 struct Plan {
@@ -106,7 +131,7 @@ struct Plan {
     PlanStats stats;
 
     // Bytes the weights take on the device (conv weights in the activation
-    // precision, biases in float32).
+    // precision or int8, biases and scales in float32).
     int64_t device_weight_bytes() const;
     // Checks internal consistency (view ranges, weight ranges, op arity); throws
     // yoloc::Error. Run after loading a plan from a file, before any kernel sees it.
@@ -117,6 +142,8 @@ struct PlanOptions {
     Precision precision = Precision::FP32;
     int64_t batch = 0;       // 0: the model's batch (1 when symbolic); else must match a fixed one
     int64_t imgsz = 0;       // used when H/W are symbolic (0: must be declared)
+    // INT8 on a model without Q/DQ: refuse (`--precision int8`) or build FP16 (`best`).
+    bool int8_requires_qdq = true;
 };
 
 // Builds the plan from an ONNX model (folded here for the chosen batch). Throws

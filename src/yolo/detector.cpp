@@ -6,14 +6,82 @@
 #include "core/file.h"
 #include "onnx/onnx_io.h"
 #include "yolo/input_size.h"
+#ifdef YOLOC_HAVE_CUDA
+#include "yoloc/engine.h"
+#endif
 
 namespace yoloc {
 
-Detector::Detector(const std::string& model_path, const DetectorOptions& opts) : model_(load_onnx(model_path)) {
+bool is_engine_path(const std::string& path) { return path_ext_lower(path) == ".engine"; }
+
+#ifdef YOLOC_HAVE_CUDA
+// One engine (weights on the device once) and this detector's own context.
+class GpuDetector {
+public:
+    std::shared_ptr<gpu::Engine> engine;
+    std::unique_ptr<gpu::Context> ctx;
+};
+#else
+class GpuDetector {};
+#endif
+
+Detector::Detector(const std::string& model_path, const DetectorOptions& opts) : opts_(opts) {
+    if (is_engine_path(model_path)) {
+        init_engine(model_path);
+        return;
+    }
+    model_ = load_onnx(model_path);
     init(opts);
 }
 
-Detector::Detector(const Model& model, const DetectorOptions& opts) : model_(model) { init(opts); }
+Detector::Detector(const Model& model, const DetectorOptions& opts) : opts_(opts), model_(model) { init(opts); }
+
+Detector::~Detector() = default;
+
+std::unique_ptr<Detector> Detector::clone() const {
+    if (!gpu_) return std::unique_ptr<Detector>(new Detector(model_, opts_));
+#ifdef YOLOC_HAVE_CUDA
+    std::unique_ptr<Detector> d(new Detector());
+    d->opts_ = opts_;
+    d->gpu_ = std::make_shared<GpuDetector>();
+    d->gpu_->engine = gpu_->engine;
+    d->gpu_->ctx.reset(new gpu::Context(gpu_->engine));
+    d->imgsz_ = imgsz_;
+    d->batch_ = batch_;
+    d->nc_ = nc_;
+    d->names_ = names_;
+    d->input_name_ = input_name_;
+    d->output_name_ = output_name_;
+    return d;
+#else
+    fail("unreachable: GPU detector in a build without CUDA");
+#endif
+}
+
+void Detector::init_engine(const std::string& path) {
+#ifdef YOLOC_HAVE_CUDA
+    gpu_ = std::make_shared<GpuDetector>();
+    gpu_->engine = gpu::Engine::load(path);
+    gpu_->ctx.reset(new gpu::Context(gpu_->engine));
+    const gpu::EngineSummary& s = gpu_->engine->summary();
+    YOLOC_CHECK(s.input_shape.size() == 4 && s.input_shape[2] == s.input_shape[3], path,
+                ": the engine's input is not a square [N,3,S,S] image batch");
+    YOLOC_CHECK(!s.output_shapes.empty() && s.output_shapes[0].size() == 3 && s.output_shapes[0][1] > 4, path,
+                ": the engine's first output is not YOLOv8's [N, 4+nc, anchors]");
+    YOLOC_CHECK(opts_.imgsz <= 0 || opts_.imgsz == s.input_shape[2], path, ": this engine was built for ",
+                s.input_shape[2], "x", s.input_shape[2], " input; rebuild it with --imgsz ", opts_.imgsz);
+    imgsz_ = int(s.input_shape[2]);
+    batch_ = int(s.input_shape[0]);
+    nc_ = int(s.output_shapes[0][1]) - 4;
+    input_name_ = s.input_name;
+    output_name_ = s.output_names.empty() ? "output0" : s.output_names[0];
+    if (nc_ == 80) names_ = coco80_names();
+    for (int i = int(names_.size()); i < nc_; ++i) names_.push_back("class" + std::to_string(i));
+#else
+    fail(path, ": this is a GPU engine file, and this yoloc was built without CUDA support; run it with a yoloc "
+               "built on a machine with the CUDA toolkit, or give the ONNX model instead");
+#endif
+}
 
 void Detector::init(const DetectorOptions& opts) {
     const Graph& g = model_.graph;
@@ -44,6 +112,19 @@ void Detector::init(const DetectorOptions& opts) {
 }
 
 Tensor Detector::infer(const Tensor& images) {
+#ifdef YOLOC_HAVE_CUDA
+    if (gpu_) {
+        const Shape want{batch_, 3, imgsz_, imgsz_};
+        YOLOC_CHECK(images.dtype() == DType::Float32 && images.shape() == want, "input has shape ",
+                    shape_str(images.shape()), " but the engine expects ", shape_str(want));
+        std::vector<std::vector<float>> outs;
+        gpu_->ctx->infer(images.data<float>(), outs);
+        const auto& sh = gpu_->engine->summary().output_shapes[0];
+        Tensor y(DType::Float32, Shape(sh.begin(), sh.end()));
+        std::copy(outs[0].begin(), outs[0].end(), y.data<float>());
+        return y;
+    }
+#endif
     TensorMap out = exec_->run({{input_name_, images}});
     Tensor y = out.at(output_name_);
     YOLOC_CHECK(y.rank() == 3 && y.dim(1) > 4, "output '", output_name_, "' has shape ", shape_str(y.shape()),
@@ -53,6 +134,35 @@ Tensor Detector::infer(const Tensor& images) {
 }
 
 std::vector<Detection> Detector::detect(const Image& img, const PostprocessOptions& opt, Tensor* raw) {
+#ifdef YOLOC_HAVE_CUDA
+    if (gpu_ && !raw) {  // letterbox, decode and NMS on the GPU; only detections come back
+        gpu::GpuImage gi;
+        gi.bgr = img.pixels.data();
+        gi.width = img.width;
+        gi.height = img.height;
+        gpu::GpuDetectOptions go;
+        go.conf_threshold = opt.conf_threshold;
+        go.iou_threshold = opt.iou_threshold;
+        go.max_det = opt.max_det;
+        go.max_nms = opt.max_nms;
+        go.multi_label = opt.multi_label;
+        // Keep the result alive: a range-for over `detect(...)[0]` would iterate a
+        // reference into a destroyed temporary.
+        const std::vector<std::vector<gpu::GpuDetection>> found = gpu_->ctx->detect({gi}, go);
+        std::vector<Detection> dets;
+        for (const gpu::GpuDetection& g : found[0]) {
+            Detection d;
+            d.class_id = g.class_id;
+            d.conf = g.conf;
+            d.x1 = g.x1;
+            d.y1 = g.y1;
+            d.x2 = g.x2;
+            d.y2 = g.y2;
+            dets.push_back(d);
+        }
+        return dets;
+    }
+#endif
     YOLOC_CHECK(batch_ == 1, "detect() runs one image at a time; this model has batch ", batch_);
     LetterboxInfo info;
     Tensor x = preprocess(img, imgsz_, &info);

@@ -1,5 +1,7 @@
-// A YOLOv8 detector on the CPU: model + executor + pre/post-processing in one
-// object. This is what `detect`, `run`, `eval` and the public API use.
+// A YOLOv8 detector: model + executor + pre/post-processing in one object. This is
+// what `detect`, `run`, `eval` and the public API use. Given an ONNX model it runs
+// on the CPU; given a GPU engine file (`yoloc build`, *.engine) it runs the engine,
+// and detect() does the letterbox, decode and NMS on the GPU too.
 #pragma once
 
 #include <memory>
@@ -20,10 +22,22 @@ struct DetectorOptions {
     int batch = 1;
 };
 
+class GpuDetector;  // the engine side (yolo/detector.cpp), CUDA builds only
+
+// True for paths that name a GPU engine file (*.engine).
+bool is_engine_path(const std::string& path);
+
 class Detector {
 public:
+    // An ONNX model, or a *.engine file (fails cleanly in a build without CUDA).
     Detector(const std::string& model_path, const DetectorOptions& opts = {});
     Detector(const Model& model, const DetectorOptions& opts = {});
+    ~Detector();
+
+    // Another detector on the same model for another thread: a new executor on the
+    // same graph, or a new execution context on the same engine (weights shared).
+    std::unique_ptr<Detector> clone() const;
+    bool on_gpu() const { return gpu_ != nullptr; }
 
     int imgsz() const { return imgsz_; }
     int batch() const { return batch_; }
@@ -39,7 +53,11 @@ public:
     std::vector<Detection> detect(const Image& img, const PostprocessOptions& opt, Tensor* raw = nullptr);
 
 private:
+    Detector() = default;
     void init(const DetectorOptions& opts);
+    void init_engine(const std::string& path);
+    DetectorOptions opts_;
+    std::shared_ptr<GpuDetector> gpu_;
     Model model_;
     std::unique_ptr<Executor> exec_;
     int imgsz_ = 640, batch_ = 1, nc_ = 0;

@@ -32,16 +32,10 @@ inline int round_to_int(double v) {
     return int(r);
 }
 
-struct AxisTaps {
-    std::vector<int> src;       // first source index
-    std::vector<int16_t> w0;    // weight of src
-    std::vector<int16_t> w1;    // weight of src + 1
-};
-
 // cv::hal::resize's coefficient tables for INTER_LINEAR (not area mode).
 // Horizontally OpenCV clamps the tap and zeroes the fraction at the borders;
 // vertically it keeps the fraction and clamps only the row indices.
-AxisTaps linear_taps(int src_len, int dst_len, double scale, bool clamp_fraction) {
+AxisTaps linear_taps_impl(int src_len, int dst_len, double scale, bool clamp_fraction) {
     AxisTaps t;
     t.src.resize(dst_len);
     t.w0.resize(dst_len);
@@ -80,22 +74,36 @@ Image resize_half_area(const Image& src, int dst_w, int dst_h) {
 
 }  // namespace
 
+ResizeTaps resize_taps(int src_w, int src_h, int dst_w, int dst_h) {
+    YOLOC_CHECK(src_w > 0 && src_h > 0 && dst_w > 0 && dst_h > 0, "resize: invalid sizes ", src_w, "x", src_h,
+                " -> ", dst_w, "x", dst_h);
+    ResizeTaps t;
+    if (dst_w == src_w && dst_h == src_h) return t;  // Copy
+    // cv::resize computes the scales from the inverse ratios, in double.
+    const double scale_x = 1. / (double(dst_w) / src_w), scale_y = 1. / (double(dst_h) / src_h);
+    const int iscale_x = round_to_int(scale_x), iscale_y = round_to_int(scale_y);
+    const bool is_area_fast =
+        std::abs(scale_x - iscale_x) < DBL_EPSILON && std::abs(scale_y - iscale_y) < DBL_EPSILON;
+    if (is_area_fast && iscale_x == 2 && iscale_y == 2) {
+        t.mode = ResizeTaps::HalfArea;
+        return t;
+    }
+    t.mode = ResizeTaps::Linear;
+    t.x = linear_taps_impl(src_w, dst_w, scale_x, true);
+    t.y = linear_taps_impl(src_h, dst_h, scale_y, false);
+    return t;
+}
+
 Image resize_linear(const Image& src, int dst_w, int dst_h) {
     YOLOC_CHECK(!src.empty() && src.pixels.size() == size_t(src.width) * size_t(src.height) * 3,
                 "resize: invalid source image ", src.width, "x", src.height);
     YOLOC_CHECK(dst_w > 0 && dst_h > 0 && int64_t(dst_w) * dst_h <= kMaxImagePixels,
                 "resize: invalid target size ", dst_w, "x", dst_h);
-    if (dst_w == src.width && dst_h == src.height) return src;
-
-    const double inv_scale_x = double(dst_w) / src.width;
-    const double inv_scale_y = double(dst_h) / src.height;
-    const double scale_x = 1. / inv_scale_x, scale_y = 1. / inv_scale_y;
-    const int iscale_x = round_to_int(scale_x), iscale_y = round_to_int(scale_y);
-    const bool is_area_fast = std::abs(scale_x - iscale_x) < DBL_EPSILON && std::abs(scale_y - iscale_y) < DBL_EPSILON;
-    if (is_area_fast && iscale_x == 2 && iscale_y == 2) return resize_half_area(src, dst_w, dst_h);
-
-    const AxisTaps tx = linear_taps(src.width, dst_w, scale_x, true);
-    const AxisTaps ty = linear_taps(src.height, dst_h, scale_y, false);
+    const ResizeTaps taps = resize_taps(src.width, src.height, dst_w, dst_h);
+    if (taps.mode == ResizeTaps::Copy) return src;
+    if (taps.mode == ResizeTaps::HalfArea) return resize_half_area(src, dst_w, dst_h);
+    const AxisTaps& tx = taps.x;
+    const AxisTaps& ty = taps.y;
 
     const int row_len = dst_w * 3;
     // Horizontally filtered source rows (values up to 255 * 2048), cached by source row.

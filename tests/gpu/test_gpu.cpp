@@ -11,6 +11,7 @@
 
 #include "core/file.h"
 #include "engine/cpu/executor.h"
+#include "engine/cuda/conv_mma.h"
 #include "engine/cuda/runtime.h"
 #include "models.h"
 #include "onnx/onnx_io.h"
@@ -29,16 +30,18 @@ Tensor random_input(Shape s, uint32_t seed, float lo = 0.f, float hi = 1.f) {
     return Tensor::from_floats(s, v);
 }
 
-std::shared_ptr<gpu::Engine> build(const Model& m, Precision p, int64_t batch) {
+// Tactics are timed only where the test runs the engine's own choice (conv_kernel 0).
+std::shared_ptr<gpu::Engine> build(const Model& m, Precision p, int64_t batch, bool tune = true) {
     gpu::BuildOptions o;
     o.plan.precision = p;
     o.plan.batch = batch;
+    o.tune = tune;
     gpu::BuildResult r = gpu::build_engine(m, o);
     return gpu::make_engine(r.file, "in-memory engine");
 }
 
 Outputs run_gpu(const Model& m, Precision p, const Tensor& x, bool graph = true, int conv_kernel = 0) {
-    auto eng = build(m, p, x.dim(0));
+    auto eng = build(m, p, x.dim(0), conv_kernel == 0);
     gpu::ContextOptions co;
     co.cuda_graph = graph;
     co.conv_kernel = conv_kernel;
@@ -79,10 +82,11 @@ void expect_close(const Outputs& got, const Outputs& want, double tol, const std
 }
 
 // One conv (+SiLU) model, for kernel-shape sweeps.
-Model conv_model(int64_t c, int64_t m, int64_t k, int64_t s, int64_t g, int64_t h, int64_t w, bool silu, bool residual) {
+Model conv_model(int64_t c, int64_t m, int64_t k, int64_t s, int64_t g, int64_t h, int64_t w, bool silu, bool residual,
+                 int64_t batch = 1) {
     Model md;
     Graph& G = md.graph;
-    G.inputs.push_back({"x", DType::Float32, {Dim{1, ""}, Dim{c, ""}, Dim{h, ""}, Dim{w, ""}}, true});
+    G.inputs.push_back({"x", DType::Float32, {Dim{batch, ""}, Dim{c, ""}, Dim{h, ""}, Dim{w, ""}}, true});
     G.outputs.push_back({"y", DType::Float32, {}, false});
     G.initializers["w"] = Tensor::from_floats({m, c / g, k, k},
                                               yoloc_test::random_floats(size_t(m * c / g * k * k), 7, 0.3f));
@@ -151,7 +155,7 @@ TEST(Gpu, ConvShapesFp32AndFp16) {
         Model m = conv_model(c.c, c.m, c.k, c.s, c.g, c.h, c.w, c.silu, c.res);
         Tensor x = random_input({1, c.c, c.h, c.w}, uint32_t(c.c * 31 + c.m), -1.f, 1.f);
         Outputs want = run_ref(m, x);
-        for (int kern : {0, 1, 2}) {
+        for (int kern : {0, 1, 2, 3}) {
             std::string what = cat("conv c", c.c, " m", c.m, " k", c.k, " s", c.s, " g", c.g, " kernel ", kern);
             expect_close(run_gpu(m, Precision::FP32, x, true, kern), want, 1e-4, what + " fp32");
             expect_close(run_gpu(m, Precision::FP16, x, true, kern), want, 2e-2, what + " fp16");
@@ -164,7 +168,7 @@ TEST(Gpu, TinyModelAllOpsFp32) {
         Model m = yoloc_test::tiny_engine_model(b);
         Tensor x = random_input({b, 6, 10, 12}, 11, -1.f, 1.f);
         Outputs want = run_ref(m, x);
-        for (int kern : {0, 1})
+        for (int kern : {0, 1, 3})
             expect_close(run_gpu(m, Precision::FP32, x, true, kern), want, 1e-4, cat("tiny fp32 batch ", b, " kernel ", kern));
     }
 }
@@ -173,8 +177,101 @@ TEST(Gpu, TinyModelAllOpsFp16) {
     Model m = yoloc_test::tiny_engine_model(2);
     Tensor x = random_input({2, 6, 10, 12}, 12, -1.f, 1.f);
     Outputs want = run_ref(m, x);
-    for (int kern : {0, 1, 2})
+    for (int kern : {0, 1, 2, 3})
         expect_close(run_gpu(m, Precision::FP16, x, true, kern), want, 3e-2, cat("tiny fp16 kernel ", kern));
+}
+
+bool have_mma() {
+    gpu::current_device();
+    return cuda::device_cc_major() >= 8;
+}
+
+// Every tensor-core tile configuration against the reference executor: the 3-channel
+// stem (element loads), channel counts that are not multiples of 8 or of the tile
+// (masking, element loads), residual, stride 2, 1x1, 5x5, batch > 1, long K.
+TEST(Gpu, MmaConvTilesMatchReference) {
+    if (!have_mma()) GTEST_SKIP() << "tensor-core implicit GEMM needs compute capability 8.0+";
+    struct Cfg {
+        int64_t c, m, k, s, g, h, w;
+        bool silu, res;
+        int64_t batch;
+    };
+    const Cfg cfgs[] = {
+        {3, 16, 3, 2, 1, 33, 31, true, false, 1},     // stem: cin 3, odd sizes
+        {16, 16, 3, 1, 1, 20, 20, true, true, 1},     // bottleneck + residual
+        {32, 64, 3, 2, 1, 19, 21, true, false, 2},    // downsampling, batch 2
+        {96, 64, 1, 1, 1, 10, 12, true, false, 1},    // 1x1
+        {64, 80, 1, 1, 1, 8, 8, false, false, 1},     // head-like 1x1, plain, cout 80
+        {12, 24, 3, 1, 1, 9, 11, true, false, 1},     // cin/cout not multiples of 8
+        {40, 36, 5, 1, 1, 7, 9, false, false, 1},     // 5x5, cout not a tile multiple
+        {256, 128, 3, 1, 1, 6, 5, true, false, 1},    // long K (2304), few pixels
+        {64, 64, 3, 1, 1, 13, 13, true, true, 1},     // residual, 64 channels
+    };
+    for (const Cfg& c : cfgs) {
+        Model m = conv_model(c.c, c.m, c.k, c.s, c.g, c.h, c.w, c.silu, c.res, c.batch);
+        Tensor x = random_input({c.batch, c.c, c.h, c.w}, uint32_t(c.c * 31 + c.m), -1.f, 1.f);
+        Outputs want = run_ref(m, x);
+        for (int t = 0; t < cuda::mma_config_count(); ++t) {
+            std::string what = cat("conv c", c.c, " m", c.m, " k", c.k, " s", c.s, " n", c.batch, " ",
+                                   gpu::tactic_name(cuda::kConvMmaBase + t));
+            expect_close(run_gpu(m, Precision::FP16, x, true, cuda::kConvMmaBase + t), want, 2e-2, what);
+        }
+    }
+}
+
+// Concat-in-place slices, split views, residual views and Copy inputs through every tile
+// (the tiny model's channel offsets are not multiples of 8: element-load path).
+TEST(Gpu, MmaTinyModelEveryTile) {
+    if (!have_mma()) GTEST_SKIP() << "needs compute capability 8.0+";
+    Model m = yoloc_test::tiny_engine_model(2);
+    Tensor x = random_input({2, 6, 10, 12}, 12, -1.f, 1.f);
+    Outputs want = run_ref(m, x);
+    for (int t = 0; t < cuda::mma_config_count(); ++t)
+        expect_close(run_gpu(m, Precision::FP16, x, true, cuda::kConvMmaBase + t), want, 3e-2,
+                     cat("tiny fp16 ", gpu::tactic_name(cuda::kConvMmaBase + t)));
+}
+
+// Build-time tactic selection: every conv gets a timed tactic, stored in the engine file
+// and read back; tuned engines, multi-stream graphs and one-stream graphs agree.
+TEST(Gpu, TacticsAreChosenStoredAndUsed) {
+    Model m = yoloc_test::tiny_engine_model(1);
+    gpu::BuildOptions o;
+    o.plan.precision = Precision::FP16;
+    std::string dir = yoloc_test::scratch_dir("gpu_tactics");
+    o.timing_cache = dir + "/timing.cache";
+    std::remove(o.timing_cache.c_str());
+    gpu::BuildResult r = gpu::build_engine(m, o);
+    ASSERT_EQ(int(r.tactics.size()), r.file.plan.stats.convs);
+    for (const auto& t : r.tactics) {
+        EXPECT_GT(t.tactic, 0) << t.name;
+        EXPECT_EQ(r.file.plan.ops[size_t(t.op)].tactic, t.tactic);
+        EXPECT_FALSE(t.cached);
+        std::printf("tactic %s %s: %s %.2f us (heuristic %.2f us)\n", t.name.c_str(), t.shape.c_str(),
+                    gpu::tactic_name(t.tactic).c_str(), t.best_us, t.auto_us);
+    }
+    engine::write_engine(dir + "/t.engine", r.file);
+    engine::EngineFile back = engine::read_engine(dir + "/t.engine");
+    for (const auto& t : r.tactics) EXPECT_EQ(back.plan.ops[size_t(t.op)].tactic, t.tactic);
+    // The timing cache answers a second build without timing.
+    gpu::BuildResult r2 = gpu::build_engine(m, o);
+    for (size_t i = 0; i < r2.tactics.size(); ++i) {
+        EXPECT_TRUE(r2.tactics[i].cached);
+        EXPECT_EQ(r2.tactics[i].tactic, r.tactics[i].tactic);
+    }
+    Tensor x = random_input({1, 6, 10, 12}, 21, -1.f, 1.f);
+    Outputs want = run_ref(m, x);
+    auto eng = gpu::make_engine(back, "tuned");
+    Outputs a, b;
+    gpu::Context multi(eng);
+    multi.infer(x.data<float>(), a);
+    expect_close(a, want, 3e-2, "tuned tiny fp16");
+    setenv("YOLOC_GRAPH_STREAMS", "1", 1);
+    gpu::Context single(eng);
+    unsetenv("YOLOC_GRAPH_STREAMS");
+    single.infer(x.data<float>(), b);
+    EXPECT_EQ(a, b);
+    auto prof = gpu::profile_ops(eng, 3);
+    EXPECT_EQ(prof.size(), back.plan.ops.size());
 }
 
 TEST(Gpu, CudaGraphEqualsPlainLaunches) {
@@ -243,12 +340,12 @@ TEST(Gpu, Yolov8nFp32MatchesReference) {
 TEST(Gpu, Yolov8nFp16ScoresWithin1e2) {
     REQUIRE_SHARED();
     const Yolo& y = yolo();
-    for (int kern : {0, 1, 2}) {
+    for (int kern : {0, 1, int(cuda::kConvSimtGemm)}) {
         Outputs got = run_gpu(y.model, Precision::FP16, y.x, true, kern);
         double ba, br, sa;
         yolo_diffs(got[0], y.ref[0], ba, br, sa);
         std::printf("yolov8n fp16 (%s conv) vs reference: boxes max abs %.3g px (rel %.3g), scores max abs %.3g\n",
-                    kern == 2 ? "wmma" : kern ? "direct" : "gemm", ba, br, sa);
+                    kern == 0 ? "tuned tactics" : gpu::tactic_name(kern).c_str(), ba, br, sa);
         EXPECT_LE(sa, 1e-2) << "conv kernel " << kern;
         EXPECT_LE(ba, 2.0) << "conv kernel " << kern;
     }
@@ -322,8 +419,7 @@ TEST(Gpu, Yolov8nTimings) {
                     "%.2f MB (engine + one context, incl. allocator granularity and the CUDA graph)\n",
                     engine::precision_name(cfg.first), static_cast<long long>(cfg.second), r.memory.weight_bytes / 1e6,
                     r.memory.arena_bytes / 1e6, (double(free0) - double(free1)) / 1e6);
-        for (int kern : {0, 1, 2}) {
-            if (kern == 2 && cfg.first != Precision::FP16) continue;
+        for (int kern : {0, int(cuda::kConvSimtGemm)}) {
             gpu::ContextOptions co;
             co.conv_kernel = kern;
             gpu::Context ctx(eng, co);
@@ -334,7 +430,8 @@ TEST(Gpu, Yolov8nTimings) {
             const auto& s = eng->summary();
             std::printf("TIMING yolov8n %s batch %lld %s conv: GPU median %.3f ms (min %.3f), %.0f img/s; "
                         "weights %.2f MB, arena %.2f MB\n",
-                        s.precision.c_str(), static_cast<long long>(cfg.second), kern == 2 ? "wmma" : kern ? "direct" : "gemm",
+                        s.precision.c_str(), static_cast<long long>(cfg.second),
+                        kern == 0 ? "tuned" : gpu::tactic_name(kern).c_str(),
                         ms[ms.size() / 2], ms[0], 1000.0 * double(cfg.second) / ms[ms.size() / 2],
                         s.weight_bytes / 1e6, s.arena_bytes / 1e6);
         }

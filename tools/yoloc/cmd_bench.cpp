@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -5,13 +6,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_gpu.h"
 #include "commands.h"
 #include "core/progress.h"
 #include "core/stats.h"
 #include "yolo/detector.h"
 
 namespace yoloc_cli {
-int bench_engine(const std::string& path, int iters, int warmup, bool json);  // cmd_build.cpp
+int profile_engine(const std::string& path, int iters, bool json);              // cmd_build.cpp
 namespace {
 
 Registrar reg("bench", "measure inference latency (min/median/p90/p99) and throughput", [](CLI::App& app) {
@@ -20,18 +22,35 @@ Registrar reg("bench", "measure inference latency (min/median/p90/p99) and throu
     auto iters = std::make_shared<int>(50);
     auto warmup = std::make_shared<int>(5);
     auto json = std::make_shared<bool>(false);
+    auto profile = std::make_shared<bool>(false);
+    auto gpu = std::make_shared<BenchGpuArgs>();
     auto opts = std::make_shared<yoloc::DetectorOptions>();
-    app.add_option("model", *model, "ONNX model")->required();
-    app.add_option("--backend", *backend, "cpu (fast executor) or reference")
-        ->check(CLI::IsMember({"cpu", "fast", "reference"}))->capture_default_str();
+    app.add_option("model", *model, "ONNX model, or a GPU engine file (*.engine)")->required();
+    app.add_option("--backend", *backend,
+                   "cpu (fast executor), reference, or gpu (an ONNX model is built into an engine in memory first)")
+        ->check(CLI::IsMember({"cpu", "fast", "reference", "gpu"}))->capture_default_str();
+    app.add_option("--precision", gpu->precision, "--backend gpu with an ONNX model: fp32 or fp16")
+        ->check(CLI::IsMember({"fp32", "fp16"}))->capture_default_str();
+    app.add_option("--image", gpu->image, "GPU: picture for the end-to-end figure (default: a synthetic 810x1080 one)");
     app.add_option("--threads", opts->threads, "CPU threads (0 = all cores)")->capture_default_str();
     app.add_option("--iters", *iters, "timed runs")->check(CLI::Range(1, 1000000))->capture_default_str();
     app.add_option("--warmup", *warmup, "untimed runs first")->check(CLI::Range(0, 1000000))->capture_default_str();
     app.add_option("--batch", opts->batch, "batch size for models with a dynamic batch dim")->capture_default_str();
     app.add_flag("--json", *json, "print one JSON object");
+    app.add_flag("--profile", *profile, "GPU engines: time every op alone and print where the time goes");
     return [=]() {
-        if (model->size() > 7 && model->compare(model->size() - 7, 7, ".engine") == 0)
-            return bench_engine(*model, *iters, *warmup, *json);  // a GPU engine file
+        if (model->size() > 7 && model->compare(model->size() - 7, 7, ".engine") == 0) {
+            if (*profile) return profile_engine(*model, *iters, *json);
+        }
+        if (*backend == "gpu" || yoloc::is_engine_path(*model)) {
+            BenchGpuArgs g = *gpu;
+            g.model = *model;
+            g.batch = std::max(1, opts->batch);
+            g.iters = *iters;
+            g.warmup = *warmup;
+            g.json = *json;
+            return bench_gpu(g);
+        }
         opts->backend = *backend == "reference" ? "reference" : "fast";
         yoloc::Detector det(*model, *opts);
         // Fixed input (0.5 everywhere), like the ONNX Runtime peer script: latency

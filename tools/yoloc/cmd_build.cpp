@@ -1,5 +1,6 @@
 // `yoloc build MODEL -o OUT.engine`: plans the model for this GPU and writes an
 // engine file (see src/engine/engine_file.h).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -17,11 +18,85 @@
 #include "engine/plan.h"
 #include "onnx/onnx_io.h"
 #ifdef YOLOC_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
 #include "engine/cuda/runtime.h"
 #endif
 
 namespace yoloc_cli {
 namespace {
+
+// No GPU yoloc builds for has more memory than this (H200: 141 GB, B200: 192 GB): a
+// plan over it is refused even without --memory-budget and without a GPU at hand.
+constexpr int64_t kLargestDeviceBytes = int64_t(192) << 30;
+
+// The CPU side of `build`, run before any GPU is touched and before anything is
+// written: the plan and its memory plan, refused when they exceed --memory-budget, the
+// memory of this GPU (CUDA builds), or kLargestDeviceBytes.
+//
+// A large batch is first judged from the batch-1 plan: every activation buffer holds
+// the batch in its first dimension, so the arena grows linearly with it. This refuses a
+// huge --batch without planning it (shape inference materialises some tensors of the
+// real shape while folding, which would allocate batch-sized memory or fail with a
+// message that does not say why).
+void check_memory_before_building(const yoloc::Model& m, const yoloc::engine::PlanOptions& po, int64_t budget) {
+    namespace ye = yoloc::engine;
+    int64_t limit = kLargestDeviceBytes;
+    std::string limit_what = "more than any GPU has (" + ye::format_bytes(kLargestDeviceBytes) + ")";
+#ifdef YOLOC_HAVE_CUDA
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && int64_t(total_b) > 0 && int64_t(total_b) < limit) {
+        limit = int64_t(total_b);
+        limit_what = "more than this GPU's " + ye::format_bytes(limit);
+    }
+    (void)free_b;
+#endif
+    if (budget > 0 && budget < limit) {
+        limit = budget;
+        limit_what = "more than the budget of " + ye::format_bytes(budget);
+    }
+    const char* advice = ": use a smaller batch or image size, fp16, or a larger --memory-budget";
+    if (po.batch > 1) {
+        ye::PlanOptions one = po;
+        one.batch = 1;
+        bool planned = false;
+        ye::Plan p1;
+        try {
+            p1 = ye::build_plan(m, one);
+            planned = true;
+        } catch (const yoloc::Error&) {
+            // A model whose batch cannot be re-targeted: judged from its own plan below.
+        }
+        if (planned) {
+            ye::MemoryPlan mp1 = ye::plan_memory(p1, 0);
+            const double need = double(mp1.weight_bytes + mp1.workspace_bytes) + double(mp1.arena_bytes) * double(po.batch);
+            if (need > double(limit)) {
+                yoloc::Shape in = p1.input_shape;
+                in[0] = po.batch;
+                yoloc::fail("the engine (batch ", po.batch, ", ", ye::precision_name(p1.precision), ", input ",
+                            yoloc::shape_str(in), ") needs about ",
+                            ye::format_bytes(need > 9e18 ? int64_t(9e18) : int64_t(need)),
+                            " of device memory (weights ", ye::format_bytes(mp1.weight_bytes), ", activations ",
+                            ye::format_bytes(mp1.arena_bytes), " per image), ", limit_what, advice);
+            }
+        }
+    }
+    ye::Plan plan;
+    try {
+        plan = ye::build_plan(m, po);
+    } catch (const yoloc::Error& e) {
+        if (po.batch <= 1) throw;
+        // Shape inference bounds the tensors it materialises while folding (2^26
+        // elements), which a large batch can exceed: say which batch failed.
+        yoloc::fail("cannot plan the engine at batch ", po.batch, ": ", e.what(), " (try a smaller --batch)");
+    }
+    ye::MemoryPlan mp = ye::plan_memory(plan, budget);  // throws over the budget, naming the batch
+    if (mp.total_bytes() > limit)
+        yoloc::fail("the engine (batch ", plan.batch, ", ", ye::precision_name(plan.precision), ", input ",
+                    yoloc::shape_str(plan.input_shape), ") needs ", ye::format_bytes(mp.total_bytes()),
+                    " of device memory (weights ", ye::format_bytes(mp.weight_bytes), ", activations ",
+                    ye::format_bytes(mp.arena_bytes), "), ", limit_what, advice);
+}
 
 Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA build and a GPU)", [](CLI::App& app) {
     auto model = std::make_shared<std::string>();
@@ -31,29 +106,44 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
     auto imgsz = std::make_shared<int64_t>(0);
     auto budget = std::make_shared<std::string>();
     auto verbose = std::make_shared<bool>(false);
+    auto timing_cache = std::make_shared<std::string>();
+    auto no_tune = std::make_shared<bool>(false);
     app.add_option("model", *model, "ONNX model")->required();
     app.add_option("-o,--output", *out, "engine file to write")->required();
-    app.add_option("--precision", *precision, "fp32 or fp16")
-        ->check(CLI::IsMember({"fp32", "fp16"}))->capture_default_str();
+    app.add_option("--precision", *precision,
+                   "fp32, fp16, int8 (a Q/DQ model from `yoloc quantize`: its quantized convs run in INT8, the "
+                   "rest in fp16) or best (int8 where the model has Q/DQ, else fp16)")
+        ->check(CLI::IsMember({"fp32", "fp16", "int8", "best"}))->capture_default_str();
     app.add_option("--batch", *batch, "batch size (0: the model's, 1 when dynamic)")->check(CLI::Range(0, 4096))
         ->capture_default_str();
-    app.add_option("--imgsz", *imgsz, "input size for symbolic H/W dims");
+    app.add_option("--imgsz", *imgsz, "input size for symbolic H/W dims")->check(CLI::Range(0, 16384));
     app.add_option("--memory-budget", *budget, "refuse when weights + activations + workspace exceed this (e.g. 2GiB)");
     app.add_flag("--verbose", *verbose, "print the plan, one op per line");
+    app.add_option("--timing-cache", *timing_cache,
+                   "file of conv tactic timings on this GPU: read to skip timing known layer shapes, then rewritten");
+    app.add_flag("--no-tune", *no_tune, "skip timing the conv tactics (heuristic kernel choice)");
     return [=]() {
+        namespace ye = yoloc::engine;
+        ye::PlanOptions po;
+        po.precision = ye::parse_precision(*precision);
+        po.int8_requires_qdq = *precision == "int8";
+        po.batch = *batch;
+        po.imgsz = *imgsz;
+        const int64_t budget_bytes = budget->empty() ? 0 : ye::parse_bytes(*budget);
+        YOLOC_CHECK(budget->empty() || budget_bytes > 0, "--memory-budget must be more than 0 bytes");
+        yoloc::Model m = yoloc::load_onnx(*model);
+        check_memory_before_building(m, po, budget_bytes);
 #ifndef YOLOC_HAVE_CUDA
         yoloc::fail("this yoloc was built without CUDA support, so it cannot build GPU engines: "
                     "rebuild yoloc on a machine with the CUDA toolkit (nvcc) and -DYOLOC_WITH_CUDA=ON");
         return 1;
 #else
-        namespace ye = yoloc::engine;
         yoloc::gpu::BuildOptions o;
-        o.plan.precision = ye::parse_precision(*precision);
-        o.plan.batch = *batch;
-        o.plan.imgsz = *imgsz;
-        o.memory_budget = budget->empty() ? 0 : ye::parse_bytes(*budget);
+        o.plan = po;
+        o.memory_budget = budget_bytes;
         o.source = *model;
-        yoloc::Model m = yoloc::load_onnx(*model);
+        o.tune = !*no_tune;
+        o.timing_cache = *timing_cache;
         yoloc::gpu::BuildResult r = yoloc::gpu::build_engine(m, o);
         ye::write_engine(*out, r.file);
         const ye::Plan& p = r.file.plan;
@@ -68,10 +158,29 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
                     "%d detect, %d copies; %d split views, %d/%d concat inputs written in place\n",
                     p.ops.size(), s.convs, s.convs_silu, s.convs_residual, s.maxpools, s.resizes, s.detects, s.copies,
                     s.split_views, s.concat_in_place, s.concat_inputs);
+        if (p.precision == ye::Precision::INT8 || s.fake_quants > 0)
+            std::printf("int8       %d of %d convs in INT8 (%d Q/DQ pairs folded into conv inputs and residual reads), "
+                        "%d fake-quant ops, %d convs in fp16\n",
+                        s.convs_int8, s.convs, s.qdq_folded, s.fake_quants, s.convs - s.convs_int8);
         std::printf("memory     weights %s + activations %s + workspace %s = %s (unshared activations %s)\n",
                     ye::format_bytes(r.memory.weight_bytes).c_str(), ye::format_bytes(r.memory.arena_bytes).c_str(),
                     ye::format_bytes(r.memory.workspace_bytes).c_str(), ye::format_bytes(r.memory.total_bytes()).c_str(),
                     ye::format_bytes(r.memory.unshared_bytes).c_str());
+        if (!r.tactics.empty()) {
+            // Per-layer tactic choice (timed on this GPU, inside a CUDA graph).
+            double best = 0, dflt = 0;
+            int cached = 0;
+            for (const auto& t : r.tactics) {
+                best += t.best_us;
+                dflt += t.auto_us;
+                cached += t.cached ? 1 : 0;
+                std::printf("tactic     op %-3d %-26s %-22s %-16s %7.2f us (heuristic %7.2f us)%s\n", t.op,
+                            t.name.substr(0, 26).c_str(), t.shape.c_str(), yoloc::gpu::tactic_name(t.tactic).c_str(),
+                            t.best_us, t.auto_us, t.cached ? " [cache]" : "");
+            }
+            std::printf("tactics    %zu convs timed (%d from the timing cache): sum %.1f us chosen vs %.1f us heuristic\n",
+                        r.tactics.size(), cached, best, dflt);
+        }
         return 0;
 #endif
     };
@@ -126,6 +235,35 @@ int bench_engine(const std::string& path, int iters, int warmup, bool json) {
     std::printf("end-to-end median %.3f ms (H2D + compute + D2H)\n", e.median);
     std::printf("throughput %.1f images/s (GPU median)\n", ips);
     std::printf("memory     weights %.2f MB, activations %.2f MB\n", s.weight_bytes / 1e6, s.arena_bytes / 1e6);
+    return 0;
+#endif
+}
+
+// `yoloc bench ENGINE --profile`: every op timed alone (CUDA graph of repeated
+// launches), to see where the forward's time goes.
+int profile_engine(const std::string& path, int iters, bool json) {
+#ifndef YOLOC_HAVE_CUDA
+    yoloc::fail("this yoloc was built without CUDA support, so it cannot run ", path,
+                ": rebuild yoloc with the CUDA toolkit (nvcc) and -DYOLOC_WITH_CUDA=ON");
+    return 1;
+#else
+    auto eng = yoloc::gpu::Engine::load(path);
+    std::vector<yoloc::gpu::OpProfile> prof = yoloc::gpu::profile_ops(eng, std::max(3, std::min(iters, 50)));
+    double total = 0;
+    for (const auto& r : prof) total += r.us;
+    if (json) {
+        nlohmann::json ops = nlohmann::json::array();
+        for (const auto& r : prof)
+            ops.push_back({{"op", r.op}, {"kind", r.kind}, {"name", r.name}, {"detail", r.detail}, {"us", r.us}});
+        nlohmann::json j = {{"engine", path}, {"sum_us", total}, {"ops", ops},
+                            {"method", "each op alone: 20 launches in one CUDA graph, median of replays, per launch"}};
+        std::cout << j.dump() << "\n";
+        return 0;
+    }
+    for (const auto& r : prof)
+        std::printf("%3d %-12s %7.2f us %5.1f%%  %-28s %s\n", r.op, r.kind.c_str(), r.us, 100.0 * r.us / total,
+                    r.name.substr(0, 28).c_str(), r.detail.c_str());
+    std::printf("sum of ops alone: %.1f us (%zu ops); the graph overlaps independent branches\n", total, prof.size());
     return 0;
 #endif
 }

@@ -22,7 +22,7 @@ Registrar reg("detect", "detect objects in images: JSON per image + annotated co
     auto no_draw = std::make_shared<bool>(false);
     auto pp = std::make_shared<yoloc::PostprocessOptions>();
     auto opts = std::make_shared<yoloc::DetectorOptions>();
-    app.add_option("model", *model, "ONNX model")->required();
+    app.add_option("model", *model, "ONNX model, or a GPU engine from yoloc build (*.engine: letterbox, decode and NMS run on the GPU)")->required();
     app.add_option("images", *inputs, "image files or folders (JPEG, PNG)")->required();
     app.add_option("--out", *out, "output folder: <stem>.json and <stem>.jpg per image")->capture_default_str();
     app.add_option("--conf", pp->conf_threshold, "score threshold")->capture_default_str();

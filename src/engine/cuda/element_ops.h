@@ -33,7 +33,15 @@ struct ConvArgs {
     const float* bias = nullptr;              // [m]
     int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, group = 1;
     int silu = 0;
-    int kernel = 0;  // 0 = tiled implicit GEMM where it applies, 1 = direct, 2 = tensor cores (fp16)
+    int kernel = 0;  // a ConvTactic (conv_mma.h): 0 auto, 1 direct, 2 wmma, 3 SIMT gemm, 16+i mma tile i
+    // INT8 conv (qscale != null): wt is int8 [m][wk] (row m: the K = kh*kw*c weights in
+    // [kh][kw][c] order, zero-padded to wk, a multiple of 16); the input is quantized with
+    // in_scale when loaded (round half to even, saturate to [-128, 127]); the int32 sum
+    // is scaled by qscale[m] = in_scale * weight_scale[m]. res_scale > 0: the residual
+    // is fake-quantized with it (a Q -> DQ on the Add's residual input).
+    const float* qscale = nullptr;
+    float in_scale = 0.f, res_scale = 0.f;
+    int wk = 0;
 };
 
 struct PoolArgs {
@@ -63,6 +71,7 @@ struct CopyArgs {
     int n = 0, h = 0, w = 0, xs = 0, c = 0;
     void* y = nullptr;
     int ys = 0;
+    float scale = 0.f;  // > 0: fake-quantize while copying (a FakeQuant op)
 };
 
 // NCHW float32 <-> NHWC view.
@@ -94,6 +103,15 @@ YOLOC_HD void st(float* p, float v) { *p = v; }
 YOLOC_HD float ld(const __half* p) { return __half2float(*p); }
 YOLOC_HD void st(__half* p, float v) { *p = __float2half(v); }
 #endif
+
+// QuantizeLinear's arithmetic: float division, round half to even (rintf in the default
+// rounding mode), saturate to int8.
+YOLOC_HD float quant_i8(float x, float s) {
+    float q = rintf(x / s);
+    return q < -128.f ? -128.f : (q > 127.f ? 127.f : q);
+}
+// QuantizeLinear -> DequantizeLinear.
+YOLOC_HD float fake_quant(float x, float s) { return quant_i8(x, s) * s; }
 
 YOLOC_HD long long conv_items(const ConvArgs& a) { return (long long)a.n * a.oh * a.ow * a.m; }
 YOLOC_HD long long pool_items(const PoolArgs& a) { return (long long)a.n * a.oh * a.ow * a.c; }
@@ -132,6 +150,41 @@ YOLOC_HD void conv_at(const ConvArgs& a, long long i) {
     const size_t pix = (size_t(n) * a.oh + oy) * a.ow + ox;
     if (a.res) acc += ld(static_cast<const T*>(a.res) + pix * a.rs + m);
     st(static_cast<T*>(a.y) + pix * a.ys + m, acc);
+}
+
+// INT8 conv, one output per thread (groups 1): the fallback where the tensor-core
+// kernel cannot run (below sm_80) and the reference for its tests.
+template <typename T>
+YOLOC_HD void conv_int8_at(const ConvArgs& a, long long i) {
+    const T* x = static_cast<const T*>(a.x);
+    const signed char* wt = static_cast<const signed char*>(a.wt);
+    const int m = int(i % a.m);
+    long long p = i / a.m;
+    const int ox = int(p % a.ow);
+    p /= a.ow;
+    const int oy = int(p % a.oh);
+    const int n = int(p / a.oh);
+    int acc = 0;
+    for (int ky = 0; ky < a.kh; ++ky) {
+        const int iy = oy * a.sh - a.ph + ky;
+        if (iy < 0 || iy >= a.h) continue;
+        for (int kx = 0; kx < a.kw; ++kx) {
+            const int ix = ox * a.sw - a.pw + kx;
+            if (ix < 0 || ix >= a.w) continue;
+            const T* xp = x + ((size_t(n) * a.h + iy) * a.w + ix) * a.xs;
+            const signed char* wp = wt + size_t(m) * a.wk + (size_t(ky) * a.kw + kx) * a.c;
+            for (int ci = 0; ci < a.c; ++ci) acc += int(quant_i8(ld(xp + ci), a.in_scale)) * int(wp[ci]);
+        }
+    }
+    float v = float(acc) * a.qscale[m] + a.bias[m];
+    if (a.silu) v = v / (1.0f + expf(-v));
+    const size_t pix = (size_t(n) * a.oh + oy) * a.ow + ox;
+    if (a.res) {
+        float r = ld(static_cast<const T*>(a.res) + pix * a.rs + m);
+        if (a.res_scale > 0.f) r = fake_quant(r, a.res_scale);
+        v += r;
+    }
+    st(static_cast<T*>(a.y) + pix * a.ys + m, v);
 }
 
 template <typename T>
@@ -195,7 +248,10 @@ template <typename T>
 YOLOC_HD void copy_at(const CopyArgs& a, long long i) {
     const long long p = i / a.c;
     const int ch = int(i % a.c);
-    static_cast<T*>(a.y)[p * a.ys + ch] = static_cast<const T*>(a.x)[p * a.xs + ch];
+    if (a.scale > 0.f)
+        st(static_cast<T*>(a.y) + p * a.ys + ch, fake_quant(ld(static_cast<const T*>(a.x) + p * a.xs + ch), a.scale));
+    else
+        static_cast<T*>(a.y)[p * a.ys + ch] = static_cast<const T*>(a.x)[p * a.xs + ch];
 }
 
 // Index in NCHW order: the reads are coalesced, the (3-channel) writes are not.

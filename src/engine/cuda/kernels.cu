@@ -1,11 +1,18 @@
 // CUDA kernels of the GPU engine: correct-first grid-stride loops over the
 // element functions in element_ops.h (the same code the CPU emulation test runs).
-// C++14 and CUDA 10.2 / sm_53 clean: cuda_fp16 only, no tensor cores yet.
+// C++14 and CUDA 10.2 / sm_53 clean: cuda_fp16 only here; the tensor-core
+// implicit GEMM lives in conv_mma.cu (sm_80+, guarded).
 #include "engine/cuda/kernels.h"
+
+#include "engine/cuda/conv_int8.h"
+#include "engine/cuda/conv_mma.h"
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <mma.h>
+
+#include <cfloat>
+#include <cstdint>
 
 namespace yoloc {
 namespace cuda {
@@ -177,28 +184,153 @@ __global__ void __launch_bounds__(128) conv_wmma_kernel(ConvArgs a) {
 #endif
 }
 
+// SPPF chain (stride-1 "same" pools of odd k, chained): one block per image and
+// kSppC channels; the plane sits in shared memory and each pool of the chain is a
+// separable max (rows, then columns) of the previous one, as SPPF defines it.
+constexpr int kSppC = 1;
+constexpr int kSppMaxPix = 4096;  // h*w that fits: 2 planes of kSppC floats
+
+template <typename T>
+__global__ void __launch_bounds__(256) sppf_kernel(PoolArgs a) {
+    __shared__ float cur[kSppMaxPix * kSppC], tmp[kSppMaxPix * kSppC];
+    const int n = blockIdx.y, c0 = blockIdx.x * kSppC;
+    const int hw = a.h * a.w, items = hw * kSppC;
+    const int ry = a.kh / 2, rx = a.kw / 2;
+    const T* x = static_cast<const T*>(a.x);
+    for (int i = threadIdx.x; i < items; i += blockDim.x) {
+        const int pix = i / kSppC, c = i % kSppC;
+        cur[i] = c0 + c < a.c ? ld(x + (size_t(n) * hw + pix) * a.xs + c0 + c) : 0.f;
+    }
+    __syncthreads();
+    for (int j = 0; j < a.chain; ++j) {
+        for (int i = threadIdx.x; i < items; i += blockDim.x) {
+            const int pix = i / kSppC, c = i % kSppC;
+            const int yy = pix / a.w, xx = pix % a.w;
+            const int x0 = max(xx - rx, 0), x1 = min(xx + rx, a.w - 1);
+            float m = -FLT_MAX;
+            for (int u = x0; u <= x1; ++u) m = fmaxf(m, cur[(yy * a.w + u) * kSppC + c]);
+            tmp[i] = m;
+        }
+        __syncthreads();
+        T* y = static_cast<T*>(j == 0 ? a.y : a.ym[j - 1]);
+        const int ys = j == 0 ? a.ys : a.yms[j - 1];
+        for (int i = threadIdx.x; i < items; i += blockDim.x) {
+            const int pix = i / kSppC, c = i % kSppC;
+            const int yy = pix / a.w, xx = pix % a.w;
+            const int y0 = max(yy - ry, 0), y1 = min(yy + ry, a.h - 1);
+            float m = -FLT_MAX;
+            for (int v = y0; v <= y1; ++v) m = fmaxf(m, tmp[(v * a.w + xx) * kSppC + c]);
+            cur[i] = m;
+            if (c0 + c < a.c) st(y + (size_t(n) * hw + pix) * ys + c0 + c, m);
+        }
+        __syncthreads();
+    }
+}
+
+// Detect decode, one thread per output element (anchor fastest: coalesced writes):
+// class rows are one sigmoid each; box rows each run the two DFL sides they need.
+template <typename T>
+__device__ __forceinline__ float dfl_side(const T* q, int reg_max) {
+    float mx = -FLT_MAX;
+    for (int j = 0; j < reg_max; ++j) mx = fmaxf(mx, ld(q + j));
+    float sum = 0.f, e = 0.f;
+    for (int j = 0; j < reg_max; ++j) {
+        const float v = __expf(ld(q + j) - mx);
+        sum += v;
+        e += v * float(j);
+    }
+    return e / sum;
+}
+
+template <typename T>
+__global__ void detect_rows_kernel(DetectArgs a) {
+    const int rows = 4 + a.nc;
+    const long long total = (long long)a.n * rows * a.anchors;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {
+        const int anchor = int(i % a.anchors);
+        const long long t = i / a.anchors;
+        const int row = int(t % rows), n = int(t / rows);
+        int l = 0, base = 0;
+        while (l + 1 < a.levels && anchor >= base + a.h[l] * a.w[l]) {
+            base += a.h[l] * a.w[l];
+            ++l;
+        }
+        const int k = anchor - base;
+        const int gy = k / a.w[l], gx = k % a.w[l];
+        const T* p = static_cast<const T*>(a.x[l]) + ((size_t(n) * a.h[l] + gy) * a.w[l] + gx) * a.xs[l];
+        float v;
+        if (row >= 4) {
+            v = 1.0f / (1.0f + __expf(-ld(p + 4 * a.reg_max + (row - 4))));
+        } else {
+            // xywh: x = ax + (d2 - d0) / 2, w = d0 + d2 (y, h with d1, d3).
+            const int s0 = row & 1;
+            const float lo = dfl_side(p + s0 * a.reg_max, a.reg_max);
+            const float hi = dfl_side(p + (s0 + 2) * a.reg_max, a.reg_max);
+            const float sf = float(a.stride[l]);
+            const float anc = (s0 == 0 ? gx : gy) + 0.5f;
+            v = row < 2 ? ((anc - lo) + (anc + hi)) * 0.5f * sf : ((anc + hi) - (anc - lo)) * sf;
+        }
+        a.out[i] = v;
+    }
+}
+
+// Nearest resize, 8 channels (16 bytes of fp16) per thread when everything is aligned.
+__global__ void resize_vec8_kernel(ResizeArgs a) {
+    const int oh = a.h * a.fy, ow = a.w * a.fx, cv = a.c / 8;
+    const long long total = (long long)a.n * oh * ow * cv;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {
+        const int ch = int(i % cv) * 8;
+        long long p = i / cv;
+        const int ox = int(p % ow);
+        p /= ow;
+        const int oy = int(p % oh);
+        const int b = int(p / oh);
+        const uint4 v = *reinterpret_cast<const uint4*>(static_cast<const __half*>(a.x) +
+                                                        ((size_t(b) * a.h + oy / a.fy) * a.w + ox / a.fx) * a.xs + ch);
+        *reinterpret_cast<uint4*>(static_cast<__half*>(a.y) + ((size_t(b) * oh + oy) * ow + ox) * a.ys + ch) = v;
+    }
+}
+
 }  // namespace
 
 bool tensor_cores_available() {
-    static int cc = -1;
-    if (cc < 0) {
-        int dev = 0, major = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
-            major = 0;
-        cc = major;
-    }
-    return cc >= 7;
+    device_sm_count();  // cached too: the tactic heuristics read it during capture
+    pdl_enabled();
+    return device_cc_major() >= 7;
 }
 
+// a.kernel is a ConvTactic (conv_mma.h). kConvAuto: tensor-core implicit GEMM with
+// the heuristic tile for fp16 on sm_80+, else the SIMT implicit GEMM (groups 1) or
+// the direct kernel. A tactic that cannot run this conv here falls back to kConvAuto.
 void conv(const ConvArgs& a, bool fp16, cudaStream_t s) {
-    if (a.kernel == 2 && fp16 && a.group == 1 && tensor_cores_available()) {
+    if (a.qscale) {  // INT8 conv (Q/DQ folded): its own kernels
+        conv_int8(a, s);
+        return;
+    }
+    int t = a.kernel;
+    if (t == kConvInt8Direct || t >= kConvInt8MmaBase) t = kConvAuto;
+    if (t >= kConvMmaBase && !(fp16 && mma_supported(a, t - kConvMmaBase))) t = kConvAuto;
+    if (t == kConvWmma && !(fp16 && a.group == 1 && tensor_cores_available())) t = kConvAuto;
+    if (t == kConvAuto) {
+        if (fp16 && a.group == 1 && mma_supported(a, 0))
+            t = kConvMmaBase + mma_default_config(a);
+        else
+            t = a.group == 1 ? kConvSimtGemm : kConvDirect;
+    }
+    if (t == kConvSimtGemm && a.group != 1) t = kConvDirect;
+    if (t >= kConvMmaBase) {
+        conv_mma(a, t - kConvMmaBase, s);
+        return;
+    }
+    if (t == kConvWmma) {
         const long long P = (long long)a.n * a.oh * a.ow;
         dim3 grid(unsigned((P + kBM - 1) / kBM), unsigned((a.m + kBN - 1) / kBN));
         conv_wmma_kernel<<<grid, kWThreads, 0, s>>>(a);
         return;
     }
-    if ((a.kernel == 0 || a.kernel == 2) && a.group == 1) {
+    if (t == kConvSimtGemm) {
         const long long P = (long long)a.n * a.oh * a.ow;
         dim3 grid(unsigned((P + kBM - 1) / kBM), unsigned((a.m + kBN - 1) / kBN));
         if (fp16)
@@ -223,12 +355,40 @@ void conv(const ConvArgs& a, bool fp16, cudaStream_t s) {
             NAME##_kernel<float><<<g, kThreads, 0, s>>>(a);                                       \
     }
 
-YOLOC_LAUNCH(maxpool, maxpool, PoolArgs, pool_items)
-YOLOC_LAUNCH(resize_nearest, resize, ResizeArgs, resize_items)
+YOLOC_LAUNCH(maxpool_plain, maxpool, PoolArgs, pool_items)
+YOLOC_LAUNCH(resize_plain, resize, ResizeArgs, resize_items)
+
+void maxpool(const PoolArgs& a, bool fp16, cudaStream_t s) {
+    if (a.chain > 1 && a.h * a.w <= kSppMaxPix && a.oh == a.h && a.ow == a.w) {
+        dim3 grid(unsigned((a.c + kSppC - 1) / kSppC), unsigned(a.n));
+        if (fp16)
+            sppf_kernel<__half><<<grid, 256, 0, s>>>(a);
+        else
+            sppf_kernel<float><<<grid, 256, 0, s>>>(a);
+        return;
+    }
+    maxpool_plain(a, fp16, s);
+}
+
+void resize_nearest(const ResizeArgs& a, bool fp16, cudaStream_t s) {
+    if (fp16 && a.c % 8 == 0 && a.xs % 8 == 0 && a.ys % 8 == 0 && (reinterpret_cast<uintptr_t>(a.x) & 15) == 0 &&
+        (reinterpret_cast<uintptr_t>(a.y) & 15) == 0) {
+        resize_vec8_kernel<<<grid_for((long long)a.n * a.h * a.fy * a.w * a.fx * (a.c / 8)), kThreads, 0, s>>>(a);
+        return;
+    }
+    resize_plain(a, fp16, s);
+}
 YOLOC_LAUNCH(copy_channels, copy, CopyArgs, copy_items)
 YOLOC_LAUNCH(input_pack, pack, PackArgs, pack_items)
 YOLOC_LAUNCH(output_unpack, unpack, UnpackArgs, unpack_items)
-YOLOC_LAUNCH(detect, detect, DetectArgs, detect_items)
+
+void detect(const DetectArgs& a, bool fp16, cudaStream_t s) {
+    const unsigned g = grid_for((long long)a.n * (4 + a.nc) * a.anchors);
+    if (fp16)
+        detect_rows_kernel<__half><<<g, kThreads, 0, s>>>(a);
+    else
+        detect_rows_kernel<float><<<g, kThreads, 0, s>>>(a);
+}
 
 }  // namespace cuda
 }  // namespace yoloc

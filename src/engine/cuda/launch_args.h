@@ -24,9 +24,14 @@ struct OpArgs {
 };
 
 // `arena` + `offsets` (from the memory plan) locate every buffer; `w`/`b` are the
-// op's weights (in the activation precision) and float bias when it is a Conv.
+// op's weights (in the activation precision, or int8 [m][wk] for an INT8 conv) and
+// float bias when it is a Conv; `qs` an INT8 conv's per-channel s_in * s_w.
+inline int int8_weight_stride(const engine::PlanOp& op) {
+    const int k = op.kh * op.kw * int(op.in.empty() ? 0 : op.in[0].c);
+    return (k + 15) / 16 * 16;
+}
 inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, const std::vector<int64_t>& offsets,
-                           const void* w, const float* b) {
+                           const void* w, const float* b, const float* qs = nullptr) {
     using engine::OpKind;
     const engine::PlanOp& op = p.ops[i];
     auto buf = [&](int32_t id) -> const engine::PlanBuffer& { return p.buffers[size_t(id)]; };
@@ -75,6 +80,13 @@ inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, cons
             c.pw = op.pw;
             c.group = op.group;
             c.silu = op.silu ? 1 : 0;
+            if (op.int8()) {
+                YOLOC_CHECK(qs != nullptr, "INT8 conv ", op.name, " has no scales on the device");
+                c.qscale = qs;
+                c.in_scale = op.in_scale;
+                c.res_scale = op.res_scale;
+                c.wk = int8_weight_stride(op);
+            }
             break;
         }
         case OpKind::MaxPool: {
@@ -119,8 +131,10 @@ inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, cons
                         ": output size is not input * factor");
             break;
         }
-        case OpKind::Copy: {
+        case OpKind::Copy:
+        case OpKind::FakeQuant: {
             CopyArgs& c = a.copy;
+            if (op.kind == OpKind::FakeQuant) c.scale = op.in_scale;
             c.x = at(op.in[0]);
             c.n = dim(op.in[0], 0);
             c.h = dim(op.in[0], 1);

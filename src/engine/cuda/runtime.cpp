@@ -2,11 +2,20 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/half.h"
+#include "engine/cuda/conv_int8.h"
+#include "engine/cuda/conv_mma.h"
 #include "engine/cuda/kernels.h"
 #include "engine/cuda/launch_args.h"
 
@@ -29,7 +38,93 @@ std::string today() {
 
 int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
 
+// One plan op on a stream.
+void launch_op(cuda::OpArgs& a, bool fp16, cudaStream_t stream) {
+    switch (a.kind) {
+        case engine::OpKind::InputPack: cuda::input_pack(a.pack, fp16, stream); break;
+        case engine::OpKind::Conv: cuda::conv(a.conv, fp16, stream); break;
+        case engine::OpKind::MaxPool: cuda::maxpool(a.pool, fp16, stream); break;
+        case engine::OpKind::Resize: cuda::resize_nearest(a.resize, fp16, stream); break;
+        case engine::OpKind::Copy: cuda::copy_channels(a.copy, fp16, stream); break;
+        case engine::OpKind::Detect: cuda::detect(a.detect, fp16, stream); break;
+        case engine::OpKind::OutputUnpack: cuda::output_unpack(a.unpack, fp16, stream); break;
+        case engine::OpKind::FakeQuant: cuda::copy_channels(a.copy, fp16, stream); break;
+    }
+}
+
+// Microseconds per launch of `launch`, measured as TensorRT does for tactics: `per_graph`
+// back-to-back launches captured in one CUDA graph (so launch overhead is what the
+// engine's graph pays), median of `reps` timed replays after one warm replay.
+// Returns +inf when the launches fail.
+double time_in_graph(cudaStream_t s, const std::function<void(cudaStream_t)>& launch, int per_graph, int reps) {
+    cudaGraph_t g = nullptr;
+    cudaGraphExec_t ge = nullptr;
+    if (cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) != cudaSuccess) return INFINITY;
+    for (int i = 0; i < per_graph; ++i) launch(s);
+    cudaError_t e = cudaStreamEndCapture(s, &g);
+    if (e != cudaSuccess || cudaGetLastError() != cudaSuccess) {
+        if (g) cudaGraphDestroy(g);
+        return INFINITY;
+    }
+#if CUDART_VERSION >= 12000
+    e = cudaGraphInstantiate(&ge, g, 0);
+#else
+    e = cudaGraphInstantiate(&ge, g, nullptr, nullptr, 0);
+#endif
+    if (e != cudaSuccess) {
+        cudaGraphDestroy(g);
+        cudaGetLastError();
+        return INFINITY;
+    }
+    cudaEvent_t e0, e1;
+    YOLOC_CUDA(cudaEventCreate(&e0));
+    YOLOC_CUDA(cudaEventCreate(&e1));
+    YOLOC_CUDA(cudaGraphLaunch(ge, s));
+    std::vector<float> ms;
+    for (int r = 0; r < reps; ++r) {
+        YOLOC_CUDA(cudaEventRecord(e0, s));
+        YOLOC_CUDA(cudaGraphLaunch(ge, s));
+        YOLOC_CUDA(cudaEventRecord(e1, s));
+        YOLOC_CUDA(cudaEventSynchronize(e1));
+        float t = 0;
+        YOLOC_CUDA(cudaEventElapsedTime(&t, e0, e1));
+        ms.push_back(t);
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    cudaGraphExecDestroy(ge);
+    cudaGraphDestroy(g);
+    std::sort(ms.begin(), ms.end());
+    return double(ms[ms.size() / 2]) * 1000.0 / per_graph;
+}
+
+std::string conv_shape(const engine::Plan& p, const engine::PlanOp& op) {
+    const auto& ob = p.buffers[size_t(op.out.buf)];
+    std::ostringstream os;
+    os << op.kh << "x" << op.kw << " s" << op.sh << " " << op.in[0].c << "->" << op.out.c << " " << ob.shape[1] << "x"
+       << ob.shape[2];
+    if (op.group != 1) os << " g" << op.group;
+    if (op.int8()) os << " int8";
+    if (ob.shape[0] != 1) os << " n" << ob.shape[0];
+    return os.str();
+}
+
+// Timing-cache key: everything the kernels' speed depends on, and the device.
+std::string cache_key(const engine::Plan& p, const engine::PlanOp& op, const cuda::ConvArgs& a) {
+    std::ostringstream os;
+    os << engine::precision_name(p.precision) << " n" << a.n << " " << a.h << "x" << a.w << " c" << a.c << " xs" << a.xs
+       << " m" << a.m << " ys" << a.ys << " k" << a.kh << "x" << a.kw << " s" << a.sh << "x" << a.sw << " p" << a.ph
+       << "x" << a.pw << " g" << a.group << " silu" << a.silu << " res" << (a.res ? a.rs : 0) << " x16:"
+       << ((reinterpret_cast<uintptr_t>(a.x) & 15) == 0) << " o" << op.out.c_off % 8 << (a.qscale ? " int8" : "");
+    return os.str();
+}
+
 }  // namespace
+
+std::string tactic_name(int tactic) {
+    char buf[64];
+    return cuda::conv_tactic_name(tactic, buf, int(sizeof buf));
+}
 
 engine::DeviceIdentity current_device() {
     int count = 0;
@@ -49,16 +144,64 @@ engine::DeviceIdentity current_device() {
     return id;
 }
 
-BuildResult build_engine(const Model& model, const BuildOptions& opts) {
-    BuildResult r;
-    r.file.plan = engine::build_plan(model, opts.plan);
-    r.memory = engine::plan_memory(r.file.plan, opts.memory_budget);
-    r.file.info.yoloc_version = engine::yoloc_version();
-    r.file.info.device = current_device();
-    r.file.info.source_model = opts.source;
-    r.file.info.created = today();
-    return r;
+namespace {
+
+// What an op reads and writes: a channel range of a buffer (whole buffer when c == 0
+// or not an NHWC activation). Two accesses conflict when they share a buffer and
+// channels, or when their buffers share arena bytes (the memory plan reuses them).
+struct Access {
+    int32_t buf;
+    int64_t c0, c1;
+};
+
+void compute_op_dag(const engine::Plan& p, const engine::MemoryPlan& mp, std::vector<std::vector<int>>& deps,
+                    std::vector<std::vector<uint64_t>>& anc) {
+    const size_t n = p.ops.size();
+    auto acc = [&](const engine::View& v) {
+        const auto& b = p.buffers[size_t(v.buf)];
+        if (v.c == 0 || b.kind != engine::BufferKind::Activation) return Access{v.buf, 0, INT64_MAX};
+        return Access{v.buf, v.c_off, v.c_off + v.c};
+    };
+    std::vector<std::vector<Access>> rd(n), wr(n);
+    for (size_t i = 0; i < n; ++i) {
+        for (const auto& v : p.ops[i].in) rd[i].push_back(acc(v));
+        wr[i].push_back(acc(p.ops[i].out));
+        for (const auto& v : p.ops[i].more_out) wr[i].push_back(acc(v));
+    }
+    auto clash = [&](const Access& a, const Access& b) {
+        if (a.buf == b.buf) return a.c0 < b.c1 && b.c0 < a.c1;
+        const int64_t a0 = mp.offsets[size_t(a.buf)], a1 = a0 + mp.sizes[size_t(a.buf)];
+        const int64_t b0 = mp.offsets[size_t(b.buf)], b1 = b0 + mp.sizes[size_t(b.buf)];
+        return a0 < b1 && b0 < a1;
+    };
+    auto any = [&](const std::vector<Access>& x, const std::vector<Access>& y) {
+        for (const auto& a : x)
+            for (const auto& b : y)
+                if (clash(a, b)) return true;
+        return false;
+    };
+    const size_t words = (n + 63) / 64;
+    deps.assign(n, {});
+    anc.assign(n, std::vector<uint64_t>(words, 0));
+    for (size_t i = 0; i < n; ++i) {
+        std::vector<int> direct;
+        for (size_t j = 0; j < i; ++j)
+            if (any(wr[j], rd[i]) || any(wr[j], wr[i]) || any(rd[j], wr[i])) direct.push_back(int(j));
+        for (int d : direct) {
+            anc[i][size_t(d) / 64] |= uint64_t(1) << (size_t(d) % 64);
+            for (size_t w = 0; w < words; ++w) anc[i][w] |= anc[size_t(d)][w];
+        }
+        // Keep only the deps no other dep already implies.
+        for (int d : direct) {
+            bool implied = false;
+            for (int e : direct)
+                if (e != d && ((anc[size_t(e)][size_t(d) / 64] >> (size_t(d) % 64)) & 1u)) implied = true;
+            if (!implied) deps[i].push_back(d);
+        }
+    }
 }
+
+}  // namespace
 
 // ---------------------------------------------------------------- Engine
 
@@ -70,6 +213,12 @@ struct Engine::Impl {
     void* weights = nullptr;             // one allocation for all ops
     std::vector<const void*> w_dev;      // per op (null unless Conv)
     std::vector<const float*> b_dev;
+    std::vector<const float*> s_dev;     // INT8 convs: s_in * s_w per output channel
+    // Op DAG for multi-stream capture: deps[i] = the earlier ops op i must wait for
+    // (transitively reduced), anc[i] = bitset of all its ancestors.
+    std::vector<std::vector<int>> deps;
+    std::vector<std::vector<uint64_t>> anc;
+    bool is_anc(size_t i, int j) const { return j >= 0 && ((anc[i][size_t(j) / 64] >> (size_t(j) % 64)) & 1u); }
     ~Impl() {
         if (weights) cudaFree(weights);
     }
@@ -86,25 +235,42 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
     YOLOC_CUDA(cudaGetDevice(&impl->device));
     impl->memory = engine::plan_memory(file.plan, 0);
     const engine::Plan& p = file.plan;
-    const bool fp16 = p.precision == engine::Precision::FP16;
+    const bool fp16 = p.precision != engine::Precision::FP32;
 
-    // Weights: converted on the host (fp16 when asked), each op's block 256-byte aligned.
-    std::vector<int64_t> woff(p.ops.size(), -1), boff(p.ops.size(), -1);
+    // Weights: converted on the host (fp16 when asked; INT8 convs: int8 [cout][K padded
+    // to 16] plus s_in * s_w per channel), each op's block 256-byte aligned.
+    std::vector<int64_t> woff(p.ops.size(), -1), boff(p.ops.size(), -1), soff(p.ops.size(), -1);
     int64_t total = 0;
     for (size_t i = 0; i < p.ops.size(); ++i) {
         const auto& op = p.ops[i];
         if (op.kind != engine::OpKind::Conv) continue;
         woff[i] = total;
-        total = align256(total + op.w_count * (fp16 ? 2 : 4));
+        if (op.int8())
+            total = align256(total + int64_t(op.out.c) * cuda::int8_weight_stride(op));
+        else
+            total = align256(total + op.w_count * (fp16 ? 2 : 4));
         boff[i] = total;
         total = align256(total + op.b_count * 4);
+        if (op.int8()) {
+            soff[i] = total;
+            total = align256(total + op.s_count * 4);
+        }
     }
     std::vector<uint8_t> host(size_t(total ? total : 1), 0);
     for (size_t i = 0; i < p.ops.size(); ++i) {
         const auto& op = p.ops[i];
         if (op.kind != engine::OpKind::Conv) continue;
         const float* w = p.weights.data() + op.w_off;
-        if (fp16) {
+        if (op.int8()) {
+            // Plan order [kh][kw][cin][cout] -> [cout][kh*kw*cin]: each output channel's
+            // K weights contiguous (the mma B operand, "col" layout).
+            const int64_t M = op.out.c, K = op.w_count / M, wk = cuda::int8_weight_stride(op);
+            auto* d = reinterpret_cast<int8_t*>(host.data() + woff[i]);
+            for (int64_t k = 0; k < K; ++k)
+                for (int64_t m = 0; m < M; ++m) d[m * wk + k] = int8_t(w[k * M + m]);
+            auto* sd = reinterpret_cast<float*>(host.data() + soff[i]);
+            for (int64_t m = 0; m < M; ++m) sd[m] = op.in_scale * p.weights[size_t(op.s_off + m)];
+        } else if (fp16) {
             auto* d = reinterpret_cast<uint16_t*>(host.data() + woff[i]);
             for (int64_t k = 0; k < op.w_count; ++k) d[k] = float_to_half(w[k]);
         } else {
@@ -116,11 +282,16 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
     YOLOC_CUDA(cudaMemcpy(impl->weights, host.data(), host.size(), cudaMemcpyHostToDevice));
     impl->w_dev.assign(p.ops.size(), nullptr);
     impl->b_dev.assign(p.ops.size(), nullptr);
+    impl->s_dev.assign(p.ops.size(), nullptr);
     for (size_t i = 0; i < p.ops.size(); ++i) {
         if (woff[i] < 0) continue;
+        if (soff[i] >= 0)
+            impl->s_dev[i] = reinterpret_cast<const float*>(static_cast<uint8_t*>(impl->weights) + soff[i]);
         impl->w_dev[i] = static_cast<uint8_t*>(impl->weights) + woff[i];
         impl->b_dev[i] = reinterpret_cast<const float*>(static_cast<uint8_t*>(impl->weights) + boff[i]);
     }
+
+    compute_op_dag(p, impl->memory, impl->deps, impl->anc);
 
     EngineSummary& s = impl->summary;
     s.gpu_name = file.info.device.gpu_name;
@@ -144,6 +315,127 @@ std::shared_ptr<Engine> Engine::load(const std::string& path) {
     return make_engine(engine::read_engine(path), path);
 }
 
+namespace {
+
+// Chooses every conv's tactic by timing the candidates on the real layer shapes here,
+// on an arena laid out as the engine's (TensorRT-style tactic selection).
+void tune_tactics(BuildResult& r, const BuildOptions& opts) {
+    engine::Plan& p = r.file.plan;
+    const bool fp16 = p.precision != engine::Precision::FP32;
+    // Timing cache: "key<TAB>tactic<TAB>us" lines for this device.
+    std::map<std::string, std::pair<int, double>> cache;
+    const std::string dev = r.file.info.device.gpu_name + " cc" + std::to_string(r.file.info.device.cc_major) + "." +
+                            std::to_string(r.file.info.device.cc_minor);
+    if (!opts.timing_cache.empty()) {
+        std::ifstream in(opts.timing_cache);
+        std::string line;
+        bool same_device = false;
+        while (std::getline(in, line)) {
+            if (line.rfind("# device ", 0) == 0) {
+                same_device = line.substr(9) == dev;
+                continue;
+            }
+            if (!same_device || line.empty() || line[0] == '#') continue;
+            const size_t t1 = line.find('\t'), t2 = line.rfind('\t');
+            if (t1 == std::string::npos || t2 == t1) continue;
+            cache[line.substr(0, t1)] = {std::atoi(line.substr(t1 + 1, t2 - t1 - 1).c_str()),
+                                         std::atof(line.substr(t2 + 1).c_str())};
+        }
+    }
+    auto eng = make_engine(r.file, "engine being tuned");
+    const Engine::Impl& E = eng->impl();
+    void* arena = nullptr;
+    YOLOC_CUDA(cudaMalloc(&arena, size_t(std::max<int64_t>(E.memory.arena_bytes, 256))));
+    YOLOC_CUDA(cudaMemset(arena, 0, size_t(std::max<int64_t>(E.memory.arena_bytes, 256))));
+    cudaStream_t st = nullptr;
+    YOLOC_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    cuda::tensor_cores_available();
+    try {
+        for (size_t i = 0; i < p.ops.size(); ++i) {
+            if (p.ops[i].kind != engine::OpKind::Conv) continue;
+            cuda::OpArgs a = cuda::make_op_args(p, i, static_cast<uint8_t*>(arena), E.memory.offsets, E.w_dev[i],
+                                                E.b_dev[i], E.s_dev[i]);
+            TacticChoice tc;
+            tc.op = int(i);
+            tc.name = p.ops[i].name;
+            tc.shape = conv_shape(p, p.ops[i]);
+            const std::string key = cache_key(p, p.ops[i], a.conv);
+            // A one-launch probe first: slow candidates (the old kernels on big layers,
+            // batch 32) are timed with fewer launches, hopeless ones not at all.
+            auto time_tactic = [&](int t, double bound_us) {
+                cuda::ConvArgs c = a.conv;
+                c.kernel = t;
+                auto fn = [&](cudaStream_t s) { cuda::conv(c, fp16, s); };
+                const double probe = time_in_graph(st, fn, 1, 1);
+                if (!std::isfinite(probe) || probe > 4 * bound_us + 20) return probe;
+                const int per = int(std::max(1.0, std::min(20.0, 2000.0 / std::max(probe, 1.0))));
+                return time_in_graph(st, fn, per, probe > 500 ? 3 : 7);
+            };
+            auto hit = cache.find(key);
+            if (hit != cache.end()) {
+                tc.tactic = hit->second.first;
+                tc.best_us = hit->second.second;
+                tc.cached = true;
+            } else {
+                std::vector<int> cands = {a.conv.qscale ? int(cuda::kConvInt8Direct) : int(cuda::kConvDirect)};
+                if (a.conv.qscale) {
+                    for (int c = 0; c < cuda::int8_config_count(); ++c)
+                        if (cuda::int8_mma_supported(a.conv, c)) cands.push_back(cuda::kConvInt8MmaBase + c);
+                } else if (a.conv.group == 1) {
+                    cands.push_back(cuda::kConvSimtGemm);
+                }
+                if (fp16 && !a.conv.qscale && a.conv.group == 1 && cuda::device_cc_major() >= 7)
+                    cands.push_back(cuda::kConvWmma);
+                if (fp16 && !a.conv.qscale)
+                    for (int c = 0; c < cuda::mma_config_count(); ++c)
+                        if (cuda::mma_supported(a.conv, c)) cands.push_back(cuda::kConvMmaBase + c);
+                tc.best_us = INFINITY;
+                for (int t : cands) {
+                    const double us = time_tactic(t, tc.best_us);
+                    tc.tried.push_back({t, us});
+                    if (us < tc.best_us) {
+                        tc.best_us = us;
+                        tc.tactic = t;
+                    }
+                }
+                YOLOC_CHECK(std::isfinite(tc.best_us), "no conv kernel could run ", tc.name);
+                cache[key] = {tc.tactic, tc.best_us};
+            }
+            tc.auto_us = time_tactic(cuda::kConvAuto, INFINITY);
+            p.ops[i].tactic = tc.tactic;
+            r.tactics.push_back(tc);
+        }
+    } catch (...) {
+        cudaStreamDestroy(st);
+        cudaFree(arena);
+        throw;
+    }
+    YOLOC_CUDA(cudaStreamSynchronize(st));
+    cudaStreamDestroy(st);
+    cudaFree(arena);
+    if (!opts.timing_cache.empty()) {
+        // Rewritten whole: entries of other devices in the file are dropped.
+        std::ofstream out(opts.timing_cache, std::ios::trunc);
+        out << "# yoloc timing cache: layer key, tactic id, microseconds per launch\n# device " << dev << "\n";
+        for (const auto& kv : cache) out << kv.first << "\t" << kv.second.first << "\t" << kv.second.second << "\n";
+        if (!out) fail("cannot write the timing cache ", opts.timing_cache);
+    }
+}
+
+}  // namespace
+
+BuildResult build_engine(const Model& model, const BuildOptions& opts) {
+    BuildResult r;
+    r.file.plan = engine::build_plan(model, opts.plan);
+    r.memory = engine::plan_memory(r.file.plan, opts.memory_budget);
+    r.file.info.yoloc_version = engine::yoloc_version();
+    r.file.info.device = current_device();
+    r.file.info.source_model = opts.source;
+    r.file.info.created = today();
+    if (opts.tune) tune_tactics(r, opts);
+    return r;
+}
+
 // ---------------------------------------------------------------- Context
 
 struct Context::Impl {
@@ -157,10 +449,19 @@ struct Context::Impl {
     cudaGraphExec_t exec = nullptr;
     cudaEvent_t ev0 = nullptr, ev1 = nullptr;
     float last_ms = 0;
+    // Extra streams for independent branches (the Detect heads, the neck beside the
+    // head of a finished level); captured into the same graph as a DAG.
+    std::vector<cudaStream_t> side;
+    std::vector<cudaEvent_t> op_ev, join_ev;
+    cudaEvent_t fork_ev = nullptr;
 
     ~Impl() {
         if (exec) cudaGraphExecDestroy(exec);
         if (graph) cudaGraphDestroy(graph);
+        for (cudaEvent_t e : op_ev) cudaEventDestroy(e);
+        for (cudaEvent_t e : join_ev) cudaEventDestroy(e);
+        if (fork_ev) cudaEventDestroy(fork_ev);
+        for (cudaStream_t t : side) cudaStreamDestroy(t);
         if (ev0) cudaEventDestroy(ev0);
         if (ev1) cudaEventDestroy(ev1);
         if (stream) cudaStreamDestroy(stream);
@@ -175,24 +476,65 @@ struct Context::Impl {
         return static_cast<uint8_t*>(arena) + engine->impl().memory.offsets[size_t(buf)];
     }
 
-    // Launches every op on the stream (captured into the CUDA graph once).
+    cuda::OpArgs op_args(size_t i) const {
+        const engine::Plan& p = plan();
+        const auto& E = engine->impl();
+        cuda::OpArgs a =
+            cuda::make_op_args(p, i, static_cast<uint8_t*>(arena), E.memory.offsets, E.w_dev[i], E.b_dev[i], E.s_dev[i]);
+        a.conv.kernel = opts.conv_kernel != 0 ? opts.conv_kernel : p.ops[i].tactic;
+        return a;
+    }
+
+    // One op as the engine runs it.
+    void launch_planned(size_t i, bool fp16, cudaStream_t s) {
+        cuda::OpArgs a = op_args(i);
+        launch_op(a, fp16, s);
+    }
+
+    // Launches every op (captured into the CUDA graph once). Ops go on `stream` and,
+    // where the op DAG allows, on side streams joined by events, so that independent
+    // branches overlap; everything is joined back into `stream` at the end.
     void enqueue() {
         const engine::Plan& p = plan();
-        const bool fp16 = p.precision == engine::Precision::FP16;
+        const bool fp16 = p.precision != engine::Precision::FP32;
         const auto& E = engine->impl();
-        uint8_t* a0 = static_cast<uint8_t*>(arena);
-        for (size_t i = 0; i < p.ops.size(); ++i) {
-            cuda::OpArgs a = cuda::make_op_args(p, i, a0, E.memory.offsets, E.w_dev[i], E.b_dev[i]);
-            a.conv.kernel = opts.conv_kernel;
-            switch (a.kind) {
-                case engine::OpKind::InputPack: cuda::input_pack(a.pack, fp16, stream); break;
-                case engine::OpKind::Conv: cuda::conv(a.conv, fp16, stream); break;
-                case engine::OpKind::MaxPool: cuda::maxpool(a.pool, fp16, stream); break;
-                case engine::OpKind::Resize: cuda::resize_nearest(a.resize, fp16, stream); break;
-                case engine::OpKind::Copy: cuda::copy_channels(a.copy, fp16, stream); break;
-                case engine::OpKind::Detect: cuda::detect(a.detect, fp16, stream); break;
-                case engine::OpKind::OutputUnpack: cuda::output_unpack(a.unpack, fp16, stream); break;
+        const size_t n = p.ops.size();
+        if (side.empty()) {
+            for (size_t i = 0; i < n; ++i) launch_planned(i, fp16, stream);
+            YOLOC_CUDA(cudaGetLastError());
+            return;
+        }
+        const int ns = 1 + int(side.size());
+        auto st = [&](int k) { return k == 0 ? stream : side[size_t(k - 1)]; };
+        YOLOC_CUDA(cudaEventRecord(fork_ev, stream));
+        for (cudaStream_t t : side) YOLOC_CUDA(cudaStreamWaitEvent(t, fork_ev, 0));
+        std::vector<int> last(size_t(ns), -1), on(n, 0);
+        std::vector<bool> used(size_t(ns), false);
+        for (size_t i = 0; i < n; ++i) {
+            int k = -1;
+            for (int d : E.deps[i])
+                if (last[size_t(on[size_t(d)])] == d) {
+                    k = on[size_t(d)];
+                    break;
+                }
+            for (int kk = 0; kk < ns && k < 0; ++kk)
+                if (last[size_t(kk)] < 0 || E.is_anc(i, last[size_t(kk)])) k = kk;
+            if (k < 0) {  // every stream busy with unrelated work: the one idle longest
+                k = 0;
+                for (int kk = 1; kk < ns; ++kk)
+                    if (last[size_t(kk)] < last[size_t(k)]) k = kk;
             }
+            for (int d : E.deps[i])
+                if (on[size_t(d)] != k) YOLOC_CUDA(cudaStreamWaitEvent(st(k), op_ev[size_t(d)], 0));
+            launch_planned(i, fp16, st(k));
+            YOLOC_CUDA(cudaEventRecord(op_ev[i], st(k)));
+            on[i] = k;
+            last[size_t(k)] = int(i);
+            used[size_t(k)] = true;
+        }
+        for (int k = 1; k < ns; ++k) {
+            YOLOC_CUDA(cudaEventRecord(join_ev[size_t(k - 1)], st(k)));
+            YOLOC_CUDA(cudaStreamWaitEvent(stream, join_ev[size_t(k - 1)], 0));
         }
         YOLOC_CUDA(cudaGetLastError());
     }
@@ -224,10 +566,13 @@ struct Context::Impl {
     }
 };
 
-Context::Context(std::shared_ptr<const Engine> engine, const ContextOptions& opts) : impl_(new Impl) {
+void context_init(Context::Impl* impl_, std::shared_ptr<const Engine> engine, const ContextOptions& opts) {
     YOLOC_CHECK(engine != nullptr, "Context needs an engine");
     impl_->engine = std::move(engine);
     impl_->opts = opts;
+    // Experiments: force one conv kernel everywhere (see cuda::ConvTactic).
+    if (const char* k = std::getenv("YOLOC_CONV_KERNEL"))
+        if (impl_->opts.conv_kernel == 0) impl_->opts.conv_kernel = std::atoi(k);
     const auto& E = impl_->engine->impl();
     YOLOC_CUDA(cudaSetDevice(E.device));
     cuda::tensor_cores_available();  // cache the answer before any graph capture
@@ -235,6 +580,25 @@ Context::Context(std::shared_ptr<const Engine> engine, const ContextOptions& opt
     YOLOC_CUDA(cudaEventCreate(&impl_->ev0));
     YOLOC_CUDA(cudaEventCreate(&impl_->ev1));
     YOLOC_CUDA(cudaMalloc(&impl_->arena, size_t(std::max<int64_t>(E.memory.arena_bytes, 256))));
+    // Side streams for the op DAG (YOLOC_GRAPH_STREAMS, default 4 in all; 1 = one stream).
+    int streams = 4;
+    if (const char* v = std::getenv("YOLOC_GRAPH_STREAMS")) streams = std::max(1, std::min(8, std::atoi(v)));
+    if (streams > 1) {
+        for (int k = 1; k < streams; ++k) {
+            cudaStream_t t = nullptr;
+            YOLOC_CUDA(cudaStreamCreateWithFlags(&t, cudaStreamNonBlocking));
+            impl_->side.push_back(t);
+            cudaEvent_t e = nullptr;
+            YOLOC_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+            impl_->join_ev.push_back(e);
+        }
+        YOLOC_CUDA(cudaEventCreateWithFlags(&impl_->fork_ev, cudaEventDisableTiming));
+        for (size_t i = 0; i < E.file.plan.ops.size(); ++i) {
+            cudaEvent_t e = nullptr;
+            YOLOC_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+            impl_->op_ev.push_back(e);
+        }
+    }
     const engine::Plan& p = E.file.plan;
     YOLOC_CUDA(cudaHostAlloc(reinterpret_cast<void**>(&impl_->host_in),
                              size_t(p.buffers[size_t(p.input_buf)].bytes()), cudaHostAllocDefault));
@@ -244,6 +608,10 @@ Context::Context(std::shared_ptr<const Engine> engine, const ContextOptions& opt
                                  cudaHostAllocDefault));
         impl_->host_out.push_back(h);
     }
+}
+
+Context::Context(std::shared_ptr<const Engine> engine, const ContextOptions& opts) : impl_(new Impl) {
+    context_init(impl_.get(), std::move(engine), opts);
 }
 
 Context::~Context() = default;
@@ -281,6 +649,53 @@ float Context::run_device_only() {
 }
 
 float Context::last_gpu_ms() const { return impl_->last_ms; }
+
+std::vector<OpProfile> profile_ops(const std::shared_ptr<const Engine>& engine, int reps) {
+    const auto& E = engine->impl();
+    const engine::Plan& p = E.file.plan;
+    const bool fp16 = p.precision != engine::Precision::FP32;
+    Context::Impl c;
+    context_init(&c, engine, ContextOptions());
+    c.launch();  // a real forward first: the arena holds real activations
+    YOLOC_CUDA(cudaStreamSynchronize(c.stream));
+    std::vector<OpProfile> out;
+    for (size_t i = 0; i < p.ops.size(); ++i) {
+        const auto& op = p.ops[i];
+        cuda::OpArgs a = c.op_args(i);
+        OpProfile r;
+        r.op = int(i);
+        r.kind = engine::op_kind_name(op.kind);
+        r.name = op.name;
+        if (op.kind == engine::OpKind::Conv) r.detail = conv_shape(p, op) + " " + tactic_name(a.conv.kernel);
+        r.us = time_in_graph(c.stream, [&](cudaStream_t s) { c.launch_planned(i, fp16, s); }, 20, std::max(1, reps));
+        out.push_back(r);
+    }
+    return out;
+}
+
+}  // namespace gpu
+}  // namespace yoloc
+
+// ---------------------------------------------------------------- Context: low-level access
+// (used by the GPU pre/post-processing in gpu_detect.cpp and by the benchmarks)
+
+namespace yoloc {
+namespace gpu {
+
+void* Context::device_input() { return impl_->base(impl_->plan().input_buf); }
+
+const float* Context::device_output(int i) const {
+    const engine::Plan& p = impl_->plan();
+    YOLOC_CHECK(i >= 0 && size_t(i) < p.output_bufs.size(), "engine output ", i, " does not exist (",
+                p.output_bufs.size(), " outputs)");
+    return reinterpret_cast<const float*>(impl_->base(p.output_bufs[size_t(i)]));
+}
+
+void* Context::stream_handle() const { return impl_->stream; }
+
+void Context::enqueue_async() { impl_->launch(); }
+
+const EngineSummary& Context::summary() const { return impl_->engine->summary(); }
 
 }  // namespace gpu
 }  // namespace yoloc

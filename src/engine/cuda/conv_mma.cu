@@ -1,0 +1,492 @@
+// Tensor-core implicit-GEMM convolution (see conv_mma.h). C++14; the sm_80
+// instructions (cp.async, ldmatrix, mma.sync m16n8k16) sit behind
+// __CUDA_ARCH__ >= 800, so the file compiles for sm_53 / sm_75 too (empty kernels).
+#include "engine/cuda/conv_mma.h"
+
+#include "engine/cuda/conv_int8.h"
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+namespace yoloc {
+namespace cuda {
+
+namespace {
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#define YOLOC_MMA_ARCH 1
+#endif
+
+#ifdef YOLOC_MMA_ARCH
+__device__ __forceinline__ unsigned smem_u32(const void* p) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void cp_async16(unsigned dst, const void* src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+__device__ __forceinline__ void ldmatrix_x4(unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3, unsigned addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3,
+                                                  unsigned addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(addr));
+}
+__device__ __forceinline__ void mma16816(float* d, const unsigned* a, const unsigned* b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#endif
+
+// BM x BN output tile per block, K in steps of BK through STAGES shared-memory
+// stages; warps of WM x WN; SK warp groups split each BK step between them (for
+// layers with few output pixels and a long K) and are summed through shared memory.
+// VEC: 16-byte cp.async loads (cin, cout, strides multiples of 8, aligned
+// pointers); else element loads (the 3-channel stem, odd slices).
+template <int BM, int BN, int BK, int WM, int WN, int SK, int STAGES, bool VEC>
+struct MmaConv {
+    static constexpr int kWarpsM = BM / WM, kWarpsN = BN / WN;
+    static constexpr int kWarps = kWarpsM * kWarpsN * SK;
+    static constexpr int kThreads = kWarps * 32;
+    static constexpr int kMT = WM / 16, kNT = WN / 8;
+    static constexpr int kKSteps = BK / 16;
+    static constexpr int kAS = BK + 8;  // padded rows: conflict-free ldmatrix, 16-byte aligned
+    static constexpr int kBS = BN + 8;
+    static constexpr int kAStage = BM * kAS, kBStage = BK * kBS;  // halves
+    static constexpr int kPipeBytes = STAGES * (kAStage + kBStage) * 2;
+    static constexpr int kRedBytes = (SK - 1) * BM * BN * 4;
+    static constexpr int kSmemBytes = kPipeBytes > kRedBytes ? kPipeBytes : kRedBytes;
+    static constexpr int kACpr = BK / 8;  // 16-byte chunks per A row
+    static constexpr int kBCpr = BN / 8;
+    static constexpr int kAIters = (BM * kACpr + kThreads - 1) / kThreads;
+    static constexpr int kBIters = (BK * kBCpr + kThreads - 1) / kThreads;
+    static_assert(BM % WM == 0 && BN % WN == 0 && WM % 16 == 0 && WN % 16 == 0, "tile shape");
+    static_assert(kKSteps % SK == 0, "split-K groups must divide the K steps");
+    static_assert(kThreads % kACpr == 0 && (BM * kACpr) % kThreads == 0, "A loader mapping");
+    static_assert(kSmemBytes <= 48 * 1024, "static shared memory limit");
+};
+
+template <int BM, int BN, int BK, int WM, int WN, int SK, int STAGES, bool VEC>
+__global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::kThreads)
+    conv_mma_kernel(ConvArgs a) {
+#ifdef YOLOC_MMA_ARCH
+    using C = MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>;
+    __shared__ __align__(16) unsigned char smem[C::kSmemBytes];
+    __half* As = reinterpret_cast<__half*>(smem);
+    __half* Bs = As + STAGES * C::kAStage;
+
+    const __half* __restrict__ x = static_cast<const __half*>(a.x);
+    const __half* __restrict__ wt = static_cast<const __half*>(a.wt);
+    const int P = a.n * a.oh * a.ow;
+    const int K = a.kh * a.kw * a.c;
+    const int M = a.m;
+    const int p0 = blockIdx.x * BM, m0 = blockIdx.y * BN;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int kg = warp / (C::kWarpsM * C::kWarpsN);
+    const int wrest = warp % (C::kWarpsM * C::kWarpsN);
+    const int wm = wrest / C::kWarpsN, wn = wrest % C::kWarpsN;
+
+    // A loader: this thread's chunk column and rows (fixed over the K loop).
+    const int a_kc = tid % C::kACpr;
+    const int a_r0 = tid / C::kACpr;
+    constexpr int kARowStep = C::kThreads / C::kACpr;
+    int a_base[C::kAIters], a_iy[C::kAIters], a_ix[C::kAIters];
+#pragma unroll
+    for (int i = 0; i < C::kAIters; ++i) {
+        const int p = p0 + a_r0 + i * kARowStep;
+        if (p < P) {
+            const int ox = p % a.ow, t = p / a.ow;
+            const int oy = t % a.oh, n = t / a.oh;
+            a_base[i] = n * a.h;
+            a_iy[i] = oy * a.sh - a.ph;
+            a_ix[i] = ox * a.sw - a.pw;
+        } else {
+            a_base[i] = 0;
+            a_iy[i] = -(1 << 28);  // never inside the image
+            a_ix[i] = 0;
+        }
+    }
+
+    const int ktiles = (K + BK - 1) / BK;
+#if __CUDA_ARCH__ >= 900
+    // Programmatic dependent launch: everything above overlapped the previous kernel's
+    // tail; wait for its results here (a no-op when launched without the attribute).
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+
+    auto load_stage = [&](int stage, int kt) {
+        __half* as = As + stage * C::kAStage;
+        __half* bs = Bs + stage * C::kBStage;
+        const int k0 = kt * BK;
+        if (VEC) {
+            const int k = k0 + a_kc * 8;
+            const int tap = k / a.c;
+            const int ci = k - tap * a.c;
+            const int ky = tap / a.kw, kx = tap - ky * a.kw;
+            const bool kok = k < K;
+#pragma unroll
+            for (int i = 0; i < C::kAIters; ++i) {
+                const int r = a_r0 + i * kARowStep;
+                const int iy = a_iy[i] + ky, ix = a_ix[i] + kx;
+                const bool ok = kok && unsigned(iy) < unsigned(a.h) && unsigned(ix) < unsigned(a.w);
+                const __half* src = ok ? x + (size_t(a_base[i] + iy) * a.w + ix) * a.xs + ci : x;
+                cp_async16(smem_u32(as + r * C::kAS + a_kc * 8), src, ok ? 16 : 0);
+            }
+#pragma unroll
+            for (int i = 0; i < C::kBIters; ++i) {
+                const int idx = tid + i * C::kThreads;
+                if ((BK * C::kBCpr) % C::kThreads != 0 && idx >= BK * C::kBCpr) break;
+                const int kr = idx / C::kBCpr, nc = idx % C::kBCpr;
+                const int kk = k0 + kr, n = m0 + nc * 8;
+                const bool ok = kk < K && n < M;
+                const __half* src = ok ? wt + size_t(kk) * M + n : wt;
+                cp_async16(smem_u32(bs + kr * C::kBS + nc * 8), src, ok ? 16 : 0);
+            }
+        } else {
+            const __half zero = __float2half(0.f);
+#pragma unroll
+            for (int i = 0; i < C::kAIters; ++i) {
+                const int r = a_r0 + i * kARowStep;
+                __align__(16) __half v[8];
+#pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    const int k = k0 + a_kc * 8 + j;
+                    __half u = zero;
+                    if (k < K) {
+                        const int tap = k / a.c;
+                        const int ci = k - tap * a.c;
+                        const int ky = tap / a.kw, kx = tap - ky * a.kw;
+                        const int iy = a_iy[i] + ky, ix = a_ix[i] + kx;
+                        if (unsigned(iy) < unsigned(a.h) && unsigned(ix) < unsigned(a.w))
+                            u = x[(size_t(a_base[i] + iy) * a.w + ix) * a.xs + ci];
+                    }
+                    v[j] = u;
+                }
+                *reinterpret_cast<uint4*>(as + r * C::kAS + a_kc * 8) = *reinterpret_cast<const uint4*>(v);
+            }
+#pragma unroll
+            for (int i = 0; i < C::kBIters; ++i) {
+                const int idx = tid + i * C::kThreads;
+                if ((BK * C::kBCpr) % C::kThreads != 0 && idx >= BK * C::kBCpr) break;
+                const int kr = idx / C::kBCpr, nc = idx % C::kBCpr;
+                const int kk = k0 + kr;
+                __align__(16) __half v[8];
+#pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    const int n = m0 + nc * 8 + j;
+                    v[j] = (kk < K && n < M) ? wt[size_t(kk) * M + n] : zero;
+                }
+                *reinterpret_cast<uint4*>(bs + kr * C::kBS + nc * 8) = *reinterpret_cast<const uint4*>(v);
+            }
+        }
+    };
+
+    float acc[C::kMT][C::kNT][4];
+#pragma unroll
+    for (int i = 0; i < C::kMT; ++i)
+#pragma unroll
+        for (int j = 0; j < C::kNT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+        if (s < ktiles) load_stage(s, s);
+        cp_async_commit();
+    }
+
+    for (int kt = 0; kt < ktiles; ++kt) {
+        cp_async_wait<STAGES - 2>();
+        __syncthreads();
+        {
+            const int nk = kt + STAGES - 1;
+            if (nk < ktiles) load_stage(nk % STAGES, nk);
+            cp_async_commit();
+        }
+        const int stage = kt % STAGES;
+        const __half* as = As + stage * C::kAStage;
+        const __half* bs = Bs + stage * C::kBStage;
+#pragma unroll
+        for (int kk = 0; kk < C::kKSteps / SK; ++kk) {
+            const int ks = kk * SK + kg;
+            unsigned af[C::kMT][4];
+            unsigned bf[C::kNT][2];
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt) {
+                const int row = wm * WM + mt * 16 + (lane & 15);
+                const int col = ks * 16 + (lane >> 4) * 8;
+                ldmatrix_x4(af[mt][0], af[mt][1], af[mt][2], af[mt][3], smem_u32(as + row * C::kAS + col));
+            }
+#pragma unroll
+            for (int np = 0; np < C::kNT / 2; ++np) {
+                const int row = ks * 16 + (lane & 15);
+                const int col = wn * WN + np * 16 + (lane >> 4) * 8;
+                ldmatrix_x4_trans(bf[2 * np][0], bf[2 * np][1], bf[2 * np + 1][0], bf[2 * np + 1][1],
+                                  smem_u32(bs + row * C::kBS + col));
+            }
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::kNT; ++nt) mma16816(acc[mt][nt], af[mt], bf[nt]);
+        }
+    }
+
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+    if (SK > 1) {
+        // Sum the K groups through shared memory (the pipeline buffers are free now).
+        cp_async_wait<0>();
+        __syncthreads();
+        float* red = reinterpret_cast<float*>(smem);
+        if (kg > 0) {
+            float* r = red + (kg - 1) * BM * BN;
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                        *reinterpret_cast<float2*>(r + row * BN + col) =
+                            make_float2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+                    }
+        }
+        __syncthreads();
+        if (kg > 0) return;
+#pragma unroll
+        for (int g = 0; g < SK - 1; ++g) {
+            const float* r = red + g * BM * BN;
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                        const float2 v = *reinterpret_cast<const float2*>(r + row * BN + col);
+                        acc[mt][nt][2 * h] += v.x;
+                        acc[mt][nt][2 * h + 1] += v.y;
+                    }
+        }
+    }
+
+    // Epilogue: bias, SiLU, residual, fp16 store into the output view.
+    __half* y = static_cast<__half*>(a.y);
+    const __half* res = static_cast<const __half*>(a.res);
+    const bool pair_ok = ((reinterpret_cast<uintptr_t>(y) & 3) == 0) && (a.ys % 2 == 0) &&
+                         (!res || (((reinterpret_cast<uintptr_t>(res) & 3) == 0) && (a.rs % 2 == 0)));
+#pragma unroll
+    for (int nt = 0; nt < C::kNT; ++nt) {
+        const int col = m0 + wn * WN + nt * 8 + (lane & 3) * 2;
+        if (col >= M) continue;
+        const bool two = col + 1 < M;
+        const float b0 = a.bias[col], b1 = two ? a.bias[col + 1] : 0.f;
+#pragma unroll
+        for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int p = p0 + wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                if (p >= P) continue;
+                float v0 = acc[mt][nt][2 * h] + b0, v1 = acc[mt][nt][2 * h + 1] + b1;
+                if (a.silu) {
+                    v0 = __fdividef(v0, 1.0f + __expf(-v0));
+                    v1 = __fdividef(v1, 1.0f + __expf(-v1));
+                }
+                if (two && pair_ok) {
+                    if (res) {
+                        const float2 r = __half22float2(*reinterpret_cast<const __half2*>(res + size_t(p) * a.rs + col));
+                        v0 += r.x;
+                        v1 += r.y;
+                    }
+                    *reinterpret_cast<__half2*>(y + size_t(p) * a.ys + col) = __floats2half2_rn(v0, v1);
+                } else {
+                    if (res) v0 += __half2float(res[size_t(p) * a.rs + col]);
+                    y[size_t(p) * a.ys + col] = __float2half(v0);
+                    if (two) {
+                        if (res) v1 += __half2float(res[size_t(p) * a.rs + col + 1]);
+                        y[size_t(p) * a.ys + col + 1] = __float2half(v1);
+                    }
+                }
+            }
+    }
+#else
+    // Below sm_80: never launched (mma_supported() says no); keep the tile constants used.
+    using C = MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>;
+    (void)a;
+    (void)C::kMT;
+    (void)C::kNT;
+    (void)C::kBCpr;
+    (void)C::kAIters;
+    (void)C::kBIters;
+#endif
+}
+
+using KernelFn = void (*)(ConvArgs);
+
+struct Entry {
+    MmaConfig cfg;
+    KernelFn vec, gen;
+    int threads;
+};
+
+#define YOLOC_MMA_ENTRY(BM, BN, BK, WM, WN, SK, ST)                                                       \
+    Entry {                                                                                               \
+        MmaConfig{BM, BN, BK, WM, WN, SK, ST}, conv_mma_kernel<BM, BN, BK, WM, WN, SK, ST, true>,         \
+            conv_mma_kernel<BM, BN, BK, WM, WN, SK, ST, false>,                                           \
+            MmaConv<BM, BN, BK, WM, WN, SK, ST, true>::kThreads                                           \
+    }
+
+// The tile table (tactic ids are kConvMmaBase + index: keep the order stable, engine
+// files store the index).
+const Entry kEntries[] = {
+    YOLOC_MMA_ENTRY(128, 64, 32, 32, 32, 1, 3),  // 0: big layers, 8 warps
+    YOLOC_MMA_ENTRY(64, 64, 32, 32, 32, 1, 3),   // 1
+    YOLOC_MMA_ENTRY(64, 32, 32, 32, 16, 1, 3),   // 2: cout 32
+    YOLOC_MMA_ENTRY(128, 32, 32, 32, 32, 1, 3),  // 3: cout 32, many pixels
+    YOLOC_MMA_ENTRY(128, 16, 32, 32, 16, 1, 3),  // 4: cout 16 (stem, C2f bottleneck at 160)
+    YOLOC_MMA_ENTRY(64, 16, 32, 16, 16, 1, 3),   // 5: cout 16, fewer pixels
+    YOLOC_MMA_ENTRY(32, 32, 64, 32, 32, 4, 3),   // 6: few pixels, long K: 4-way in-block split-K
+    YOLOC_MMA_ENTRY(32, 64, 64, 32, 32, 4, 2),   // 7
+    YOLOC_MMA_ENTRY(64, 64, 64, 32, 32, 2, 2),   // 8
+    YOLOC_MMA_ENTRY(16, 32, 64, 16, 32, 4, 3),   // 9: tiny layers (20x20 at 640)
+    YOLOC_MMA_ENTRY(64, 32, 64, 32, 16, 2, 3),   // 10
+    YOLOC_MMA_ENTRY(32, 16, 64, 16, 16, 2, 3),   // 11: smallest tile
+    // Deeper pipelines / longer K per stage: small layers are bound by the latency of
+    // each K step, not by math.
+    YOLOC_MMA_ENTRY(32, 16, 64, 16, 16, 2, 6),   // 12
+    YOLOC_MMA_ENTRY(32, 16, 128, 16, 16, 4, 3),  // 13
+    YOLOC_MMA_ENTRY(64, 32, 32, 32, 16, 1, 5),   // 14
+    YOLOC_MMA_ENTRY(16, 32, 128, 16, 16, 4, 3),  // 15
+    YOLOC_MMA_ENTRY(64, 16, 64, 16, 16, 2, 3),   // 16
+    YOLOC_MMA_ENTRY(128, 16, 32, 32, 16, 1, 4),  // 17
+    YOLOC_MMA_ENTRY(32, 32, 128, 16, 16, 4, 2),  // 18
+};
+constexpr int kNumEntries = int(sizeof(kEntries) / sizeof(kEntries[0]));
+
+bool vec_ok(const ConvArgs& a) {
+    return a.c % 8 == 0 && a.xs % 8 == 0 && a.m % 8 == 0 && (reinterpret_cast<uintptr_t>(a.x) & 15) == 0 &&
+           (reinterpret_cast<uintptr_t>(a.wt) & 15) == 0;
+}
+
+}  // namespace
+
+int device_cc_major() {
+    static int cc = -1;
+    if (cc < 0) {
+        int dev = 0, major = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+            major = 0;
+        cc = major;
+    }
+    return cc;
+}
+
+int device_sm_count() {
+    static int n = -1;
+    if (n < 0) {
+        int dev = 0, c = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+            c = 1;
+        n = c;
+    }
+    return n;
+}
+
+int mma_config_count() { return kNumEntries; }
+MmaConfig mma_config(int i) { return kEntries[i].cfg; }
+
+bool mma_supported(const ConvArgs& a, int cfg) {
+    return cfg >= 0 && cfg < kNumEntries && a.group == 1 && device_cc_major() >= 8 && a.m > 0 && a.c > 0;
+}
+
+int mma_default_config(const ConvArgs& a) {
+    const long long P = (long long)a.n * a.oh * a.ow;
+    const long long K = (long long)a.kh * a.kw * a.c;
+    const int sms = device_sm_count();
+    auto blocks = [&](int bm, int bn) { return ((P + bm - 1) / bm) * ((a.m + bn - 1) / bn); };
+    if (a.m <= 16) return blocks(128, 16) >= sms ? 4 : 5;
+    if (a.m <= 32) return blocks(128, 32) >= 2 * sms ? 3 : (blocks(64, 32) >= sms || K < 256 ? 2 : 10);
+    if (blocks(128, 64) >= 2 * sms) return 0;
+    if (blocks(64, 64) >= sms) return 1;
+    if (K >= 512) return blocks(32, 64) >= sms / 2 ? 7 : 6;
+    return 1;
+}
+
+void conv_mma(const ConvArgs& a, int cfg, cudaStream_t s) {
+    const Entry& e = kEntries[cfg];
+    const long long P = (long long)a.n * a.oh * a.ow;
+    dim3 grid(unsigned((P + e.cfg.bm - 1) / e.cfg.bm), unsigned((a.m + e.cfg.bn - 1) / e.cfg.bn));
+    KernelFn fn = vec_ok(a) ? e.vec : e.gen;
+#if CUDART_VERSION >= 12030
+    if (pdl_enabled()) {
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = grid;
+        cfg.blockDim = dim3(unsigned(e.threads));
+        cfg.dynamicSmemBytes = 0;
+        cfg.stream = s;
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[0].val.programmaticStreamSerializationAllowed = 1;
+        cfg.attrs = attr;
+        cfg.numAttrs = 1;
+        cudaLaunchKernelEx(&cfg, fn, a);
+        return;
+    }
+#endif
+    fn<<<grid, e.threads, 0, s>>>(a);
+}
+
+bool pdl_enabled() {
+    static int on = -1;
+    if (on < 0) {
+        const char* v = std::getenv("YOLOC_PDL");
+        on = (device_cc_major() >= 9 && !(v && v[0] == '0')) ? 1 : 0;
+    }
+    return on == 1;
+}
+
+const char* conv_tactic_name(int tactic, char* buf, int len) {
+    if (tactic >= kConvMmaBase && tactic - kConvMmaBase < kNumEntries) {
+        const MmaConfig c = kEntries[tactic - kConvMmaBase].cfg;
+        if (c.splitk > 1)
+            std::snprintf(buf, size_t(len), "mma%dx%dk%dsk%d", c.bm, c.bn, c.bk, c.splitk);
+        else
+            std::snprintf(buf, size_t(len), "mma%dx%dk%d", c.bm, c.bn, c.bk);
+        return buf;
+    }
+    if (tactic >= kConvInt8MmaBase && tactic - kConvInt8MmaBase < int8_config_count()) {
+        const Int8Config c = int8_config(tactic - kConvInt8MmaBase);
+        if (c.splitk > 1)
+            std::snprintf(buf, size_t(len), "i8mma%dx%dk%dsk%d", c.bm, c.bn, c.bk, c.splitk);
+        else
+            std::snprintf(buf, size_t(len), "i8mma%dx%dk%d", c.bm, c.bn, c.bk);
+        return buf;
+    }
+    const char* n = tactic == kConvAuto ? "auto" : tactic == kConvDirect ? "direct" : tactic == kConvWmma ? "wmma"
+                    : tactic == kConvSimtGemm ? "simt-gemm" : tactic == kConvInt8Direct ? "i8direct" : "?";
+    std::snprintf(buf, size_t(len), "%s", n);
+    return buf;
+}
+
+}  // namespace cuda
+}  // namespace yoloc

@@ -1,0 +1,54 @@
+// Tensor-core implicit-GEMM convolution for fp16 NHWC activations (sm_80+):
+// mma.sync m16n8k16 with ldmatrix and a cp.async multi-stage shared-memory
+// pipeline, float accumulation, fused bias + SiLU + residual epilogue written into
+// the output view (the concat-in-place slice). GEMM view: rows = output pixels
+// (n*oh*ow), columns = output channels, K = kh*kw*cin in the weight order
+// [kh][kw][cin][cout].
+//
+// Several tile configurations exist; the build times them per layer (tactics).
+// On GPUs below sm_80 (and in CUDA 10.2 builds for the Jetson Nano) the kernels
+// compile to empty bodies and mma_supported() says no, so they are never launched.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "engine/cuda/element_ops.h"
+
+namespace yoloc {
+namespace cuda {
+
+// Conv tactic ids (ConvArgs::kernel, PlanOp::tactic).
+enum ConvTactic : int {
+    kConvAuto = 0,      // heuristic choice (what an engine without timed tactics runs)
+    kConvDirect = 1,    // one output per thread, any precision / groups
+    kConvWmma = 2,      // old WMMA 64x64 kernel (fp16, sm_70+)
+    kConvSimtGemm = 3,  // tiled implicit GEMM on CUDA cores (fp32 / fp16)
+    kConvInt8Direct = 4,    // INT8 conv, one output per thread (any GPU; conv_int8.h)
+    kConvMmaBase = 16,      // + index into the mma configuration table
+    kConvInt8MmaBase = 64,  // + index into the INT8 mma configuration table (conv_int8.h)
+};
+
+struct MmaConfig {
+    int bm, bn, bk, wm, wn, splitk, stages;
+};
+
+int mma_config_count();
+MmaConfig mma_config(int i);
+// Whether tile configuration `cfg` can run this conv here: fp16, groups 1, a GPU of
+// compute capability 8.0+ (cached by tensor_cores_available()).
+bool mma_supported(const ConvArgs& a, int cfg);
+// Heuristic configuration for a conv (used for kConvAuto).
+int mma_default_config(const ConvArgs& a);
+void conv_mma(const ConvArgs& a, int cfg, cudaStream_t s);
+// Compute capability major of the current device (cached; first call outside capture).
+int device_cc_major();
+int device_sm_count();
+// Programmatic dependent launch for the mma kernels (sm_90+, CUDA 12.3+; YOLOC_PDL=0
+// turns it off): the next conv's launch and prologue overlap the previous kernel.
+bool pdl_enabled();
+
+// "mma128x64k32s3", "direct", ...: for reports.
+const char* conv_tactic_name(int tactic, char* buf, int len);
+
+}  // namespace cuda
+}  // namespace yoloc
