@@ -6,8 +6,8 @@
 // item: decode (candidates above the threshold, keyed for sorting) -> the candidate
 // count comes back (4 bytes; the sort needs it on the host) -> radix sort -> cap at
 // max_nms -> class-wise NMS -> gather the first max_det kept, mapped to original
-// pixels -> those detections come back. Buffers are sized once for the worst case
-// (every anchor x class a candidate) and reused.
+// pixels -> those detections come back. Buffers are sized for the worst case of
+// the mode (ensure_candidates) and reused.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -50,7 +50,7 @@ struct DetectState {
     size_t taps_i_cap = 0;
     int16_t* taps_w = nullptr;
     size_t taps_w_cap = 0;
-    // Candidates: capacity = anchors * nc (multi-label worst case).
+    // Candidates (ensure_candidates).
     int capacity = 0;
     unsigned long long* keys = nullptr;  // sort_capacity(capacity) keys
     unsigned* count = nullptr;
@@ -71,17 +71,31 @@ struct DetectState {
             if (p) cudaFreeHost(p);
     }
 
-    void init(int anchors, int nc) {
-        capacity = anchors * nc;
-        YOLOC_CUDA(cudaMalloc(reinterpret_cast<void**>(&keys), size_t(cuda::sort_capacity(capacity)) * 8));
+    // Fixed-size buffers, made on the first call.
+    void init() {
         YOLOC_CUDA(cudaMalloc(reinterpret_cast<void**>(&count), sizeof(unsigned)));
-        YOLOC_CUDA(cudaMalloc(reinterpret_cast<void**>(&keep), size_t(capacity)));
         YOLOC_CUDA(cudaMalloc(reinterpret_cast<void**>(&dets), size_t(kMaxGpuDet) * sizeof(cuda::PpDetection)));
         YOLOC_CUDA(cudaMalloc(reinterpret_cast<void**>(&det_count), sizeof(int)));
         YOLOC_CUDA(cudaHostAlloc(reinterpret_cast<void**>(&count_h), sizeof(unsigned), cudaHostAllocDefault));
         YOLOC_CUDA(cudaHostAlloc(reinterpret_cast<void**>(&det_count_h), sizeof(int), cudaHostAllocDefault));
         YOLOC_CUDA(cudaHostAlloc(reinterpret_cast<void**>(&dets_h), size_t(kMaxGpuDet) * sizeof(cuda::PpDetection),
                                  cudaHostAllocDefault));
+    }
+
+    // Candidate buffers for the worst case of the mode: one per anchor (one label per
+    // anchor, 8,400 at 640) or one per anchor and class (multi-label, as in mAP
+    // evaluation: 672,000 for 80 classes, ~9 MB with the sort's padding). Grown only
+    // when a call needs more, so a detector that never evaluates stays small.
+    void ensure_candidates(int n) {
+        if (n <= capacity) return;
+        if (keys) cudaFree(keys);
+        if (keep) cudaFree(keep);
+        keys = nullptr;
+        keep = nullptr;
+        capacity = 0;
+        YOLOC_CUDA(cudaMalloc(reinterpret_cast<void**>(&keys), size_t(cuda::sort_capacity(n)) * 8));
+        YOLOC_CUDA(cudaMalloc(reinterpret_cast<void**>(&keep), size_t(n)));
+        capacity = n;
     }
 };
 
@@ -100,9 +114,10 @@ std::vector<std::vector<GpuDetection>> Context::detect(const std::vector<GpuImag
                 " on the GPU (got ", o.max_det, ")");
     if (!detect_) {
         detect_ = std::make_shared<DetectState>();
-        detect_->init(anchors, nc);
+        detect_->init();
     }
     DetectState& st = *detect_;
+    st.ensure_candidates(o.multi_label ? anchors * nc : anchors);
     cudaStream_t stream = static_cast<cudaStream_t>(stream_handle());
     float* input = static_cast<float*>(device_input());
     const size_t plane3 = size_t(3) * size * size;
