@@ -643,6 +643,10 @@ Model prune_model(const Model& model, const PruneOptions& opt, PruneReport* repo
         if (ro.threads == 0) ro.threads = opt.threads;
         rep.recon = reconstruct(model, out, an, plan, calib, ro);
         rep.reconstructed = true;
+        if (ro.correct) {
+            if (opt.stage) opt.stage("correct");
+            rep.correction = correct_downstream(model, out, an, plan, calib, ro);
+        }
     }
     ModelCost cost1 = count_cost(out, infer_shapes(out, concrete_input_shapes(out)));
     rep.ratio = ratio;

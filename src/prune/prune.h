@@ -126,6 +126,20 @@ struct ReconstructOptions {
     // From pass 2, also refit the convs reading the refitted convs' outputs. Off by default:
     // on yolov8n_coco it did not help (docs/PRUNING.md).
     bool refit_next = false;
+    // After the refit: per output channel affine fix (scale and shift) of every conv downstream
+    // of a pruned channel, fitted on the pruned model's own activations so that its output
+    // matches the unpruned model's (least squares per channel, or moment matching with
+    // correct_moments). Sequential: level by level in graph order, each level fitted on the
+    // pruned model that carries every earlier level's fix.
+    bool correct = false;
+    int correct_images = 0;          // calibration images used (0 = all)
+    bool correct_moments = false;    // match mean and std instead of regressing
+    bool correct_scale = true;       // false: shift only (bias correction)
+    bool correct_head_outputs = false;  // also fix the Detect head's box/class convs
+    // Convs read only through SiLU: fit silu(s x + t) to the unpruned silu(y) (what the next
+    // layers see) instead of the pre-activation; samples per channel per image.
+    bool correct_post_activation = true;
+    int correct_samples = 256;
     int threads = 0;
     std::function<void(int, int)> progress;  // (done, total) over all image passes
 };
@@ -139,10 +153,22 @@ struct ReconstructReport {
     double mse_before = 0, mse_after = 0;
 };
 
+struct AffineCorrectionReport {
+    int convs = 0, levels = 0;
+    // Over the corrected channels: mean squared difference to the unpruned output relative to
+    // the output variance, before and after each level's fix (on the calibration images).
+    double rel_mse_before = 0, rel_mse_after = 0;
+};
+
 // Refits, in `pruned`, the weights and biases of every conv that lost input channels
 // (plan applied to `original` by apply_pruning).
 ReconstructReport reconstruct(const Model& original, Model& pruned, const ChannelAnalysis& an,
                               const KeepPlan& plan, const CalibSource& calib, const ReconstructOptions& opt);
+
+// Per-channel affine correction of every conv downstream of the pruning (opt.correct_*).
+AffineCorrectionReport correct_downstream(const Model& original, Model& pruned, const ChannelAnalysis& an,
+                                          const KeepPlan& plan, const CalibSource& calib,
+                                          const ReconstructOptions& opt);
 
 // Calibration images: the first `count` images (JPEG/PNG, sorted by path) under `dir`,
 // letterboxed to `imgsz`. Throws when the folder holds none.
@@ -181,6 +207,7 @@ struct PruneReport {
     int convs_changed = 0;
     bool reconstructed = false;
     ReconstructReport recon;
+    AffineCorrectionReport correction;
 };
 
 // Validates the request (ratio in (0,1), reachable target, scope present, calib when

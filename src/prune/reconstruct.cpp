@@ -11,6 +11,8 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <cstdio>
+#include <cstdlib>
 
 #include "core/error.h"
 #include "prune/prune.h"
@@ -441,6 +443,311 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
         rep.mse_before = cnt ? err_before / double(cnt) : 0;
         rep.mse_after = cnt ? err_after / double(cnt) : 0;
     }
+    return rep;
+}
+
+}  // namespace yoloc
+
+namespace yoloc {
+
+namespace {
+
+// Gives node `n` its own copy of input k when another node reads the same initializer.
+void own_input(Graph& g, Node& n, size_t k) {
+    if (k >= n.inputs.size() || n.inputs[k].empty()) return;
+    int readers = 0;
+    for (const auto& x : g.nodes)
+        for (const auto& in : x.inputs) readers += in == n.inputs[k];
+    if (readers > 1) {
+        std::string nn = g.unique_name(n.inputs[k] + "_corr");
+        g.initializers[nn] = g.initializers.at(n.inputs[k]);
+        n.inputs[k] = nn;
+    }
+}
+
+double silu(double v) { return v / (1.0 + std::exp(-v)); }
+double silu_d(double v) {
+    double sg = 1.0 / (1.0 + std::exp(-v));
+    return sg * (1.0 + v * (1.0 - sg));
+}
+
+// (s, t) minimising sum (silu(s x + t) - silu(y))^2 by damped Gauss-Newton from the identity;
+// keeps the identity when no step lowers the loss. With !scale only t moves.
+void fit_silu_affine(const std::vector<float>& x, const std::vector<float>& y, bool scale, double& s_out,
+                     double& t_out) {
+    size_t n = x.size();
+    std::vector<double> ty(n);
+    for (size_t i = 0; i < n; ++i) ty[i] = silu(y[i]);
+    auto loss = [&](double s, double t) {
+        double l = 0;
+        for (size_t i = 0; i < n; ++i) {
+            double r = silu(s * x[i] + t) - ty[i];
+            l += r * r;
+        }
+        return l;
+    };
+    double s = 1, t = 0, cur = loss(s, t), mu = 1e-3;
+    for (int it = 0; it < 20; ++it) {
+        double a11 = 0, a12 = 0, a22 = 0, g1 = 0, g2 = 0;
+        for (size_t i = 0; i < n; ++i) {
+            double z = s * x[i] + t, d = silu_d(z), r = silu(z) - ty[i];
+            double j1 = d * x[i], j2 = d;
+            a11 += j1 * j1, a12 += j1 * j2, a22 += j2 * j2, g1 += j1 * r, g2 += j2 * r;
+        }
+        bool stepped = false;
+        for (int tries = 0; tries < 8 && !stepped; ++tries, mu *= 10) {
+            double ds = 0, dt;
+            if (scale) {
+                double b11 = a11 * (1 + mu) + 1e-12, b22 = a22 * (1 + mu) + 1e-12, det = b11 * b22 - a12 * a12;
+                if (!(det > 0)) continue;
+                ds = -(b22 * g1 - a12 * g2) / det;
+                dt = -(b11 * g2 - a12 * g1) / det;
+            } else {
+                dt = -g2 / (a22 * (1 + mu) + 1e-12);
+            }
+            double ns = std::min(2.0, std::max(0.5, s + ds)), nt = t + dt, nl = loss(ns, nt);
+            if (nl < cur) {
+                s = ns, t = nt, cur = nl, stepped = true;
+                mu = std::max(1e-6, mu / 100);
+            }
+        }
+        if (!stepped) break;
+    }
+    s_out = s;
+    t_out = t;
+}
+
+}  // namespace
+
+AffineCorrectionReport correct_downstream(const Model& original, Model& pruned, const ChannelAnalysis& an,
+                                          const KeepPlan& plan, const CalibSource& calib,
+                                          const ReconstructOptions& opt) {
+    AffineCorrectionReport rep;
+    if (!opt.correct || calib.count <= 0) return rep;
+    const Graph& g0 = original.graph;
+    auto masks = prune_detail::conv_masks(g0, an, plan);
+
+    // Convs downstream of a changed conv (their input differs from the unpruned model's).
+    std::set<std::string> changed;
+    for (const auto& kv : masks.out)
+        if (std::count(kv.second.begin(), kv.second.end(), 0)) changed.insert(kv.first);
+    for (const auto& kv : masks.in)
+        if (std::count(kv.second.begin(), kv.second.end(), 0)) changed.insert(kv.first);
+    std::set<std::string> dirty;  // values that differ
+    std::vector<std::string> convs;
+    for (const auto& n : pruned.graph.nodes) {
+        bool in_dirty = false;
+        for (const auto& in : n.inputs) in_dirty = in_dirty || dirty.count(in);
+        bool is_conv = n.op_type == "Conv" && n.inputs.size() > 1 && pruned.graph.is_initializer(n.inputs[1]);
+        if (in_dirty || (is_conv && changed.count(n.name)))
+            for (const auto& o : n.outputs) dirty.insert(o);
+        if (is_conv && in_dirty && !n.outputs.empty()) {
+            const Node* n0 = find_node(g0, n.name);
+            if (!n0 || n0->outputs.empty() || n0->outputs[0] != n.outputs[0]) continue;
+            if (!opt.correct_head_outputs) {
+                // The Detect head's box/class convs and the DFL feed non-channel-wise ops: pinned groups.
+                bool pinned = false;
+                for (const auto& grp : an.groups)
+                    for (const auto& p : grp.producers)
+                        if (p.conv == n.name && !grp.prunable) pinned = true;
+                if (pinned) continue;
+            }
+            convs.push_back(n.name);
+        }
+    }
+    rep.convs = int(convs.size());
+    if (convs.empty()) return rep;
+
+    // Level of each corrected conv: how many corrected convs lie on the longest path before it.
+    // Convs of one level do not feed each other, so one level is fitted per pass over the
+    // images, on the pruned model that already carries the corrections of every earlier level.
+    std::map<std::string, int> value_level;
+    std::map<std::string, int> conv_level;
+    std::set<std::string> to_fix(convs.begin(), convs.end());
+    int levels = 0;
+    for (const auto& n : pruned.graph.nodes) {
+        int l = 0;
+        for (const auto& in : n.inputs) {
+            auto it = value_level.find(in);
+            if (it != value_level.end()) l = std::max(l, it->second);
+        }
+        int out_l = l;
+        if (to_fix.count(n.name)) {
+            conv_level[n.name] = l;
+            levels = std::max(levels, l + 1);
+            out_l = l + 1;
+        }
+        for (const auto& o : n.outputs) value_level[o] = out_l;
+    }
+
+    struct Acc {
+        std::string conv, value;
+        std::vector<int64_t> kout;  // original output channel of each pruned channel
+        std::vector<double> n, sx, sy, sxx, sxy, syy;
+        bool silu = false;                  // output read only through SiLU (Sigmoid + Mul)
+        std::vector<std::vector<float>> px, py;  // sampled (pruned, unpruned) pairs per channel
+    };
+    // Whether a value is read only as x * sigmoid(x).
+    auto only_silu = [&](const std::string& v) {
+        int sig = 0, mul = 0, other = 0;
+        for (const auto& n : pruned.graph.nodes)
+            for (const auto& in : n.inputs)
+                if (in == v) {
+                    if (n.op_type == "Sigmoid") ++sig;
+                    else if (n.op_type == "Mul") ++mul;
+                    else ++other;
+                }
+        for (const auto& o : pruned.graph.outputs) other += o.name == v;
+        return sig == 1 && mul == 1 && other == 0;
+    };
+    std::string input;
+    for (const auto& in : g0.inputs)
+        if (!g0.is_initializer(in.name)) input = in.name;
+    // The model cut down to computing `values` (the taps only).
+    auto truncated = [&](const Model& m, const std::vector<std::string>& values) {
+        Model t = m;
+        t.graph.outputs.clear();
+        for (const auto& v : values) {
+            ValueInfo vi;
+            vi.name = v;
+            vi.has_shape = false;
+            t.graph.outputs.push_back(vi);
+        }
+        remove_dead(t.graph);
+        return t;
+    };
+    ExecutorOptions eo;
+    eo.threads = opt.threads;
+    int images = std::min(calib.count, opt.correct_images > 0 ? opt.correct_images : calib.count);
+    int done = 0, total = levels * images;
+    double err_first = 0, var_first = 0, err_last = 0, var_last = 0;
+    for (int level = 0; level < levels; ++level) {
+        std::vector<Acc> accs;
+        std::vector<std::string> taps;
+        for (const auto& c : convs) {
+            if (conv_level[c] != level) continue;
+            const Node* n0 = find_node(g0, c);
+            Acc a;
+            a.conv = c;
+            a.value = n0->outputs[0];
+            int64_t O = g0.find_initializer(n0->inputs[1])->dim(0);
+            auto it = masks.out.find(c);
+            for (int64_t o = 0; o < O; ++o)
+                if (it == masks.out.end() || it->second[size_t(o)]) a.kout.push_back(o);
+            for (auto* v : {&a.n, &a.sx, &a.sy, &a.sxx, &a.sxy, &a.syy}) v->assign(a.kout.size(), 0.0);
+            a.silu = opt.correct_post_activation && only_silu(a.value);
+            a.px.resize(a.kout.size());
+            a.py.resize(a.kout.size());
+            accs.push_back(a);
+            taps.push_back(a.value);
+        }
+        if (accs.empty()) continue;
+        auto ex0 = make_executor(truncated(original, taps), "fast", eo);
+        auto ex1 = make_executor(truncated(pruned, taps), "fast", eo);
+        for (int img = 0; img < images; ++img) {
+            TensorMap in{{input, calib.load(img)}};
+            TensorMap o0 = ex0->run(in);
+            TensorMap o1 = ex1->run(in);
+            for (auto& a : accs) {
+                const Tensor& Y = o0.at(a.value);
+                const Tensor& X = o1.at(a.value);
+                YOLOC_CHECK(X.rank() == 4 && Y.rank() == 4 && X.dim(1) == int64_t(a.kout.size()) &&
+                                X.dim(2) == Y.dim(2) && X.dim(3) == Y.dim(3),
+                            "affine correction: unexpected shape of ", a.value);
+                int64_t HW = X.dim(2) * X.dim(3);
+                if (a.silu) {
+                    std::mt19937_64 rng(uint64_t(img) * 2654435761u + uint64_t(level) * 97u + 5u);
+                    std::uniform_int_distribution<int64_t> pos(0, HW - 1);
+                    int64_t P = std::min<int64_t>(HW, opt.correct_samples);
+                    for (int64_t q = 0; q < P; ++q) {
+                        int64_t p = P == HW ? q : pos(rng);
+                        for (size_t j = 0; j < a.kout.size(); ++j) {
+                            a.px[j].push_back(X.data<float>()[int64_t(j) * HW + p]);
+                            a.py[j].push_back(Y.data<float>()[a.kout[j] * HW + p]);
+                        }
+                    }
+                }
+                for (size_t j = 0; j < a.kout.size(); ++j) {
+                    const float* x = X.data<float>() + int64_t(j) * HW;
+                    const float* y = Y.data<float>() + a.kout[j] * HW;
+                    double sx = 0, sy = 0, sxx = 0, sxy = 0, syy = 0;
+                    for (int64_t p = 0; p < HW; ++p) {
+                        double xv = x[p], yv = y[p];
+                        sx += xv;
+                        sy += yv;
+                        sxx += xv * xv;
+                        sxy += xv * yv;
+                        syy += yv * yv;
+                    }
+                    a.n[j] += double(HW);
+                    a.sx[j] += sx;
+                    a.sy[j] += sy;
+                    a.sxx[j] += sxx;
+                    a.sxy[j] += sxy;
+                    a.syy[j] += syy;
+                }
+            }
+            if (opt.progress) opt.progress(++done, total);
+        }
+        double err_b = 0, err_a = 0, var = 0;
+        for (auto& a : accs) {
+            double cb = err_b, ca = err_a, cv = var;
+            Node* n = nullptr;
+            for (auto& x : pruned.graph.nodes)
+                if (x.name == a.conv) n = &x;
+            YOLOC_CHECK(n, "affine correction: conv ", a.conv, " missing from the pruned model");
+            own_input(pruned.graph, *n, 1);
+            own_input(pruned.graph, *n, 2);
+            Tensor& w = pruned.graph.initializers.at(n->inputs[1]);
+            int64_t O = w.dim(0), per = w.numel() / O;
+            YOLOC_CHECK(O == int64_t(a.kout.size()), "affine correction: ", a.conv, " has ", O, " output channels");
+            Tensor nw = w;
+            Tensor nb(DType::Float32, {O});
+            bool has_b = n->inputs.size() > 2 && !n->inputs[2].empty();
+            for (int64_t j = 0; j < O; ++j) {
+                double N = a.n[size_t(j)];
+                double mx = a.sx[size_t(j)] / N, my = a.sy[size_t(j)] / N;
+                double exx = a.sxx[size_t(j)] / N, exy = a.sxy[size_t(j)] / N, eyy = a.syy[size_t(j)] / N;
+                double vx = std::max(0.0, exx - mx * mx), vy = std::max(0.0, eyy - my * my);
+                double cxy = exy - mx * my;
+                double s = 1.0;
+                if (opt.correct_scale && vx > 1e-12) s = opt.correct_moments ? std::sqrt(vy / vx) : cxy / vx;
+                s = std::min(2.0, std::max(0.5, s));
+                double t = my - s * mx;
+                if (a.silu) fit_silu_affine(a.px[size_t(j)], a.py[size_t(j)], opt.correct_scale, s, t);
+                // E[(y - (s x + t))^2] = eyy - 2 s exy - 2 t my + s^2 exx + 2 s t mx + t^2
+                err_b += std::max(0.0, eyy - 2 * exy + exx);
+                err_a += std::max(0.0, eyy - 2 * s * exy - 2 * t * my + s * s * exx + 2 * s * t * mx + t * t);
+                var += vy;
+                float* wr = nw.data<float>() + j * per;
+                for (int64_t k = 0; k < per; ++k) wr[k] = float(s * wr[k]);
+                double b0 = has_b ? pruned.graph.initializers.at(n->inputs[2]).data<float>()[j] : 0.0;
+                nb.data<float>()[j] = float(s * b0 + t);
+            }
+            w = nw;
+            if (has_b) {
+                pruned.graph.initializers.at(n->inputs[2]) = nb;
+            } else {
+                std::string bn = pruned.graph.unique_name(a.conv + "_bias");
+                pruned.graph.initializers[bn] = nb;
+                n->inputs.resize(3);
+                n->inputs[2] = bn;
+            }
+            if (std::getenv("YOLOC_PRUNE_DEBUG"))
+                std::fprintf(stderr, "  L%d %s: %g -> %g\n", level, a.conv.c_str(), (err_b - cb) / (var - cv),
+                             (err_a - ca) / (var - cv));
+        }
+        if (std::getenv("YOLOC_PRUNE_DEBUG"))
+            std::fprintf(stderr, "correction level %d: %zu convs, rel mse %g -> %g\n", level, accs.size(),
+                         var > 0 ? err_b / var : 0, var > 0 ? err_a / var : 0);
+        err_first += err_b;
+        err_last += err_a;
+        var_first += var;
+        var_last += var;
+    }
+    rep.levels = levels;
+    rep.rel_mse_before = var_first > 0 ? err_first / var_first : 0;
+    rep.rel_mse_after = var_last > 0 ? err_last / var_last : 0;
     return rep;
 }
 

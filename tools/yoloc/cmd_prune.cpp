@@ -9,6 +9,8 @@
 #include "core/file.h"
 #include "onnx/onnx_io.h"
 #include "prune/prune.h"
+#include "prune/sweep.h"
+#include <filesystem>
 
 namespace yoloc_cli {
 namespace {
@@ -39,7 +41,19 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
     auto json = std::make_shared<bool>(false);
     auto o = std::make_shared<yoloc::PruneOptions>();
     app.add_option("model", *model, "ONNX model (FP32)")->required();
-    app.add_option("-o,--output", *out, "pruned .onnx file")->required();
+    app.add_option("-o,--output", *out, "pruned .onnx file (not with --sweep)");
+    auto sweep = std::make_shared<std::string>();
+    auto sw = std::make_shared<yoloc::SweepOptions>();
+    auto sweep_out = std::make_shared<std::string>();
+    app.add_option("--sweep", *sweep,
+                   "comma-separated ratios: prune at each, with and without reconstruction, and write a table and "
+                   "chart (needs --calib, --data, --out)");
+    app.add_option("--data", sw->data, "--sweep: data.yaml whose val split gives mAP50 / mAP50-95");
+    app.add_option("--out", *sweep_out, "--sweep: folder for sweep.md, sweep.json, sweep.csv and sweep.svg");
+    app.add_option("--bench-threads", sw->bench_threads, "--sweep: executor threads for the latency (0 = all cores)")
+        ->capture_default_str();
+    app.add_option("--bench-iters", sw->bench_iters, "--sweep: timed runs per model")->capture_default_str();
+    app.add_option("--bench-warmup", sw->bench_warmup, "--sweep: untimed runs first")->capture_default_str();
     app.add_option("--scope", *scope, "which channel groups may shrink: c2f, backbone, neck or all")
         ->capture_default_str();
     auto* r = app.add_option("--ratio", o->ratio, "fraction of each group's channels to remove, in (0,1)");
@@ -58,6 +72,16 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
                  "from pass 2, also refit the convs that read a refitted conv's output");
     app.add_option("--recon-samples", o->recon.samples_per_image, "positions sampled per conv per image")
         ->capture_default_str();
+    app.add_flag("--recon-correct", o->recon.correct,
+                 "after the refit, per-channel affine correction of every downstream conv, level by level");
+    app.add_option("--recon-correct-images", o->recon.correct_images, "calibration images for the correction (0 = all)")
+        ->capture_default_str();
+    app.add_flag("--recon-correct-moments", o->recon.correct_moments, "correction matches mean/std instead of regressing");
+    app.add_flag("--recon-correct-shift-only", [o](int64_t) { o->recon.correct_scale = false; },
+                 "correction shifts only (bias correction)");
+    app.add_flag("--recon-correct-pre-activation", [o](int64_t) { o->recon.correct_post_activation = false; },
+                 "correction fits the pre-activation instead of the SiLU output");
+    app.add_flag("--recon-correct-head", o->recon.correct_head_outputs, "also correct the Detect head's output convs");
     app.add_option("--round-to", o->round_to, "kept channels per group: a multiple of this")->capture_default_str();
     app.add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
     app.add_option("--report", *report, "write every channel group with its size before and after to FILE");
@@ -65,6 +89,31 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
     return [=]() {
         o->scope = yoloc::parse_scope(*scope);
         o->criterion = yoloc::parse_criterion(*crit);
+        if (!sweep->empty()) {
+            YOLOC_CHECK(o->ratio == 0 && o->target_params == 0 && o->target_flops == 0,
+                        "--sweep replaces --ratio, --target-params and --target-flops");
+            YOLOC_CHECK(out->empty(), "--sweep writes its results to --out DIR, not -o");
+            YOLOC_CHECK(!sweep_out->empty(), "--sweep needs --out DIR");
+            YOLOC_CHECK(!o->calib_dir.empty(), "--sweep needs calibration images (--calib DIR) for the reconstruction");
+            YOLOC_CHECK(!sw->data.empty(), "--sweep needs --data DATA.yaml");
+            sw->ratios = yoloc::parse_ratio_list(*sweep);
+            sw->prune = *o;
+            sw->eval_workers = o->threads;
+            sw->stage = [](const std::string& s) { info(s + "..."); };
+            yoloc::Model m = yoloc::load_onnx(*model);
+            yoloc::SweepResult res = yoloc::prune_sweep(m, *sw);
+            res.model = *model;
+            std::filesystem::create_directories(*sweep_out);
+            const std::string d = *sweep_out + "/";
+            yoloc::write_file_atomic(d + "sweep.json", yoloc::sweep_json(res));
+            yoloc::write_file_atomic(d + "sweep.csv", yoloc::sweep_csv(res));
+            yoloc::write_file_atomic(d + "sweep.svg", yoloc::sweep_svg(res));
+            yoloc::write_file_atomic(d + "sweep.md", yoloc::sweep_markdown(res));
+            std::cout << yoloc::sweep_markdown(res);
+            info("wrote " + d + "sweep.md, sweep.json, sweep.csv, sweep.svg");
+            return 0;
+        }
+        YOLOC_CHECK(!out->empty(), "give -o OUT.onnx (or --sweep with --out DIR)");
         YOLOC_CHECK(o->ratio != 0 || o->target_params != 0 || o->target_flops != 0,
                     "give one of --ratio, --target-params or --target-flops");
         yoloc::Model m = yoloc::load_onnx(*model);
@@ -82,6 +131,10 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
             info(yoloc::cat("reconstruction: ", rep.recon.consumers, " convs in ", rep.recon.systems,
                             " systems, output MSE on calibration samples ", rep.recon.mse_before, " -> ",
                             rep.recon.mse_after));
+        if (rep.correction.convs > 0)
+            info(yoloc::cat("correction: ", rep.correction.convs, " downstream convs in ", rep.correction.levels,
+                            " levels, relative output MSE on calibration images ", rep.correction.rel_mse_before,
+                            " -> ", rep.correction.rel_mse_after));
         if (*json) {
             nlohmann::json j;
             j["output"] = *out;
