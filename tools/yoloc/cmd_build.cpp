@@ -188,57 +188,6 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
 
 }  // namespace
 
-// `yoloc bench ENGINE` (called from cmd_bench.cpp for *.engine paths): GPU compute
-// time from CUDA events around the captured graph, and end-to-end time with the
-// pinned host copies.
-int bench_engine(const std::string& path, int iters, int warmup, bool json) {
-#ifndef YOLOC_HAVE_CUDA
-    yoloc::fail("this yoloc was built without CUDA support, so it cannot run ", path,
-                ": rebuild yoloc with the CUDA toolkit (nvcc) and -DYOLOC_WITH_CUDA=ON");
-    return 1;
-#else
-    auto eng = yoloc::gpu::Engine::load(path);
-    const auto& s = eng->summary();
-    yoloc::gpu::ContextOptions co;
-    // Kernel choice for experiments: 0 gemm (default), 1 direct, 2 tensor cores (fp16).
-    if (const char* k = std::getenv("YOLOC_CONV_KERNEL")) co.conv_kernel = std::atoi(k);
-    yoloc::gpu::Context ctx(eng, co);
-    int64_t n = 1;
-    for (int64_t d : s.input_shape) n *= d;
-    std::vector<float> x(size_t(n), 0.5f);
-    std::vector<std::vector<float>> out;
-    for (int i = 0; i < warmup; ++i) ctx.infer(x.data(), out);
-    std::vector<double> gpu_ms, e2e_ms;
-    for (int i = 0; i < iters; ++i) gpu_ms.push_back(ctx.run_device_only());
-    for (int i = 0; i < iters; ++i) {
-        auto t0 = std::chrono::steady_clock::now();
-        ctx.infer(x.data(), out);
-        e2e_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-    yoloc::LatencyStats g = yoloc::latency_stats(gpu_ms), e = yoloc::latency_stats(e2e_ms);
-    double ips = 1000.0 / g.median * double(s.batch);
-    if (json) {
-        nlohmann::json j = {{"engine", path}, {"gpu", s.gpu_name}, {"precision", s.precision}, {"batch", s.batch},
-                            {"iters", iters}, {"warmup", warmup}, {"min_ms", g.min}, {"mean_ms", g.mean},
-                            {"median_ms", g.median}, {"p90_ms", g.p90}, {"p95_ms", g.p95}, {"p99_ms", g.p99},
-                            {"e2e_median_ms", e.median}, {"throughput_img_per_s", ips},
-                            {"weight_bytes", s.weight_bytes}, {"arena_bytes", s.arena_bytes},
-                            {"method", "GPU compute: CUDA events around one CUDA-graph launch; e2e: wall clock around "
-                                       "H2D + graph + D2H with pinned buffers"}};
-        std::cout << j.dump() << "\n";
-        return 0;
-    }
-    std::printf("engine     %s (%s, batch %lld) on %s\n", path.c_str(), s.precision.c_str(),
-                static_cast<long long>(s.batch), s.gpu_name.c_str());
-    std::printf("GPU        min %.3f ms  mean %.3f ms  median %.3f ms  p90 %.3f ms  p99 %.3f ms (%d runs, CUDA events)\n",
-                g.min, g.mean, g.median, g.p90, g.p99, g.n);
-    std::printf("end-to-end median %.3f ms (H2D + compute + D2H)\n", e.median);
-    std::printf("throughput %.1f images/s (GPU median)\n", ips);
-    std::printf("memory     weights %.2f MB, activations %.2f MB\n", s.weight_bytes / 1e6, s.arena_bytes / 1e6);
-    return 0;
-#endif
-}
-
 // `yoloc bench ENGINE --profile`: every op timed alone (CUDA graph of repeated
 // launches), to see where the forward's time goes.
 int profile_engine(const std::string& path, int iters, bool json) {
