@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/npy.h"
+#include "engine/cuda/letterbox_args.h"
 #include "engine/cuda/prepost_ops.h"
 #include "test_util.h"
 #include "yolo/image.h"
@@ -22,28 +23,11 @@ using yoloc::cuda::LetterboxArgs;
 namespace {
 
 std::vector<float> emulate_letterbox(const Image& img, int size, LetterboxInfo* info_out) {
-    const LetterboxInfo info = letterbox_geometry(img.width, img.height, size);
-    const ResizeTaps taps = resize_taps(img.width, img.height, info.new_w, info.new_h);
+    const cuda::PackedLetterbox pk = cuda::pack_letterbox(img.width, img.height, size);
     std::vector<float> out(size_t(3) * size * size, -1.f);
-    LetterboxArgs a;
-    a.src = img.pixels.data();
-    a.sw = img.width;
-    a.sh = img.height;
-    a.size = size;
-    a.new_w = info.new_w;
-    a.new_h = info.new_h;
-    a.left = info.left;
-    a.top = info.top;
-    a.mode = int(taps.mode);
-    a.tx_src = taps.x.src.data();
-    a.tx_w0 = taps.x.w0.data();
-    a.tx_w1 = taps.x.w1.data();
-    a.ty_src = taps.y.src.data();
-    a.ty_w0 = taps.y.w0.data();
-    a.ty_w1 = taps.y.w1.data();
-    a.dst = out.data();
+    const LetterboxArgs a = cuda::letterbox_args(pk, img.pixels.data(), size, pk.index.data(), pk.weight.data(), out.data());
     for (long long i = 0; i < cuda::letterbox_items(a); ++i) cuda::letterbox_at(a, i);
-    if (info_out) *info_out = info;
+    if (info_out) *info_out = pk.info;
     return out;
 }
 

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/file.h"
+#include "engine/cuda/letterbox_args.h"
 #include "engine/cuda/prepost.h"
 #include "engine/cuda/runtime.h"
 #include "onnx/onnx_io.h"
@@ -90,38 +91,16 @@ TEST(GpuPrepost, LetterboxKernelIsBitExact) {
     CK(cudaMalloc(&dst, size_t(3) * size * size * 4));
     for (size_t n = 0; n < images.size(); ++n) {
         const Image& img = images[n];
-        const LetterboxInfo info = letterbox_geometry(img.width, img.height, size);
-        const ResizeTaps taps = resize_taps(img.width, img.height, info.new_w, info.new_h);
+        const cuda::PackedLetterbox pk = cuda::pack_letterbox(img.width, img.height, size);
         CK(cudaMalloc(&src, img.pixels.size()));
         CK(cudaMemcpy(src, img.pixels.data(), img.pixels.size(), cudaMemcpyHostToDevice));
-        cuda::LetterboxArgs a;
-        a.src = src;
-        a.sw = img.width;
-        a.sh = img.height;
-        a.size = size;
-        a.new_w = info.new_w;
-        a.new_h = info.new_h;
-        a.left = info.left;
-        a.top = info.top;
-        a.mode = int(taps.mode);
-        a.dst = dst;
-        if (taps.mode == ResizeTaps::Linear) {
-            const size_t nx = taps.x.src.size(), ny = taps.y.src.size();
-            CK(cudaMalloc(&ti, (nx + ny) * 4));
-            CK(cudaMalloc(&tw, 2 * (nx + ny) * 2));
-            CK(cudaMemcpy(ti, taps.x.src.data(), nx * 4, cudaMemcpyHostToDevice));
-            CK(cudaMemcpy(ti + nx, taps.y.src.data(), ny * 4, cudaMemcpyHostToDevice));
-            CK(cudaMemcpy(tw, taps.x.w0.data(), nx * 2, cudaMemcpyHostToDevice));
-            CK(cudaMemcpy(tw + nx, taps.x.w1.data(), nx * 2, cudaMemcpyHostToDevice));
-            CK(cudaMemcpy(tw + 2 * nx, taps.y.w0.data(), ny * 2, cudaMemcpyHostToDevice));
-            CK(cudaMemcpy(tw + 2 * nx + ny, taps.y.w1.data(), ny * 2, cudaMemcpyHostToDevice));
-            a.tx_src = ti;
-            a.ty_src = ti + nx;
-            a.tx_w0 = tw;
-            a.tx_w1 = tw + nx;
-            a.ty_w0 = tw + 2 * nx;
-            a.ty_w1 = tw + 2 * nx + ny;
+        if (pk.mode == ResizeTaps::Linear) {
+            CK(cudaMalloc(&ti, pk.index.size() * sizeof(int)));
+            CK(cudaMalloc(&tw, pk.weight.size() * sizeof(int16_t)));
+            CK(cudaMemcpy(ti, pk.index.data(), pk.index.size() * sizeof(int), cudaMemcpyHostToDevice));
+            CK(cudaMemcpy(tw, pk.weight.data(), pk.weight.size() * sizeof(int16_t), cudaMemcpyHostToDevice));
         }
+        const cuda::LetterboxArgs a = cuda::letterbox_args(pk, src, size, ti, tw, dst);
         cuda::letterbox(a, nullptr);
         CK(cudaDeviceSynchronize());
         std::vector<float> got(size_t(3) * size * size), want(got.size());

@@ -14,8 +14,8 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "engine/cuda/letterbox_args.h"
 #include "engine/cuda/prepost.h"
-#include "yolo/letterbox.h"
 #include "yoloc/engine.h"
 
 namespace yoloc {
@@ -129,49 +129,28 @@ std::vector<std::vector<GpuDetection>> Context::detect(const std::vector<GpuImag
         YOLOC_CHECK(im.bgr && im.width > 0 && im.height > 0 &&
                         int64_t(im.width) * im.height <= kMaxImagePixels,
                     "detect: image ", b, " is empty or too large (", im.width, "x", im.height, ")");
-        const LetterboxInfo info = letterbox_geometry(im.width, im.height, size);
-        const ResizeTaps taps = resize_taps(im.width, im.height, info.new_w, info.new_h);
+        const cuda::PackedLetterbox pk = cuda::pack_letterbox(im.width, im.height, size);
         const size_t bytes = size_t(im.width) * size_t(im.height) * 3;
         grow(st.img, st.img_cap, bytes);
         YOLOC_CUDA(cudaMemcpyAsync(st.img, im.bgr, bytes, cudaMemcpyHostToDevice, stream));
-        cuda::LetterboxArgs a;
-        a.src = st.img;
-        a.sw = im.width;
-        a.sh = im.height;
-        a.size = size;
-        a.new_w = info.new_w;
-        a.new_h = info.new_h;
-        a.left = info.left;
-        a.top = info.top;
-        a.mode = int(taps.mode);
-        a.dst = input + plane3 * b;
-        if (taps.mode == ResizeTaps::Linear) {
-            const size_t nx = taps.x.src.size(), ny = taps.y.src.size();
-            grow(st.taps_i, st.taps_i_cap, nx + ny);
-            grow(st.taps_w, st.taps_w_cap, 2 * (nx + ny));
-            YOLOC_CUDA(cudaMemcpyAsync(st.taps_i, taps.x.src.data(), nx * 4, cudaMemcpyHostToDevice, stream));
-            YOLOC_CUDA(cudaMemcpyAsync(st.taps_i + nx, taps.y.src.data(), ny * 4, cudaMemcpyHostToDevice, stream));
-            YOLOC_CUDA(cudaMemcpyAsync(st.taps_w, taps.x.w0.data(), nx * 2, cudaMemcpyHostToDevice, stream));
-            YOLOC_CUDA(cudaMemcpyAsync(st.taps_w + nx, taps.x.w1.data(), nx * 2, cudaMemcpyHostToDevice, stream));
-            YOLOC_CUDA(cudaMemcpyAsync(st.taps_w + 2 * nx, taps.y.w0.data(), ny * 2, cudaMemcpyHostToDevice, stream));
-            YOLOC_CUDA(cudaMemcpyAsync(st.taps_w + 2 * nx + ny, taps.y.w1.data(), ny * 2, cudaMemcpyHostToDevice,
-                                       stream));
-            a.tx_src = st.taps_i;
-            a.ty_src = st.taps_i + nx;
-            a.tx_w0 = st.taps_w;
-            a.tx_w1 = st.taps_w + nx;
-            a.ty_w0 = st.taps_w + 2 * nx;
-            a.ty_w1 = st.taps_w + 2 * nx + ny;
+        if (pk.mode == ResizeTaps::Linear) {
+            grow(st.taps_i, st.taps_i_cap, pk.index.size());
+            grow(st.taps_w, st.taps_w_cap, pk.weight.size());
+            YOLOC_CUDA(cudaMemcpyAsync(st.taps_i, pk.index.data(), pk.index.size() * sizeof(int),
+                                       cudaMemcpyHostToDevice, stream));
+            YOLOC_CUDA(cudaMemcpyAsync(st.taps_w, pk.weight.data(), pk.weight.size() * sizeof(int16_t),
+                                       cudaMemcpyHostToDevice, stream));
         }
+        const cuda::LetterboxArgs a = cuda::letterbox_args(pk, st.img, size, st.taps_i, st.taps_w, input + plane3 * b);
         cuda::letterbox(a, stream);
         // The next image reuses the upload buffers: pageable copies are staged, and
         // the stream orders the next upload after this kernel.
         cuda::MapArgs& m = maps[b];
-        m.r = info.r;
-        m.left = info.left;
-        m.top = info.top;
-        m.src_w = info.src_w;
-        m.src_h = info.src_h;
+        m.r = pk.info.r;
+        m.left = pk.info.left;
+        m.top = pk.info.top;
+        m.src_w = pk.info.src_w;
+        m.src_h = pk.info.src_h;
         YOLOC_CUDA(cudaStreamSynchronize(stream));  // the host tables above go out of scope
     }
     for (size_t b = images.size(); b < size_t(batch); ++b)  // unused slots: zeros
