@@ -18,25 +18,16 @@
 #include "prune/prune.h"
 #include "prune/sweep.h"
 #include "test_util.h"
+#include "tiny_yolo_fixture.h"
 #include "yolo/detector.h"
 #include "yolo/generate.h"
 #include "yolo/image.h"
 
 using namespace yoloc;
+using yoloc_test::put;
+using yoloc_test::slurp;
 
 namespace {
-
-std::string slurp(const std::string& p) {
-    std::ifstream f(p, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
-
-void put(const std::string& p, const std::string& s) {
-    std::ofstream f(p, std::ios::binary);
-    f << s;
-}
 
 size_t count_of(const std::string& s, const std::string& what) {
     size_t n = 0;
@@ -58,66 +49,10 @@ EvalResult eval_of(const Model& m, const std::string& yaml) {
     return evaluate(det, load_dataset(yaml, "val"), EvalOptions{});
 }
 
-// A generated YOLOv8n at 64 pixels, 6 random pictures, and labels that are the unpruned
-// model's own detections (so its mAP is well above 0 and pruning moves it).
-struct SweepFixture {
-    std::string dir, model, yaml, calib;
-    Model m;
-    SweepFixture(const std::string& name) {
-        dir = yoloc_test::scratch_dir(name);
-        GenerateOptions g;
-        g.scale = "n";
-        g.nc = 3;
-        g.imgsz = 64;
-        m = generate_yolov8(g);
-        // Generated class biases make every score tiny (below eval's 0.001): lift them so the
-        // model detects something and mAP can move.
-        int lifted = 0;
-        for (auto& kv : m.graph.initializers)
-            if (kv.first.find("cv3.") != std::string::npos && kv.first.size() > 7 &&
-                kv.first.compare(kv.first.size() - 7, 7, ".2.bias") == 0) {
-                for (int64_t i = 0; i < kv.second.numel(); ++i) kv.second.data<float>()[i] += 7.f;
-                ++lifted;
-            }
-        EXPECT_EQ(lifted, 3);
-        model = dir + "/n64.onnx";
-        save_onnx(m, model);
-        calib = dir + "/ds/images/val";
-        std::system(("mkdir -p '" + calib + "' '" + dir + "/ds/labels/val'").c_str());
-        std::mt19937 rng(7);
-        DetectorOptions o;
-        o.threads = 1;
-        Detector det(m, o);
-        PostprocessOptions pp;
-        pp.conf_threshold = 0.3f;
-        for (int i = 0; i < 6; ++i) {
-            Image img(64, 64);
-            for (auto& px : img.pixels) px = uint8_t(rng() % 256);
-            for (int y = 8 + 4 * i; y < 40 + 2 * i; ++y)
-                for (int x = 10; x < 50; ++x) img.row(y)[3 * x] = 255;  // a bright block
-            std::string stem = "img" + std::to_string(i);
-            save_png(calib + "/" + stem + ".png", img);
-            std::string lab;
-            int k = 0;
-            for (const auto& d : det.detect(img, pp)) {
-                if (k++ == 4) break;
-                char line[128];
-                std::snprintf(line, sizeof line, "%d %.5f %.5f %.5f %.5f\n", d.class_id, (d.x1 + d.x2) / 128.0,
-                              (d.y1 + d.y2) / 128.0, (d.x2 - d.x1) / 64.0, (d.y2 - d.y1) / 64.0);
-                lab += line;
-            }
-            if (lab.empty()) lab = "0 0.5 0.45 0.6 0.5\n";
-            put(dir + "/ds/labels/val/" + stem + ".txt", lab);
-        }
-        yaml = dir + "/ds/data.yaml";
-        put(yaml, "path: .\ntrain: images/val\nval: images/val\nnames: [a, b, c]\n");
-    }
-};
-
 }  // namespace
 
 TEST(PruneSweep, TableJsonCsvAndSvgAgreeWithIndependentMeasurements) {
-    SweepFixture fx("prune_sweep");
+    yoloc_test::TinyYoloFixture fx("prune_sweep");
     const std::string out = fx.dir + "/sweep";
     auto r = yoloc_test::run_cli("prune " + fx.model + " --sweep 0.2,0.5 --calib " + fx.calib + " --data " + fx.yaml +
                                  " --out " + out + " --criterion activation --threads 1 --bench-threads 1 --bench-iters 2 --bench-warmup 0");
@@ -228,7 +163,7 @@ TEST(PruneSweep, TableJsonCsvAndSvgAgreeWithIndependentMeasurements) {
 }
 
 TEST(PruneSweep, BadSweepRequestsAreRejectedAndWriteNothing) {
-    SweepFixture fx("prune_sweep_bad");
+    yoloc_test::TinyYoloFixture fx("prune_sweep_bad");
     const std::string out = fx.dir + "/sweep";
     const std::string base = "prune " + fx.model + " --out " + out + " --threads 1 ";
     struct Case {
