@@ -9,9 +9,11 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "ir/cost.h"
 #include "ir/shape_inference.h"
 #include "prune/prune_internal.h"
+#include "quant/calibrate.h"
 #include "yolo/image.h"
 #include "yolo/letterbox.h"
 
@@ -548,20 +550,12 @@ Model apply_pruning(const Model& model, const ChannelAnalysis& an, const KeepPla
 }
 
 CalibSource calib_from_dir(const std::string& dir, int count, int imgsz) {
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    YOLOC_CHECK(fs::is_directory(dir, ec), "calibration folder ", dir, " does not exist");
-    std::vector<std::string> files;
-    for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
-        if (!it->is_regular_file()) continue;
-        std::string ext = it->path().extension().string();
-        std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
-        if (ext == ".jpg" || ext == ".jpeg" || ext == ".png") files.push_back(it->path().string());
-    }
-    YOLOC_CHECK(!files.empty(), "calibration folder ", dir, " holds no JPEG or PNG images");
-    std::sort(files.begin(), files.end());
+    // The same folder-or-list rules as `yoloc quantize --calib` (one lister for both), but
+    // at most `count` images: the first ones by path.
     YOLOC_CHECK(count > 0, "--calib-count must be positive");
+    YOLOC_CHECK(is_directory(dir) || file_exists(dir), "calibration folder ", dir, " does not exist");
+    std::vector<std::string> files = calibration_images(dir, 0);
+    std::sort(files.begin(), files.end());
     if (int(files.size()) > count) files.resize(size_t(count));
     CalibSource s;
     s.count = int(files.size());

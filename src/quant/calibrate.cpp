@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <memory>
 #include <set>
@@ -150,9 +151,13 @@ std::vector<std::string> calibration_images(const std::string& src, int count) {
         return e == ".jpg" || e == ".jpeg" || e == ".png";
     };
     if (is_directory(src)) {
-        for (const auto& f : list_dir(src))
-            if (is_image(f)) files.push_back(f);
-        YOLOC_CHECK(!files.empty(), src, ": no calibration images (.jpg, .jpeg, .png) in this folder");
+        // Sub-folders too (a dataset's images/ folder holds train2017/...), sorted by path.
+        std::error_code ec;
+        for (auto it = std::filesystem::recursive_directory_iterator(src, ec);
+             !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+            if (it->is_regular_file(ec) && is_image(it->path().string())) files.push_back(it->path().string());
+        std::sort(files.begin(), files.end());
+        YOLOC_CHECK(!files.empty(), src, ": no calibration images (.jpg, .jpeg, .png) in this folder or below it");
     } else if (file_exists(src) && path_ext_lower(src) == ".txt") {
         std::istringstream in(read_file(src));
         std::string line;

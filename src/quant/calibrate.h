@@ -45,7 +45,7 @@ double choose_amax(const TensorStats& st, CalibMethod m, double percentile);
 // Fraction of the calibration values with |x| > amax (clipped by quantization).
 double clipping_ratio(const TensorStats& st, double amax);
 
-// Calibration images: every JPEG/PNG in a folder (sorted by name), or the lines of
+// Calibration images: every JPEG/PNG in a folder or below it (sorted by path), or the lines of
 // a .txt list (relative paths are relative to the list). `count` > 0 takes the
 // first `count` and fails when there are fewer. Throws on an empty/unreadable source.
 std::vector<std::string> calibration_images(const std::string& dir_or_list, int count);
