@@ -102,7 +102,32 @@ const std::vector<ConvCase> kConvCases = {
     {2, 5, 9, 7, 7, 3, 1, 1, true, true, false},        // channels not multiples of 16, batch 2
     {1, 48, 10, 10, 20, 1, 1, 0, false, false, false},  // 1x1, odd output channels
     {1, 16, 13, 13, 16, 5, 1, 2, false, false, false},  // 5x5
-    {1, 16, 9, 30, 48, 3, 1, 1, true, true, false},     // 3 output blocks: a pair + one alone; 2.5 row tiles
+    {1, 16, 9, 30, 48, 3, 1, 1, true, true, false},     // 3 output blocks (one group of 3); 2.5 row tiles
+};
+
+// Channel counts of channel-pruned models (C2f bottlenecks 32 -> 24, 64 -> 56,
+// 128 -> 112), not multiples of 16: the last output block is partly padding (its
+// lanes must come out zero) and the input's last block is partly padding (not read).
+// 112 and 80 (the class head) are odd block counts, which the AVX-512 tile computes
+// as pairs plus one group of three; 13 and 45 are odd partial blocks. Widths 13 and 23
+// leave partial row tiles; 5x5 takes the generic kernel-size path.
+const std::vector<ConvCase> kPrunedConvCases = {
+    {1, 32, 14, 13, 24, 3, 1, 1, true, false, false},   // bottleneck cv1 32 -> 24
+    {1, 24, 14, 13, 32, 3, 1, 1, true, true, false},    // bottleneck cv2 24 -> 32 + residual
+    {1, 24, 12, 23, 24, 3, 1, 1, true, true, false},    // 24 -> 24 + residual
+    {1, 64, 10, 11, 56, 3, 1, 1, true, false, false},   // 64 -> 56
+    {1, 56, 10, 11, 64, 3, 1, 1, true, true, false},    // 56 -> 64 + residual
+    {1, 128, 6, 7, 112, 3, 1, 1, true, false, false},   // 128 -> 112: 7 blocks (2 + 2 + 3)
+    {1, 112, 6, 7, 128, 3, 1, 1, true, true, false},    // 112 -> 128 + residual
+    {1, 112, 9, 13, 112, 1, 1, 0, false, false, false}, // 1x1, odd width
+    {2, 13, 9, 13, 13, 3, 1, 1, true, true, false},     // odd: one partial block of 13, batch 2
+    {1, 45, 8, 9, 45, 3, 2, 1, true, false, false},     // 45 = 32 + 13 (3 blocks), stride 2
+    {1, 13, 11, 13, 24, 3, 1, 1, true, true, false},    // odd input, 24 out
+    {1, 16, 11, 25, 20, 1, 1, 0, false, true, false},   // 20 = 16 + 4
+    {1, 24, 9, 12, 40, 3, 2, 1, true, false, false},    // 40: 3 blocks, the last partial
+    {1, 40, 9, 9, 80, 3, 1, 1, true, true, false},      // 80: 5 blocks (2 + 3), the YOLOv8 class head
+    {1, 3, 33, 31, 24, 3, 2, 1, true, false, true},     // plain input, 24 out
+    {1, 24, 13, 13, 56, 5, 1, 2, true, true, false},    // 5x5
 };
 
 }  // namespace
@@ -114,6 +139,15 @@ TEST(FastConv, DirectKernelMatchesReference) {
 TEST(FastConv, DnnlKernelMatchesReference) {
     if (!fast::dnnl_available()) GTEST_SKIP() << "built without oneDNN";
     for (const auto& c : kConvCases) check_conv(c, true);
+}
+
+TEST(FastConv, DirectKernelMatchesReferenceForPrunedChannelCounts) {
+    for (const auto& c : kPrunedConvCases) check_conv(c, false);
+}
+
+TEST(FastConv, DnnlKernelMatchesReferenceForPrunedChannelCounts) {
+    if (!fast::dnnl_available()) GTEST_SKIP() << "built without oneDNN";
+    for (const auto& c : kPrunedConvCases) check_conv(c, true);
 }
 
 TEST(FastKernels, SiluMatchesExp) {
@@ -168,8 +202,9 @@ struct GraphBuilder {
 // images [1,3,H,W] -> conv s2 -> conv s2 -> C2f-like (split, bottleneck with residual,
 // concat) -> SPPF-like maxpools -> upsample + concat -> detect-like tail (Reshape,
 // Softmax, Sigmoid) so that blocked and plain paths and their seams are covered.
-// h, w < 0: symbolic (any size), and then a symbolic batch too.
-Model build_mini_yolo(int64_t h, int64_t w, bool tail = true) {
+// h, w < 0: symbolic (any size), and then a symbolic batch too. hidden: the
+// bottleneck's inner width (16; a channel-pruned model has e.g. 24 of 32, here 8 or 13).
+Model build_mini_yolo(int64_t h, int64_t w, bool tail = true, int64_t hidden = 16) {
     GraphBuilder b;
     b.m.graph.name = "mini_yolo";
     ValueInfo in;
@@ -185,7 +220,7 @@ Model build_mini_yolo(int64_t h, int64_t w, bool tail = true) {
     std::vector<std::string> parts;
     b.add("Split", {c1, b.init("split", Tensor::from_int64s({2}, {16, 16}))}, {{"axis", Attribute::of_int(1)}}, 2,
           &parts);
-    std::string m1 = b.conv(b.conv(parts[1], 16, 16, 3, 1), 16, 16, 3, 1);
+    std::string m1 = b.conv(b.conv(parts[1], 16, hidden, 3, 1), hidden, 16, 3, 1);
     std::string r = b.add("Add", {parts[1], m1});
     std::string cat3 = b.add("Concat", {parts[0], parts[1], r}, {{"axis", Attribute::of_int(1)}});
     std::string c2 = b.conv(cat3, 48, 32, 1, 1);
@@ -258,6 +293,22 @@ TEST(FastExecutor, MiniYoloMatchesReferenceWithDirectKernels) {
     EXPECT_GE(s.blocked_steps, 6);
 }
 
+// The bottleneck of a channel-pruned C2f: 16 -> hidden -> 16 with the residual, hidden
+// not a multiple of 16 (a partial block in and out of the blocked layout).
+TEST(FastExecutor, PrunedMiniYoloMatchesReference) {
+    for (int64_t hidden : {8, 13, 24}) {
+        SCOPED_TRACE(cat("hidden ", hidden));
+        Model m = build_mini_yolo(64, 48, true, hidden);
+        Tensor x = random_tensor({1, 3, 64, 48}, 42, 0.f, 1.f);
+        check_model(m, x, false, 1e-4f);
+        if (fast::dnnl_available()) check_model(m, x, true, 1e-4f);
+        FastPlanStats s = FastExecutor(m, ExecutorOptions{1}, FastExecutorOptions{ConvKernels::Own, false}).stats();
+        EXPECT_EQ(s.fused_silu, 8);
+        EXPECT_EQ(s.fused_residual, 1);  // still fused: the residual is blocked like before
+        EXPECT_EQ(s.ref_steps, 1);       // only the tail's Reshape
+    }
+}
+
 TEST(FastExecutor, MiniYoloMatchesReferenceWithDnnl) {
     if (!fast::dnnl_available()) GTEST_SKIP() << "built without oneDNN";
     Model m = build_mini_yolo(64, 48);
@@ -295,6 +346,25 @@ TEST(FastExecutor, AutoPicksOneDnnWhenBuiltInAndTheEnvironmentOverrides) {
     ::setenv("YOLOC_CPU_CONV", "bogus", 1);
     EXPECT_THROW(FastExecutor(m, ExecutorOptions{1}), Error);
     ::unsetenv("YOLOC_CPU_CONV");
+}
+
+// Auto keeps oneDNN except for convs whose blocked input is at least a quarter zero
+// padding on a map at least 40 wide (oneDNN would multiply the padding too): here the
+// bottleneck's second conv, 8 -> 16 channels at 40x40. Forcing oneDNN takes them all.
+TEST(FastExecutor, AutoRunsConvsOnPaddedInputsWithOwnKernel) {
+    if (!fast::dnnl_available()) GTEST_SKIP() << "built without oneDNN";
+    ::unsetenv("YOLOC_CPU_CONV");
+    Model m = build_mini_yolo(160, 160, true, 8);
+    FastExecutor a(m, ExecutorOptions{1});
+    FastPlanStats s = a.stats();
+    EXPECT_EQ(s.dnnl_convs, fast::direct_conv_wide() ? s.convs - 1 : s.convs);
+    FastExecutorOptions fo;
+    fo.conv = ConvKernels::Dnnl;
+    FastPlanStats d = FastExecutor(m, ExecutorOptions{1}, fo).stats();
+    EXPECT_EQ(d.dnnl_convs, d.convs);
+    Tensor x = random_tensor({1, 3, 160, 160}, 9, 0.f, 1.f);
+    TensorMap want = ReferenceExecutor(m).run({{"images", x}}), got = a.run({{"images", x}});
+    for (const auto& kv : want) EXPECT_LE(max_abs_diff(got.at(kv.first), kv.second), 1e-4f);
 }
 
 TEST(FastExecutor, RejectsWrongDtype) {

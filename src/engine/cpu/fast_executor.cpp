@@ -83,6 +83,7 @@ struct FastExecutor::Impl {
     FastExecutorOptions fopts;
     int threads = 1;
     bool use_dnnl = false;
+    bool dnnl_forced = false;  // ConvKernels::Dnnl or YOLOC_CPU_CONV=dnnl: every conv that oneDNN can run
     std::unique_ptr<fast::ThreadPool> pool;
 
     // The compiled plan.
@@ -338,7 +339,14 @@ void FastExecutor::Impl::plan_conv(const Node& n, const ShapeInfo& info,
 
     Tensor bias = b ? *b : Tensor();
     std::unique_ptr<fast::ConvKernel> k;
-    if (use_dnnl) k = fast::make_dnnl_conv(s, *w, bias);
+    // oneDNN's nChw16c kernels reduce over whole 16-channel input blocks, zero padding
+    // included; ours reads only the real channels. For a channel-pruned input (C2f
+    // bottleneck 24 of 32 channels: a quarter of oneDNN's multiply-adds are padding) ours
+    // is faster on wide maps: 24 -> 32 at 80x80, 1 thread, 0.45-0.49 ms vs 0.55-0.58. At
+    // 12.5% padding (56 of 64) or on narrow maps (20x20, where our 12-pixel row tiles
+    // fit badly) oneDNN still won, hence the thresholds. Not when oneDNN is forced.
+    const bool padded_input = !s.src_plain && (s.in.cp() - s.in.c) * 4 >= s.in.cp() && s.out.w >= 40;
+    if (use_dnnl && !(padded_input && !dnnl_forced && fast::direct_conv_wide())) k = fast::make_dnnl_conv(s, *w, bias);
     if (k)
         ++st.dnnl_convs;
     else
@@ -402,6 +410,14 @@ void FastExecutor::Impl::compile(const std::map<std::string, Shape>& shapes) {
     arena.clear();
     arena_bytes = 0;
     planning = true;
+    // Before any oneDNN primitive is made: its kernels fix their thread count when
+    // they are created (dnnl_get_max_threads() at primitive-descriptor time), so a
+    // call only in run() came too late and `--threads 1` ran every oneDNN conv on an
+    // OpenMP team of all cores (192% CPU). Under load from other processes each conv
+    // then waited a scheduler time slice for a preempted team member: 480-500 ms per
+    // YOLOv8n run instead of 47-50 (measured on the shared 2-core machine), hitting
+    // whichever model happened to run then (a pruned model looked 30% slower).
+    fast::dnnl_set_threads(threads);
     model = source;
     fold_constants(model, shapes);
     ShapeInfo info = infer_shapes(model, shapes);
@@ -583,12 +599,13 @@ static std::string lower(std::string s) {
 }
 
 // See ConvKernels::Auto.
-static bool resolve_dnnl(ConvKernels k, size_t graph_outputs) {
-    if (k == ConvKernels::Dnnl) return fast::dnnl_available();
+static bool resolve_dnnl(ConvKernels k, size_t graph_outputs, bool* forced) {
+    *forced = false;
+    if (k == ConvKernels::Dnnl) return *forced = fast::dnnl_available();
     if (k == ConvKernels::Own) return false;
     if (const char* e = std::getenv("YOLOC_CPU_CONV")) {
         std::string v = lower(e);
-        if (v == "dnnl" || v == "onednn") return fast::dnnl_available();
+        if (v == "dnnl" || v == "onednn") return *forced = fast::dnnl_available();
         if (v == "own") return false;
         fail("YOLOC_CPU_CONV='", e, "': expected 'dnnl' or 'own'");
     }
@@ -608,7 +625,7 @@ FastExecutor::FastExecutor(const Model& model, const ExecutorOptions& opts, cons
     impl_->opts = opts;
     impl_->fopts = fopts;
     impl_->threads = opts.threads > 0 ? opts.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-    impl_->use_dnnl = resolve_dnnl(fopts.conv, model.graph.outputs.size());
+    impl_->use_dnnl = resolve_dnnl(fopts.conv, model.graph.outputs.size(), &impl_->dnnl_forced);
     impl_->pool.reset(new fast::ThreadPool(impl_->threads, impl_->use_dnnl));
     // Compile now when the declared input shapes are concrete (a symbolic batch counts as 1).
     std::map<std::string, Shape> shapes;

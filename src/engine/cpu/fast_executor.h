@@ -25,7 +25,10 @@ enum class ConvKernels {
     // YOLOC_CPU_CONV=dnnl|own in the environment overrides. Debian's oneDNN threads
     // with OpenMP, whose workers spin between primitives: under heavy load from other
     // processes that made it several times slower, while our kernels (own thread
-    // pool, no spinning) degrade gracefully (docs/DECISIONS.md).
+    // pool, no spinning) degrade gracefully (docs/DECISIONS.md). Exception: a conv
+    // whose blocked input is at least a quarter zero padding (channel-pruned widths
+    // such as 24 of 32) on a map at least 40 wide runs on our kernel, which skips the
+    // padding that oneDNN multiplies (see plan_conv).
     Auto,
     Dnnl,  // oneDNN if built in (else own)
     Own,

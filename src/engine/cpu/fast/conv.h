@@ -32,6 +32,10 @@ public:
 // Our own kernel: always available. w: [OC, IC, KH, KW], b: [OC] or empty.
 std::unique_ptr<ConvKernel> make_direct_conv(const ConvSpec& s, const Tensor& w, const Tensor& b, ThreadPool* pool);
 
+// True when the direct kernel uses its AVX-512 register tile (24 accumulators), the
+// one that is competitive with oneDNN.
+bool direct_conv_wide();
+
 // oneDNN kernel; nullptr when yoloc was built without oneDNN or oneDNN has no
 // implementation for this spec.
 std::unique_ptr<ConvKernel> make_dnnl_conv(const ConvSpec& s, const Tensor& w, const Tensor& b);

@@ -24,12 +24,19 @@ void silu_inplace(float* x, int64_t n) {
 
 namespace {
 
+// Output blocks that one work item computes together (see plan_groups).
+struct Group {
+    int64_t ocb;  // first output block
+    int nb;       // blocks: 1, 2 or 3
+};
+
 struct Geometry {
     ConvSpec s;
     int64_t ic, cb;     // input channels, input channel block (1 plain, 16 blocked)
     int64_t cbs;        // floats between input channel blocks
     int64_t in_img;     // floats per input image
     int64_t out_img;    // floats per output image
+    std::vector<Group> groups;
 };
 
 // One tile: T output pixels (ow0 .. ow0+T-1) of one output row, OB 16-channel
@@ -104,41 +111,76 @@ YOLOC_INLINE void conv_row(const Geometry& g, const float* x, const float* wp, c
     }
 }
 
-// Work items: (image, group of OB output blocks, output row).
-template <int T, int OB, int CB, int K>
+// Register tile per ISA. AVX-512 has 32 zmm: 2 output blocks x 12 pixels = 24
+// accumulators, and 3 blocks x 8 pixels (also 24) for the last group of an odd block
+// count. That group used to be one block alone at 12 pixels (12 accumulators), which
+// ran at about half the FMA rate of a pair: a 128 -> 112 conv (7 blocks; a C2f
+// bottleneck pruned 128 -> 112) took as long as 128 -> 128 (0.74 ms at 20x20, now
+// 0.57), and YOLOv8's 80-channel class head (5 blocks) paid it too (64 -> 80 at 80x80:
+// 3.2 ms, now 2.5). With AVX2 (16 ymm) or NEON (32 q) a 16-float vector takes 2 or 4
+// registers: 2 blocks x 3 pixels, and a block alone.
+template <bool WIDE, int CB, int K>
+YOLOC_INLINE void conv_group(const Geometry& g, int nb, const float* x, const float* wp, const float* bs, float* out,
+                             const float* res, int64_t oh) {
+    if (WIDE) {
+        if (nb == 2)
+            conv_row<12, 2, CB, K>(g, x, wp, bs, out, res, oh);
+        else if (nb == 3)
+            conv_row<8, 3, CB, K>(g, x, wp, bs, out, res, oh);
+        else
+            conv_row<12, 1, CB, K>(g, x, wp, bs, out, res, oh);
+    } else {
+        if (nb == 2)
+            conv_row<3, 2, CB, K>(g, x, wp, bs, out, res, oh);
+        else
+            conv_row<3, 1, CB, K>(g, x, wp, bs, out, res, oh);
+    }
+}
+
+// Output blocks -> work groups: pairs; with AVX-512 the last three together when the
+// count is odd (a block alone only when there is one), else a block alone.
+static std::vector<Group> plan_groups(int64_t oc, bool wide) {
+    const int64_t nb = padded_channels(oc) / 16;
+    std::vector<Group> gs;
+    for (int64_t b = 0; b < nb;) {
+        const int64_t left = nb - b;
+        const int n = left == 3 && wide ? 3 : left >= 2 ? 2 : 1;
+        gs.push_back({b, n});
+        b += n;
+    }
+    return gs;
+}
+
+// Work items: (image, group of output blocks, output row).
+template <bool WIDE, int CB, int K>
 YOLOC_INLINE void conv_rows_k(const Geometry& g, const float* src, const float* wpack, const float* bias,
-                                 float* dst, const float* residual, int64_t begin, int64_t end) {
+                              float* dst, const float* residual, int64_t begin, int64_t end) {
     const ConvSpec& s = g.s;
-    const int64_t ocb_n = s.out.cp() / 16, groups = (ocb_n + OB - 1) / OB;
+    const int64_t groups = int64_t(g.groups.size());
     for (int64_t i = begin; i < end; ++i) {
-        int64_t oh = i % s.out.h, rest = i / s.out.h, grp = rest % groups, n = rest / groups;
-        int64_t ocb = grp * OB;
+        int64_t oh = i % s.out.h, rest = i / s.out.h, gi = rest % groups, n = rest / groups;
+        const Group& gr = g.groups[size_t(gi)];
+        const int64_t ocb = gr.ocb;
         const float* x = src + n * g.in_img;
         const float* wp = wpack + ocb * g.ic * s.kh * s.kw * 16;
         const float* bs = bias + ocb * 16;
         int64_t off = n * g.out_img + ((ocb * s.out.h + oh) * s.out.w) * 16;
         const float* res = residual ? residual + off : nullptr;
-        if (ocb + OB <= ocb_n)
-            conv_row<T, OB, CB, K>(g, x, wp, bs, dst + off, res, oh);
-        else
-            conv_row<T, 1, CB, K>(g, x, wp, bs, dst + off, res, oh);  // odd block count: the last one alone
+        conv_group<WIDE, CB, K>(g, gr.nb, x, wp, bs, dst + off, res, oh);
     }
 }
 
-template <int T, int OB, int CB>
+template <bool WIDE, int CB>
 YOLOC_INLINE void conv_rows_impl(const Geometry& g, const float* src, const float* wpack, const float* bias,
                                  float* dst, const float* residual, int64_t begin, int64_t end) {
     if (g.s.kh == 1 && g.s.kw == 1)
-        conv_rows_k<T, OB, CB, 1>(g, src, wpack, bias, dst, residual, begin, end);
+        conv_rows_k<WIDE, CB, 1>(g, src, wpack, bias, dst, residual, begin, end);
     else if (g.s.kh == 3 && g.s.kw == 3)
-        conv_rows_k<T, OB, CB, 3>(g, src, wpack, bias, dst, residual, begin, end);
+        conv_rows_k<WIDE, CB, 3>(g, src, wpack, bias, dst, residual, begin, end);
     else
-        conv_rows_k<T, OB, CB, 0>(g, src, wpack, bias, dst, residual, begin, end);
+        conv_rows_k<WIDE, CB, 0>(g, src, wpack, bias, dst, residual, begin, end);
 }
 
-// Register tile per ISA: AVX-512 has 32 zmm (2 blocks x 12 pixels = 24 accumulators);
-// with AVX2 (16 ymm) or NEON (32 q) a 16-float vector takes 2 or 4 registers, so
-// 2 blocks x 3 pixels.
 static bool wide_registers() {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
@@ -155,17 +197,17 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
 void conv_rows_avx512(const Geometry& g, const float* src, const float* wpack, const float* bias, float* dst,
                       const float* residual, int64_t begin, int64_t end) {
     if (g.cb == 1)
-        conv_rows_impl<12, 2, 1>(g, src, wpack, bias, dst, residual, begin, end);
+        conv_rows_impl<true, 1>(g, src, wpack, bias, dst, residual, begin, end);
     else
-        conv_rows_impl<12, 2, 16>(g, src, wpack, bias, dst, residual, begin, end);
+        conv_rows_impl<true, 16>(g, src, wpack, bias, dst, residual, begin, end);
 }
 __attribute__((target("avx2,fma")))
 void conv_rows_avx2(const Geometry& g, const float* src, const float* wpack, const float* bias, float* dst,
                     const float* residual, int64_t begin, int64_t end) {
     if (g.cb == 1)
-        conv_rows_impl<3, 2, 1>(g, src, wpack, bias, dst, residual, begin, end);
+        conv_rows_impl<false, 1>(g, src, wpack, bias, dst, residual, begin, end);
     else
-        conv_rows_impl<3, 2, 16>(g, src, wpack, bias, dst, residual, begin, end);
+        conv_rows_impl<false, 16>(g, src, wpack, bias, dst, residual, begin, end);
 }
 static bool has_avx2() {
     __builtin_cpu_init();
@@ -182,14 +224,14 @@ void conv_rows(const Geometry& g, bool wide, const float* src, const float* wpac
 #endif
     if (wide) {
         if (g.cb == 1)
-            conv_rows_impl<12, 2, 1>(g, src, wpack, bias, dst, residual, begin, end);
+            conv_rows_impl<true, 1>(g, src, wpack, bias, dst, residual, begin, end);
         else
-            conv_rows_impl<12, 2, 16>(g, src, wpack, bias, dst, residual, begin, end);
+            conv_rows_impl<true, 16>(g, src, wpack, bias, dst, residual, begin, end);
     } else {
         if (g.cb == 1)
-            conv_rows_impl<3, 2, 1>(g, src, wpack, bias, dst, residual, begin, end);
+            conv_rows_impl<false, 1>(g, src, wpack, bias, dst, residual, begin, end);
         else
-            conv_rows_impl<3, 2, 16>(g, src, wpack, bias, dst, residual, begin, end);
+            conv_rows_impl<false, 16>(g, src, wpack, bias, dst, residual, begin, end);
     }
 }
 
@@ -215,25 +257,32 @@ public:
         bias_.assign(size_t(ocp), 0.f);
         if (!b.empty())
             for (int64_t o = 0; o < oc; ++o) bias_[size_t(o)] = b.data<float>()[o];
+        wide_ = wide_registers();
+        g_.groups = plan_groups(oc, wide_);
     }
 
     void run(const float* src, float* dst, const float* residual) override {
         const ConvSpec& s = g_.s;
-        static const bool wide = wide_registers();
-        const int64_t items = s.out.n * ((s.out.cp() / 16 + 1) / 2) * s.out.h;
+        const int64_t items = s.out.n * int64_t(g_.groups.size()) * s.out.h;
         pool_->parallel_for(items, [&](int64_t b, int64_t e) {
-            conv_rows(g_, wide, src, wpack_.data(), bias_.data(), dst, residual, b, e);
+            conv_rows(g_, wide_, src, wpack_.data(), bias_.data(), dst, residual, b, e);
         });
     }
     const char* name() const override { return "direct"; }
 
 private:
     Geometry g_;
+    bool wide_ = false;  // AVX-512 register tile (plan_groups depends on it)
     std::vector<float> wpack_, bias_;
     ThreadPool* pool_;
 };
 
 }  // namespace
+
+bool direct_conv_wide() {
+    static const bool wide = wide_registers();
+    return wide;
+}
 
 std::unique_ptr<ConvKernel> make_direct_conv(const ConvSpec& s, const Tensor& w, const Tensor& b, ThreadPool* pool) {
     return std::unique_ptr<ConvKernel>(new DirectConv(s, w, b, pool));
