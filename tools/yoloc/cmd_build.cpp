@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/stats.h"
+#include "deploy/profiles.h"
 #include "engine/memory_plan.h"
 #include "engine/plan.h"
 #include "onnx/onnx_io.h"
@@ -39,7 +40,10 @@ constexpr int64_t kLargestDeviceBytes = int64_t(192) << 30;
 // huge --batch without planning it (shape inference materialises some tensors of the
 // real shape while folding, which would allocate batch-sized memory or fail with a
 // message that does not say why).
-void check_memory_before_building(const yoloc::Model& m, const yoloc::engine::PlanOptions& po, int64_t budget) {
+//
+// workspace_cap > 0: the planned workspace must fit it (--workspace or the profile's).
+void check_memory_before_building(const yoloc::Model& m, const yoloc::engine::PlanOptions& po, int64_t budget,
+                                  int64_t workspace_cap) {
     namespace ye = yoloc::engine;
     int64_t limit = kLargestDeviceBytes;
     std::string limit_what = "more than any GPU has (" + ye::format_bytes(kLargestDeviceBytes) + ")";
@@ -91,6 +95,9 @@ void check_memory_before_building(const yoloc::Model& m, const yoloc::engine::Pl
         yoloc::fail("cannot plan the engine at batch ", po.batch, ": ", e.what(), " (try a smaller --batch)");
     }
     ye::MemoryPlan mp = ye::plan_memory(plan, budget);  // throws over the budget, naming the batch
+    if (workspace_cap > 0 && mp.workspace_bytes > workspace_cap)
+        yoloc::fail("the engine's kernels need a workspace of ", ye::format_bytes(mp.workspace_bytes),
+                    ", more than the --workspace cap of ", ye::format_bytes(workspace_cap));
     if (mp.total_bytes() > limit)
         yoloc::fail("the engine (batch ", plan.batch, ", ", ye::precision_name(plan.precision), ", input ",
                     yoloc::shape_str(plan.input_shape), ") needs ", ye::format_bytes(mp.total_bytes()),
@@ -105,39 +112,95 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
     auto batch = std::make_shared<int64_t>(0);
     auto imgsz = std::make_shared<int64_t>(0);
     auto budget = std::make_shared<std::string>();
+    auto workspace = std::make_shared<std::string>();
+    auto target = std::make_shared<std::string>();
     auto verbose = std::make_shared<bool>(false);
     auto timing_cache = std::make_shared<std::string>();
     auto no_tune = std::make_shared<bool>(false);
     app.add_option("model", *model, "ONNX model")->required();
     app.add_option("-o,--output", *out, "engine file to write")->required();
-    app.add_option("--precision", *precision,
-                   "fp32, fp16, int8 (a Q/DQ model from `yoloc quantize`: its quantized convs run in INT8, the "
-                   "rest in fp16) or best (int8 where the model has Q/DQ, else fp16)")
-        ->check(CLI::IsMember({"fp32", "fp16", "int8", "best"}))->capture_default_str();
-    app.add_option("--batch", *batch, "batch size (0: the model's, 1 when dynamic)")->check(CLI::Range(0, 4096))
-        ->capture_default_str();
+    CLI::Option* precision_opt =
+        app.add_option("--precision", *precision,
+                       "fp32, fp16, int8 (a Q/DQ model from `yoloc quantize`: its quantized convs run in INT8, the "
+                       "rest in fp16) or best (int8 where the model has Q/DQ, else fp16); default: fp16, or the "
+                       "--target profile's preferred precision")
+            ->check(CLI::IsMember({"fp32", "fp16", "int8", "best"}))->capture_default_str();
+    CLI::Option* batch_opt =
+        app.add_option("--batch", *batch, "batch size (0: the model's, 1 when dynamic; 1 for a Jetson --target)")
+            ->check(CLI::Range(0, 4096))->capture_default_str();
     app.add_option("--imgsz", *imgsz, "input size for symbolic H/W dims")->check(CLI::Range(0, 16384));
-    app.add_option("--memory-budget", *budget, "refuse when weights + activations + workspace exceed this (e.g. 2GiB)");
+    app.add_option("--memory-budget", *budget,
+                   "refuse when weights + activations + workspace exceed this (e.g. 2GiB); default: the --target "
+                   "profile's budget");
+    app.add_option("--workspace", *workspace,
+                   "cap on the scratch (workspace) memory of the engine's kernels, e.g. 128MiB; default: the --target "
+                   "profile's. yoloc's own kernels need no workspace today (planned 0 B), so this is a limit that build "
+                   "reports and enforces, not memory it reserves; the same cap goes into TensorRT's command in `yoloc "
+                   "export`");
+    app.add_option("--target", *target,
+                   "target profile (" + yoloc::deploy::profile_names() +
+                       "): sets the defaults of --memory-budget, --workspace and --precision (explicit flags win); "
+                       "Jetson profiles build batch 1. On a GPU of another compute capability the engine is built for "
+                       "this GPU with the profile's memory limits: a simulation of the device's memory budget, not of "
+                       "its speed");
     app.add_flag("--verbose", *verbose, "print the plan, one op per line");
     app.add_option("--timing-cache", *timing_cache,
                    "file of conv tactic timings on this GPU: read to skip timing known layer shapes, then rewritten");
     app.add_flag("--no-tune", *no_tune, "skip timing the conv tactics (heuristic kernel choice)");
     return [=]() {
         namespace ye = yoloc::engine;
-        ye::PlanOptions po;
-        po.precision = ye::parse_precision(*precision);
-        po.int8_requires_qdq = *precision == "int8";
-        po.batch = *batch;
-        po.imgsz = *imgsz;
-        const int64_t budget_bytes = budget->empty() ? 0 : ye::parse_bytes(*budget);
+        namespace yd = yoloc::deploy;
+        const yd::TargetProfile* prof = target->empty() ? nullptr : &yd::find_profile(*target);
+        std::string prec = *precision;
+        int64_t batch_v = *batch;
+        int64_t budget_bytes = budget->empty() ? 0 : ye::parse_bytes(*budget);
         YOLOC_CHECK(budget->empty() || budget_bytes > 0, "--memory-budget must be more than 0 bytes");
+        int64_t workspace_cap = workspace->empty() ? 0 : ye::parse_bytes(*workspace);
+        YOLOC_CHECK(workspace->empty() || workspace_cap > 0, "--workspace must be more than 0 bytes");
+        if (prof) {
+            // The profile's defaults; explicit flags win.
+            if (precision_opt->count() == 0)
+                prec = prof->preferred_precision == "int8" ? "best" : prof->preferred_precision;
+            if (budget->empty()) budget_bytes = prof->memory_budget_bytes;
+            if (workspace->empty()) workspace_cap = prof->workspace_bytes;
+            if (yd::is_device_profile(*prof)) {
+                YOLOC_CHECK(batch_opt->count() == 0 || batch_v == 0 || batch_v == prof->batch, "--batch ", batch_v,
+                            ": target ", prof->name, " builds batch ", prof->batch, " only (one camera stream on ", prof->device,
+                            "); drop --batch or use --target host");
+                batch_v = prof->batch;
+            }
+            info("target     " + prof->name + " (" + prof->device + "): memory budget " +
+                 (budget_bytes > 0 ? ye::format_bytes(budget_bytes) : std::string("none")) +
+                 (budget->empty() ? "" : " (--memory-budget)") + ", workspace cap " +
+                 (workspace_cap > 0 ? ye::format_bytes(workspace_cap) : std::string("none")) +
+                 (workspace->empty() ? "" : " (--workspace)") + ", precision " + prec +
+                 (precision_opt->count() ? " (--precision)" : " (profile default)") + ", batch " +
+                 (batch_v > 0 ? std::to_string(batch_v) : std::string("of the model")));
+            if (yd::is_device_profile(*prof) && !prof->fast_int8 && (prec == "int8" || prec == "best"))
+                info("note       " + prof->device + " has no fast INT8: INT8 is for size and accuracy there, not speed");
+        }
+        ye::PlanOptions po;
+        po.precision = ye::parse_precision(prec);
+        po.int8_requires_qdq = prec == "int8";
+        po.batch = batch_v;
+        po.imgsz = *imgsz;
         yoloc::Model m = yoloc::load_onnx(*model);
-        check_memory_before_building(m, po, budget_bytes);
+        check_memory_before_building(m, po, budget_bytes, workspace_cap);
 #ifndef YOLOC_HAVE_CUDA
         yoloc::fail("this yoloc was built without CUDA support, so it cannot build GPU engines: "
                     "rebuild yoloc on a machine with the CUDA toolkit (nvcc) and -DYOLOC_WITH_CUDA=ON");
         return 1;
 #else
+        if (prof && yd::is_device_profile(*prof)) {
+            const ye::DeviceIdentity here = yoloc::gpu::current_device();
+            if (here.cc_major != prof->cc_major || here.cc_minor != prof->cc_minor)
+                info("simulation " + here.gpu_name + " (compute capability " + std::to_string(here.cc_major) + "." +
+                     std::to_string(here.cc_minor) + ") is not a " + prof->device + " (" +
+                     std::to_string(prof->cc_major) + "." + std::to_string(prof->cc_minor) +
+                     "): this engine is for this GPU, built under " + prof->name +
+                     "'s memory limits. It simulates the device's memory budget, not its speed; build on the "
+                     "device for a deployable engine (`yoloc export`)");
+        }
         yoloc::gpu::BuildOptions o;
         o.plan = po;
         o.memory_budget = budget_bytes;
@@ -145,6 +208,9 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
         o.tune = !*no_tune;
         o.timing_cache = *timing_cache;
         yoloc::gpu::BuildResult r = yoloc::gpu::build_engine(m, o);
+        YOLOC_CHECK(workspace_cap <= 0 || r.memory.workspace_bytes <= workspace_cap, "the engine's kernels need a "
+                    "workspace of ", ye::format_bytes(r.memory.workspace_bytes), ", more than the cap of ",
+                    ye::format_bytes(workspace_cap));
         ye::write_engine(*out, r.file);
         const ye::Plan& p = r.file.plan;
         const ye::PlanStats& s = p.stats;
@@ -166,6 +232,16 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
                     ye::format_bytes(r.memory.weight_bytes).c_str(), ye::format_bytes(r.memory.arena_bytes).c_str(),
                     ye::format_bytes(r.memory.workspace_bytes).c_str(), ye::format_bytes(r.memory.total_bytes()).c_str(),
                     ye::format_bytes(r.memory.unshared_bytes).c_str());
+        if (budget_bytes > 0 || workspace_cap > 0)
+            std::printf("limits     memory budget %s, workspace cap %s%s%s\n",
+                        budget_bytes > 0 ? ye::format_bytes(budget_bytes).c_str() : "none",
+                        workspace_cap > 0 ? ye::format_bytes(workspace_cap).c_str() : "none",
+                        prof ? ", target " : "", prof ? prof->name.c_str() : "");
+        if (prof && yd::is_device_profile(*prof) &&
+            (r.file.info.device.cc_major != prof->cc_major || r.file.info.device.cc_minor != prof->cc_minor))
+            std::printf("simulation built on %s for %s's memory budget: the memory figures hold for %s, the speed "
+                        "does not\n",
+                        r.file.info.device.gpu_name.c_str(), prof->name.c_str(), prof->device.c_str());
         if (!r.tactics.empty()) {
             // Per-layer tactic choice (timed on this GPU, inside a CUDA graph).
             double best = 0, dflt = 0;
