@@ -98,8 +98,18 @@ int bench_gpu(const BenchGpuArgs& a) {
         eng = gpu::Engine::load(a.model);
         source = "engine file " + a.model;
     }
+    // Where the device memory goes: cudaMemGetInfo after each step, so the total delta can be
+    // read as engine (weights), context (arena, graph), first runs and the detect buffers.
+    std::vector<std::pair<std::string, int64_t>> mem_steps;
+    auto mem_step = [&](const char* what) {
+        size_t f = 0, t = 0;
+        BENCH_CUDA(cudaMemGetInfo(&f, &t));
+        mem_steps.emplace_back(what, int64_t(free0) - int64_t(f));
+    };
+    mem_step("engine loaded");
     const gpu::EngineSummary& s = eng->summary();
     gpu::Context ctx(eng);
+    mem_step("context created");
     cudaStream_t stream = static_cast<cudaStream_t>(ctx.stream_handle());
 
     // Pinned host buffers for the copies.
@@ -129,6 +139,7 @@ int bench_gpu(const BenchGpuArgs& a) {
 
     BENCH_CUDA(cudaMemcpyAsync(ctx.device_input(), h_in, size_t(in_n) * 4, cudaMemcpyHostToDevice, stream));
     for (int i = 0; i < a.warmup; ++i) ctx.run_device_only();
+    mem_step("inference runs");
 
     std::vector<double> compute, enqueue, h2d, d2h, e2e;
     for (int i = 0; i < a.iters; ++i) compute.push_back(ctx.run_device_only());
@@ -163,6 +174,7 @@ int bench_gpu(const BenchGpuArgs& a) {
     gi.height = img.height;
     size_t last_dets = 0;
     for (int i = 0; i < a.warmup; ++i) ctx.detect({gi});
+    mem_step("detect runs");
     for (int i = 0; i < a.iters; ++i) {
         auto t0 = std::chrono::steady_clock::now();
         last_dets = ctx.detect({gi})[0].size();
@@ -205,6 +217,7 @@ int bench_gpu(const BenchGpuArgs& a) {
         j["workspace_bytes"] = s.workspace_bytes;
         j["planned_device_bytes"] = planned;
         j["mem_get_info_delta_bytes"] = delta;
+        for (const auto& m : mem_steps) j["mem_get_info_steps"].push_back({{"after", m.first}, {"delta_bytes", m.second}});
         j["method"] =
             "gpu_compute: CUDA events around one CUDA-graph launch; enqueue: wall clock of the launch call; h2d/d2h: "
             "CUDA events around the copies (pinned host memory); end_to_end: wall clock from a decoded image to its "
@@ -226,6 +239,9 @@ int bench_gpu(const BenchGpuArgs& a) {
     std::printf("memory       planned %.2f MB (weights %.2f + activations %.2f + workspace %.2f); cudaMemGetInfo "
                 "delta %.2f MB (adds allocator rounding, pinned/staging and detect buffers)\n",
                 planned / 1e6, s.weight_bytes / 1e6, s.arena_bytes / 1e6, s.workspace_bytes / 1e6, delta / 1e6);
+    std::string steps;
+    for (const auto& m : mem_steps) steps += yoloc::cat(steps.empty() ? "" : ", ", m.first, " ", m.second / 1e6, " MB");
+    std::printf("memory steps cudaMemGetInfo drop after: %s\n", steps.c_str());
     return 0;
 }
 #endif
