@@ -134,4 +134,22 @@ std::string trt_version_string(int v) {
     return cat(v / 1000, ".", (v / 100) % 10, ".", v % 100);
 }
 
+nlohmann::json profile_json(const TargetProfile& p) {
+    const bool device = is_device_profile(p);
+    return {{"name", p.name},
+            {"device", p.device},
+            {"hardware", p.hardware},
+            {"software", p.software},
+            {"compute_capability", device ? std::to_string(p.cc_major) + "." + std::to_string(p.cc_minor) : "local"},
+            {"memory_budget_bytes", p.memory_budget_bytes},
+            {"workspace_bytes", p.workspace_bytes},
+            {"fast_int8", p.fast_int8},
+            {"tensor_cores", p.tensor_cores},
+            {"preferred_precision", p.preferred_precision},
+            {"batch", p.batch},
+            {"tensorrt_version", p.trt_version},
+            {"tensorrt", trt_version_string(p.trt_version)},
+            {"note", p.note}};
+}
+
 }  // namespace yoloc::deploy

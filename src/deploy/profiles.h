@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace yoloc::deploy {
 
 struct TargetProfile {
@@ -33,6 +35,9 @@ const std::vector<TargetProfile>& target_profiles();
 
 // The profile called `name`; throws yoloc::Error listing the valid names.
 const TargetProfile& find_profile(const std::string& name);
+
+// The profile's facts as JSON (bundle.json, the pipeline's report.json).
+nlohmann::json profile_json(const TargetProfile& p);
 
 // "jetson-nano-2gb, jetson-nano-4gb, orin-nano-8gb, orin-nx-16gb, host"
 std::string profile_names();

@@ -205,17 +205,7 @@ Report run(const Options& o, const std::function<void(const std::string&)>& prog
     r.started = now_utc();
     r.yoloc_version = engine::yoloc_version();
     r.host = host_name();
-    r.profile = {{"name", prof.name},
-                 {"device", prof.device},
-                 {"software", prof.software},
-                 {"compute_capability", prof.cc_major ? cat(prof.cc_major, ".", prof.cc_minor) : "local"},
-                 {"memory_budget_bytes", prof.memory_budget_bytes},
-                 {"workspace_bytes", prof.workspace_bytes},
-                 {"fast_int8", prof.fast_int8},
-                 {"tensor_cores", prof.tensor_cores},
-                 {"preferred_precision", prof.preferred_precision},
-                 {"batch", prof.batch},
-                 {"note", prof.note}};
+    r.profile = deploy::profile_json(prof);
     std::string why_no_gpu, gpu_name;
     const bool gpu = !o.no_gpu && gpu_available(&why_no_gpu, &gpu_name);
     if (o.no_gpu) why_no_gpu = "--no-gpu was given";

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/xml.h"
 #include "engine/memory_plan.h"
 #include "pipeline/pipeline.h"
 
@@ -31,17 +32,7 @@ std::string params(int64_t p) {
     return o;
 }
 
-std::string esc(const std::string& s) {
-    std::string o;
-    for (char c : s) {
-        if (c == '<') o += "&lt;";
-        else if (c == '>') o += "&gt;";
-        else if (c == '&') o += "&amp;";
-        else if (c == '"') o += "&quot;";
-        else o += c;
-    }
-    return o;
-}
+std::string esc(const std::string& s) { return xml_escape(s); }
 
 // Methods are long: the table cites them by number, listed under it.
 struct Methods {

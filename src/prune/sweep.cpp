@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/stats.h"
+#include "core/xml.h"
 #include "eval/evaluate.h"
 #include "ir/cost.h"
 #include "ir/shape_inference.h"
@@ -79,17 +80,6 @@ std::string fmt(const char* f, double v) {
     return b;
 }
 
-std::string xml_escape(const std::string& s) {
-    std::string o;
-    for (char c : s) {
-        if (c == '<') o += "&lt;";
-        else if (c == '>') o += "&gt;";
-        else if (c == '&') o += "&amp;";
-        else if (c == '"') o += "&quot;";
-        else o += c;
-    }
-    return o;
-}
 
 // Round tick step (1, 2 or 5 times a power of ten) giving about n ticks over span.
 double nice_step(double span, int n) {
