@@ -50,7 +50,9 @@ std::string case_name(const ConvCase& c) {
 
 // Runs one conv kernel (direct or oneDNN) through the blocked layout and compares
 // with ref_conv2d followed by the same epilogue in plain loops.
-void check_conv(const ConvCase& c, bool dnnl) {
+// Returns false when oneDNN declined the spec (it only had its reference loops for it:
+// make_dnnl_conv returns null and the executor runs the direct kernel instead).
+bool check_conv(const ConvCase& c, bool dnnl) {
     SCOPED_TRACE(case_name(c) + (dnnl ? " dnnl" : " direct"));
     fast::ThreadPool pool(2);
     Tensor x = random_tensor({c.n, c.ic, c.h, c.w}, 1);
@@ -74,7 +76,10 @@ void check_conv(const ConvCase& c, bool dnnl) {
     }
     std::unique_ptr<fast::ConvKernel> k =
         dnnl ? fast::make_dnnl_conv(s, w, b) : fast::make_direct_conv(s, w, b, &pool);
-    if (!k) GTEST_SKIP() << "built without oneDNN";
+    if (!k) {
+        EXPECT_TRUE(dnnl) << "the direct kernel must take every spec";
+        return false;
+    }
     std::vector<float> xin(size_t(c.plain ? x.numel() : s.in.floats()));
     if (c.plain)
         std::copy(x.data<float>(), x.data<float>() + x.numel(), xin.begin());
@@ -90,7 +95,11 @@ void check_conv(const ConvCase& c, bool dnnl) {
     for (int64_t n = 0; n < s.out.n; ++n)
         for (int64_t cc = s.out.c; cc < s.out.cp(); ++cc)
             for (int64_t p = 0; p < s.out.h * s.out.w; ++p)
-                ASSERT_EQ(yb[size_t(n * s.out.image_floats() + ((cc / 16) * s.out.h * s.out.w + p) * 16 + cc % 16)], 0.f);
+                if (yb[size_t(n * s.out.image_floats() + ((cc / 16) * s.out.h * s.out.w + p) * 16 + cc % 16)] != 0.f) {
+                    ADD_FAILURE() << "padding channel " << cc << " is not zero";
+                    return true;
+                }
+    return true;
 }
 
 const std::vector<ConvCase> kConvCases = {
@@ -132,22 +141,37 @@ const std::vector<ConvCase> kPrunedConvCases = {
 
 }  // namespace
 
+// oneDNN runs each case it accepts; the cases it declines are counted and must stay a
+// minority (they run on the direct kernel, tested above on every case).
+void check_dnnl_cases(const std::vector<ConvCase>& cases) {
+    size_t ran = 0;
+    std::string declined;
+    for (const auto& c : cases) {
+        if (check_conv(c, true))
+            ++ran;
+        else
+            declined += " [" + case_name(c) + "]";
+    }
+    EXPECT_GE(ran * 2, cases.size()) << "oneDNN declined:" << declined;
+    if (!declined.empty()) std::printf("oneDNN declined (reference-only):%s\n", declined.c_str());
+}
+
 TEST(FastConv, DirectKernelMatchesReference) {
-    for (const auto& c : kConvCases) check_conv(c, false);
+    for (const auto& c : kConvCases) EXPECT_TRUE(check_conv(c, false));
 }
 
 TEST(FastConv, DnnlKernelMatchesReference) {
     if (!fast::dnnl_available()) GTEST_SKIP() << "built without oneDNN";
-    for (const auto& c : kConvCases) check_conv(c, true);
+    check_dnnl_cases(kConvCases);
 }
 
 TEST(FastConv, DirectKernelMatchesReferenceForPrunedChannelCounts) {
-    for (const auto& c : kPrunedConvCases) check_conv(c, false);
+    for (const auto& c : kPrunedConvCases) EXPECT_TRUE(check_conv(c, false));
 }
 
 TEST(FastConv, DnnlKernelMatchesReferenceForPrunedChannelCounts) {
     if (!fast::dnnl_available()) GTEST_SKIP() << "built without oneDNN";
-    for (const auto& c : kPrunedConvCases) check_conv(c, true);
+    check_dnnl_cases(kPrunedConvCases);
 }
 
 TEST(FastKernels, SiluMatchesExp) {
@@ -350,7 +374,7 @@ TEST(FastExecutor, AutoPicksOneDnnWhenBuiltInAndTheEnvironmentOverrides) {
 
 // Auto keeps oneDNN except for convs whose blocked input is at least a quarter zero
 // padding on a map at least 40 wide (oneDNN would multiply the padding too): here the
-// bottleneck's second conv, 8 -> 16 channels at 40x40. Forcing oneDNN takes them all.
+// bottleneck's second conv, 8 -> 16 channels at 40x40. Forcing oneDNN takes all the others.
 TEST(FastExecutor, AutoRunsConvsOnPaddedInputsWithOwnKernel) {
     if (!fast::dnnl_available()) GTEST_SKIP() << "built without oneDNN";
     ::unsetenv("YOLOC_CPU_CONV");
@@ -361,7 +385,9 @@ TEST(FastExecutor, AutoRunsConvsOnPaddedInputsWithOwnKernel) {
     FastExecutorOptions fo;
     fo.conv = ConvKernels::Dnnl;
     FastPlanStats d = FastExecutor(m, ExecutorOptions{1}, fo).stats();
-    EXPECT_EQ(d.dnnl_convs, d.convs);
+    // Forced: oneDNN takes every conv it has a JIT kernel for; here the 8-channel input
+    // has only its reference loops, so that one conv stays on ours.
+    EXPECT_EQ(d.dnnl_convs, d.convs - 1);
     Tensor x = random_tensor({1, 3, 160, 160}, 9, 0.f, 1.f);
     TensorMap want = ReferenceExecutor(m).run({{"images", x}}), got = a.run({{"images", x}});
     for (const auto& kv : want) EXPECT_LE(max_abs_diff(got.at(kv.first), kv.second), 1e-4f);
