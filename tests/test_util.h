@@ -46,7 +46,10 @@ struct CliResult {
 #ifdef YOLOC_BINARY
 // Runs the yoloc binary under test with `args` (progress bars off).
 inline CliResult run_cli(const std::string& args) {
-    std::string cmd = std::string("YOLOC_NO_PROGRESS=1 ") + YOLOC_BINARY + " " + args + " 2>&1";
+    // YOLOC_PIPELINE_EXE: `pipeline` starts its stages with the same launcher (under qemu
+    // in the aarch64 cross build, YOLOC_BINARY is a wrapper script).
+    std::string cmd = std::string("YOLOC_NO_PROGRESS=1 YOLOC_PIPELINE_EXE='") + YOLOC_BINARY + "' " + YOLOC_BINARY +
+                      " " + args + " 2>&1";
     FILE* p = popen(cmd.c_str(), "r");
     CliResult r;
     if (!p) return r;

@@ -15,7 +15,12 @@
 namespace yoloc_cli {
 namespace {
 
+// The binary that runs the stages: this one, unless YOLOC_PIPELINE_EXE names another
+// (a wrapper, e.g. the qemu-user launcher of the aarch64 test build, where the host
+// cannot exec an aarch64 binary directly).
 std::string self_exe() {
+    if (const char* e = std::getenv("YOLOC_PIPELINE_EXE"))
+        if (*e) return e;
     char buf[4096];
     ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
     YOLOC_CHECK(n > 0, "pipeline: cannot find the yoloc binary (/proc/self/exe)");
