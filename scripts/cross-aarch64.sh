@@ -9,8 +9,9 @@
 #
 # Usage: scripts/cross-aarch64.sh [--tests quick|all|none] [--no-cuda] [--cuda-only]
 #   --tests quick  (default) every test except the ones in SLOW below (the real YOLOv8n at 640
-#                  many times: 1 inference takes ~36 s under qemu instead of ~30 ms) and EXEC
-#   --tests all    the whole suite (hours under qemu)
+#                  many times: 1 inference takes ~36 s under qemu instead of ~30 ms)
+#   --tests all    the whole suite (~2.5 h under qemu; the two coco128 tests exceed their ctest
+#                  time limits, 900 s and 600 s, and show as Timeout: docs/PORTABILITY.md)
 #   --tests none   build only
 # Env: YOLOC_SKIP_APT=1 (packages already there), YOLOC_CROSS_BUILD_DIR (default build-aarch64),
 #      YOLOC_JOBS (compile jobs, default 2), YOLOC_TEST_JOBS (default 2), YOLOC_SHARED (../shared),
@@ -25,7 +26,7 @@ while [ $# -gt 0 ]; do
     --tests=*) TESTS=${1#--tests=}; shift ;;
     --no-cuda) CUDA=0; shift ;;
     --cuda-only) CROSS=0; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "cross-aarch64: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -41,9 +42,6 @@ phase() { echo "cross-aarch64: [$(( $(date +%s) - T0 )) s] $*" >&2; }
 # the quick set still runs it through the fast executor, the emulated GPU plan, the ONNX round
 # trip and shape inference, and checks letterbox, JPEG decoding and post-processing bit for bit.
 SLOW='^(EvalReference\.Coco128MatchesUltralytics|PyCocoTools\.SaveJsonScoresWithPycocotools|EvalCli\.JsonAndSaveJson|EvalCompare\.SelfIsPerfectPerturbedIsNot|Cli\.DetectOnSamplePhotosEqualsReference|Cli\.RunSavesRawOutputMatchingReferenceForBothExecutors|Prune\.ReconstructionReducesConsumerErrorOnHeldOutImages|QuantCache\.RealModelCoversEveryActivationIncludingTheDetectTail|PyOnnx\.ExportVariantsGiveTheReferenceOutputs|QuantReal\.(Every|Dfl|Zero|Weights|Activation|Residual|AddsOnly|KeepsInputs|Passes|CliQuantize).*)$'
-# Tests where yoloc starts itself again (`yoloc pipeline` execs /proc/self/exe): the host kernel
-# cannot exec an aarch64 binary unless qemu is registered with binfmt_misc (not in containers).
-EXEC='^Pipeline\.(CpuStagesRunAndTheReportMatchesReRunCommands|FailingStageStopsAndKeepsTheEarlierReport)$'
 
 # --- packages (Debian 12) ---------------------------------------------------------------
 if [ "${YOLOC_SKIP_APT:-0}" != 1 ]; then
@@ -86,11 +84,8 @@ if [ "$CROSS" = 1 ]; then
 
   # --- 2. tests under qemu-user --------------------------------------------------------------
   if [ "$TESTS" != none ]; then
-    parts=()
-    [ "$TESTS" = quick ] && parts+=("$SLOW")
-    # With qemu registered in binfmt_misc the host can exec aarch64 binaries: keep EXEC tests.
-    [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || parts+=("$EXEC")
-    exclude=$(IFS='|'; echo "${parts[*]:-}")
+    exclude=""
+    [ "$TESTS" = quick ] && exclude="$SLOW"
     phase "running the GoogleTest suite under qemu-user (--tests $TESTS${exclude:+, excluded: $exclude})"
     (cd "$BUILD" && ctest --output-on-failure -j"${YOLOC_TEST_JOBS:-2}" ${exclude:+-E "$exclude"} ${YOLOC_CTEST_ARGS:-})
     phase "aarch64 tests done"
