@@ -22,13 +22,17 @@ using namespace yoloc::engine;
 
 namespace {
 
-std::vector<std::vector<float>> emulate(const Plan& p, const Tensor& x) {
+// Runs the ops in `order` (default: plan order), which must be a topological order
+// of the op DAG of the data alone: the runtime's streams may run them in any such order.
+std::vector<std::vector<float>> emulate(const Plan& p, const Tensor& x, std::vector<size_t> order = {}) {
     EXPECT_EQ(p.precision, Precision::FP32) << "the host emulation runs float32 plans";
     MemoryPlan mp = plan_memory(p);
     std::vector<float> arena_f(size_t(mp.arena_bytes / 4 + 1), std::nanf(""));
     auto* arena = reinterpret_cast<uint8_t*>(arena_f.data());
     std::memcpy(arena + mp.offsets[size_t(p.input_buf)], x.raw(), x.nbytes());
-    for (size_t i = 0; i < p.ops.size(); ++i) {
+    if (order.empty())
+        for (size_t i = 0; i < p.ops.size(); ++i) order.push_back(i);
+    for (size_t i : order) {
         const PlanOp& op = p.ops[i];
         const void* w = op.kind == OpKind::Conv ? p.weights.data() + op.w_off : nullptr;
         const float* b = op.kind == OpKind::Conv ? p.weights.data() + op.b_off : nullptr;
@@ -71,6 +75,31 @@ Tensor random_input(Shape s, uint32_t seed, float lo, float hi) {
     return Tensor::from_floats(s, v);
 }
 
+// A topological order of the data DAG (Kahn): `latest` picks the ready op with the
+// highest index first (runs each branch as early as it can: the head of a level before
+// the rest of the neck), else a seeded random ready op.
+std::vector<size_t> other_order(const Plan& p, bool latest, uint32_t seed) {
+    const OpDag dag = op_dag(p, nullptr);
+    const size_t n = p.ops.size();
+    std::vector<size_t> order;
+    std::vector<bool> done(n, false);
+    uint32_t r = seed;
+    while (order.size() < n) {
+        std::vector<size_t> ready;
+        for (size_t i = 0; i < n; ++i) {
+            if (done[i]) continue;
+            bool ok = true;
+            for (int d : dag.deps[i]) ok = ok && done[size_t(d)];
+            if (ok) ready.push_back(i);
+        }
+        r = r * 1664525u + 1013904223u;
+        const size_t pick = latest ? ready.back() : ready[(r >> 8) % ready.size()];
+        done[pick] = true;
+        order.push_back(pick);
+    }
+    return order;
+}
+
 double max_rel(const std::vector<float>& a, const Tensor& b) {
     EXPECT_EQ(int64_t(a.size()), b.numel());
     double e = 0;
@@ -111,4 +140,35 @@ TEST(EngineEmulate, Yolov8nMatchesReference) {
     double e = max_rel(got[0], r);
     std::printf("yolov8n 320 emulated plan vs reference: max rel diff %.3g\n", e);
     EXPECT_LE(e, 1e-4);
+}
+
+// The runtime runs independent branches on several streams, so ops may run in any order
+// the data allows. The Concurrent arena (the default) must give the same outputs in
+// such orders; the Sequential arena, which lets a later branch reuse bytes an earlier
+// one still needs, must not (so the check can fail), which is why the runtime then adds
+// the arena's own order to the DAG.
+TEST(EngineEmulate, ConcurrentArenaGivesTheSameOutputsInAnyOrderTheDataAllows) {
+    REQUIRE_SHARED();
+    Model m = load_onnx(yoloc_test::shared_dir() + "/models/yolov8n_coco.onnx");
+    set_input_size(m, 1, 160);
+    Plan p = build_plan(m, {});
+    ASSERT_EQ(p.memory_mode, Plan::MemoryMode::Concurrent);
+    Tensor x = random_input({1, 3, 160, 160}, 9, 0.f, 1.f);
+    const std::vector<float> ref = emulate(p, x)[0];
+    const Tensor ref_t = Tensor::from_floats(p.output_shapes[0], ref);
+    const std::vector<size_t> latest = other_order(p, true, 0);
+    size_t moved = 0;
+    for (size_t i = 0; i < latest.size(); ++i) moved += latest[i] != i;
+    EXPECT_GT(moved, 10u) << "the data DAG should allow another order";
+    EXPECT_EQ(max_rel(emulate(p, x, latest)[0], ref_t), 0.0);
+    for (uint32_t seed : {1u, 2u, 3u}) EXPECT_EQ(max_rel(emulate(p, x, other_order(p, false, seed))[0], ref_t), 0.0);
+
+    Plan seq = p;
+    seq.memory_mode = Plan::MemoryMode::Sequential;
+    EXPECT_LT(plan_memory(seq).arena_bytes, plan_memory(p).arena_bytes);
+    EXPECT_EQ(max_rel(emulate(seq, x)[0], ref_t), 0.0);
+    EXPECT_GT(max_rel(emulate(seq, x, latest)[0], ref_t), 1e-3) << "the sequential arena should break this order";
+    std::printf("arena at 160: sequential %s, concurrent %s; ops moved by the other order: %zu of %zu\n",
+                format_bytes(plan_memory(seq).arena_bytes).c_str(), format_bytes(plan_memory(p).arena_bytes).c_str(),
+                moved, p.ops.size());
 }

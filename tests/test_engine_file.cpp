@@ -50,10 +50,12 @@ bool has(const std::string& s, const std::string& w) { return s.find(w) != std::
 
 TEST(EngineFile, RoundTripKeepsEverything) {
     EngineFile e = tiny_engine();
+    e.plan.memory_mode = Plan::MemoryMode::Sequential;  // not the default: must survive the file
     std::string dir = yoloc_test::scratch_dir("engine_file");
     std::string path = dir + "/tiny.engine";
     write_engine(path, e);
     EngineFile r = read_engine(path);
+    EXPECT_EQ(r.plan.memory_mode, Plan::MemoryMode::Sequential);
     EXPECT_EQ(r.info.yoloc_version, e.info.yoloc_version);
     EXPECT_EQ(r.info.device.gpu_name, e.info.device.gpu_name);
     EXPECT_EQ(r.info.device.cc_major, 9);

@@ -114,7 +114,14 @@ TEST(EnginePlan, Yolov8nFusedOpCounts) {
     EXPECT_EQ(p.stats.copies, 0) << describe_plan(p);
     EXPECT_EQ(p.stats.concat_in_place, p.stats.concat_inputs);
     EXPECT_EQ(p.stats.maxpool_chains, 1);  // SPPF's three pools: one op
-    EXPECT_EQ(p.ops.size(), size_t(1 + 63 + 1 + 2 + 1)) << describe_plan(p);
+    // No InputPack: the stem conv reads the NCHW float32 input itself.
+    EXPECT_EQ(p.ops.size(), size_t(63 + 1 + 2 + 1)) << describe_plan(p);
+    EXPECT_EQ(count(p, OpKind::InputPack), 0);
+    ASSERT_EQ(p.ops[0].kind, OpKind::Conv);
+    EXPECT_EQ(p.ops[0].in[0].buf, p.input_buf);
+    for (size_t i = 1; i < p.ops.size(); ++i)
+        for (const auto& v : p.ops[i].in) EXPECT_NE(v.buf, p.input_buf) << p.ops[i].name;
+    for (size_t b = 0; b < p.buffers.size(); ++b) EXPECT_EQ(p.buffers[b].name.find("#nhwc"), std::string::npos);
     EXPECT_EQ(p.output_shapes[0], (Shape{1, 84, 8400}));
     EXPECT_EQ(p.input_shape, (Shape{1, 3, 640, 640}));
     const PlanOp& det = p.ops.back();
@@ -167,6 +174,33 @@ TEST(EngineMemory, CorruptedOffsetsAreCaught) {
     // Put every buffer at offset 0: something live together must then collide.
     for (auto& o : mp.offsets) o = 0;
     EXPECT_THROW(verify_memory_plan(p, mp), Error);
+}
+
+// The concurrent arena (independent branches in separate bytes) costs more than the
+// sequential one; a build under a budget between the two falls back to sequential.
+TEST(EngineMemory, ConcurrentArenaFallsBackToSequentialUnderATightBudget) {
+    Model m = yoloc::generate_yolov8(yoloc::GenerateOptions{});
+    PlanOptions o;
+    o.precision = Precision::FP16;
+    Plan p = build_plan(m, o);
+    Plan seq = p;
+    seq.memory_mode = Plan::MemoryMode::Sequential;
+    const MemoryPlan ms = plan_memory(seq), mc = plan_memory(p);
+    ASSERT_LT(ms.total_bytes(), mc.total_bytes()) << "the heads should overlap the neck";
+    verify_memory_plan(seq, ms);
+    verify_memory_plan(p, mc);
+    // A concurrent plan checked as sequential passes (it shares less), not the reverse.
+    EXPECT_NO_THROW(verify_memory_plan(seq, mc));
+    EXPECT_THROW(verify_memory_plan(p, ms), Error);
+
+    Plan a = p;
+    EXPECT_EQ(plan_memory_within(a, mc.total_bytes()).arena_bytes, mc.arena_bytes);
+    EXPECT_EQ(a.memory_mode, Plan::MemoryMode::Concurrent);
+    Plan b = p;
+    EXPECT_EQ(plan_memory_within(b, mc.total_bytes() - 1).arena_bytes, ms.arena_bytes);
+    EXPECT_EQ(b.memory_mode, Plan::MemoryMode::Sequential);
+    Plan c = p;
+    EXPECT_THROW(plan_memory_within(c, ms.total_bytes() - 1), Error);
 }
 
 TEST(EngineMemory, BudgetRefusalSaysWhatAndHowMuch) {

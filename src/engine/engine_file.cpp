@@ -179,7 +179,8 @@ void check_geometry(const Plan& p) {
             }
             case OpKind::Conv:
             case OpKind::MaxPool: {
-                const Shape& i = buf(op.in[0]).shape;
+                Shape i = buf(op.in[0]).shape;
+                if (buf(op.in[0]).kind == BufferKind::Input) i = {i[0], i[2], i[3], i[1]};  // the stem reads NCHW
                 const Shape& o = buf(op.out).shape;
                 // Every output window starts inside the (top/left padded) input.
                 YOLOC_CHECK((o[1] - 1) * op.sh - op.ph < i[1] && (o[2] - 1) * op.sw - op.pw < i[2],
@@ -307,6 +308,7 @@ std::string serialize_engine(const EngineFile& e) {
                   st.copies, st.maxpools, st.resizes, st.detects, st.ir_nodes, st.maxpool_chains, st.convs_int8,
                   st.fake_quants, st.qdq_folded})
         w.i32(x);
+    w.i32(int32_t(p.memory_mode));
     w.floats(p.weights);
 
     std::string payload = std::move(w.bytes());
@@ -421,6 +423,10 @@ EngineFile parse_engine(const std::string& bytes, const std::string& path) {
                    &st.concat_in_place, &st.copies, &st.maxpools, &st.resizes, &st.detects, &st.ir_nodes,
                    &st.maxpool_chains, &st.convs_int8, &st.fake_quants, &st.qdq_folded})
         *x = r.i32("stats");
+    const int32_t mm = r.i32("memory mode");
+    if (mm != int32_t(Plan::MemoryMode::Sequential) && mm != int32_t(Plan::MemoryMode::Concurrent))
+        fail(path, ": engine file is corrupt (memory mode ", mm, "): ", rebuild_hint());
+    p.memory_mode = Plan::MemoryMode(mm);
     p.weights = r.floats("weights");
     if (!r.at_end()) fail(path, ": engine file is corrupt (unexpected bytes after the weights): ", rebuild_hint());
     try {

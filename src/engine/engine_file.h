@@ -23,7 +23,9 @@ namespace engine {
 // 2: per-conv tactic (PlanOp::tactic) after each op's extra outputs.
 // 3: INT8 precision, FakeQuant ops, per-op in_scale / res_scale / weight-scale range,
 //    INT8 stats.
-constexpr uint32_t kEngineFormatVersion = 3;
+// 4: Plan::memory_mode after the stats (arena shared by op order or by the op DAG); the
+//    stem conv may read the Input buffer (NCHW float32) directly.
+constexpr uint32_t kEngineFormatVersion = 4;
 
 // What identifies the device and software an engine was built for.
 struct DeviceIdentity {

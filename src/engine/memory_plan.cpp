@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <cstdio>
 #include <numeric>
 
@@ -15,7 +16,66 @@ int64_t align_up(int64_t x) { return (x + kArenaAlignment - 1) / kArenaAlignment
 bool overlap(int32_t a0, int32_t a1, int32_t b0, int32_t b1) { return a0 <= b1 && b0 <= a1; }
 }  // namespace
 
-MemoryPlan plan_memory(const Plan& plan, int64_t budget_bytes) {
+OpDag op_dag(const Plan& p, const MemoryPlan* mp) {
+    // What an op reads and writes: a channel range of a buffer (the whole buffer when
+    // c == 0 or not an NHWC activation).
+    struct Access {
+        int32_t buf;
+        int64_t c0, c1;
+    };
+    const size_t n = p.ops.size();
+    auto acc = [&](const View& v) {
+        const auto& b = p.buffers[size_t(v.buf)];
+        if (v.c == 0 || b.kind != BufferKind::Activation) return Access{v.buf, 0, INT64_MAX};
+        return Access{v.buf, v.c_off, v.c_off + v.c};
+    };
+    std::vector<std::vector<Access>> rd(n), wr(n);
+    for (size_t i = 0; i < n; ++i) {
+        for (const auto& v : p.ops[i].in) rd[i].push_back(acc(v));
+        wr[i].push_back(acc(p.ops[i].out));
+        for (const auto& v : p.ops[i].more_out) wr[i].push_back(acc(v));
+    }
+    auto clash = [&](const Access& a, const Access& b) {
+        if (a.buf == b.buf) return a.c0 < b.c1 && b.c0 < a.c1;
+        if (!mp) return false;
+        const int64_t a0 = mp->offsets[size_t(a.buf)], a1 = a0 + mp->sizes[size_t(a.buf)];
+        const int64_t b0 = mp->offsets[size_t(b.buf)], b1 = b0 + mp->sizes[size_t(b.buf)];
+        return a0 < b1 && b0 < a1;
+    };
+    auto any = [&](const std::vector<Access>& x, const std::vector<Access>& y) {
+        for (const auto& a : x)
+            for (const auto& b : y)
+                if (clash(a, b)) return true;
+        return false;
+    };
+    const size_t words = (n + 63) / 64;
+    OpDag d;
+    d.deps.assign(n, {});
+    d.anc.assign(n, std::vector<uint64_t>(words, 0));
+    for (size_t i = 0; i < n; ++i) {
+        std::vector<int> direct;
+        for (size_t j = 0; j < i; ++j)
+            if (any(wr[j], rd[i]) || any(wr[j], wr[i]) || any(rd[j], wr[i])) direct.push_back(int(j));
+        for (int dj : direct) {
+            d.anc[i][size_t(dj) / 64] |= uint64_t(1) << (size_t(dj) % 64);
+            for (size_t w = 0; w < words; ++w) d.anc[i][w] |= d.anc[size_t(dj)][w];
+        }
+        // Keep only the deps no other dep already implies.
+        for (int dj : direct) {
+            bool implied = false;
+            for (int e : direct)
+                if (e != dj && d.is_anc(size_t(e), dj)) implied = true;
+            if (!implied) d.deps[i].push_back(dj);
+        }
+    }
+    return d;
+}
+
+namespace {
+
+// Live op ranges in op order; sizes aligned. The input is written by the host before
+// op 0 (-1); outputs are read after the last op (nops).
+MemoryPlan live_ranges(const Plan& plan) {
     const size_t nb = plan.buffers.size();
     MemoryPlan mp;
     mp.offsets.assign(nb, 0);
@@ -33,7 +93,6 @@ MemoryPlan plan_memory(const Plan& plan, int64_t budget_bytes) {
         touch(op.out.buf, i);
         for (const auto& v : op.more_out) touch(v.buf, i);
     }
-    // The input is written by the host before op 0; outputs are read after the last op.
     touch(plan.input_buf, -1);
     for (int32_t o : plan.output_bufs) touch(o, nops);
     for (size_t b = 0; b < nb; ++b) {
@@ -41,9 +100,62 @@ MemoryPlan plan_memory(const Plan& plan, int64_t budget_bytes) {
         mp.unshared_bytes += mp.sizes[b];
         if (mp.last[b] < mp.first[b]) mp.first[b] = mp.last[b] = -1;  // unused: lives nowhere
     }
+    return mp;
+}
+
+}  // namespace
+
+std::vector<char> buffer_conflicts(const Plan& plan, const MemoryPlan& live) {
+    // live: first/last from live_ranges (used by Sequential).
+    const size_t nb = plan.buffers.size();
+    std::vector<char> c(nb * nb, 0);
+    if (plan.memory_mode == Plan::MemoryMode::Sequential) {
+        for (size_t a = 0; a < nb; ++a)
+            for (size_t b = 0; b < nb; ++b)
+                c[a * nb + b] = overlap(live.first[a], live.last[a], live.first[b], live.last[b]);
+        return c;
+    }
+    // Concurrent: the ops that use each buffer (-1: the host's input copy, nops: the
+    // host's output copy), and "every use of a precedes every use of b" in the DAG.
+    const int32_t nops = int32_t(plan.ops.size());
+    std::vector<std::vector<int32_t>> uses(nb);
+    for (int32_t i = 0; i < nops; ++i) {
+        const PlanOp& op = plan.ops[size_t(i)];
+        for (const auto& v : op.in) uses[size_t(v.buf)].push_back(i);
+        uses[size_t(op.out.buf)].push_back(i);
+        for (const auto& v : op.more_out) uses[size_t(v.buf)].push_back(i);
+    }
+    uses[size_t(plan.input_buf)].push_back(-1);
+    for (int32_t o : plan.output_bufs) uses[size_t(o)].push_back(nops);
+    const OpDag dag = op_dag(plan, nullptr);
+    auto precedes = [&](int32_t x, int32_t y) {  // op x finishes before op y starts
+        if (x == -1) return y != -1;
+        if (y == nops) return x != nops;
+        if (x == nops || y == -1) return false;
+        return dag.is_anc(size_t(y), x);
+    };
+    auto before = [&](size_t a, size_t b) {
+        for (int32_t x : uses[a])
+            for (int32_t y : uses[b])
+                if (!precedes(x, y)) return false;
+        return true;
+    };
+    for (size_t a = 0; a < nb; ++a)
+        for (size_t b = a; b < nb; ++b) {
+            if (uses[a].empty() || uses[b].empty()) continue;  // unused: lives nowhere
+            const char v = a == b || !(before(a, b) || before(b, a));
+            c[a * nb + b] = c[b * nb + a] = v;
+        }
+    return c;
+}
+
+MemoryPlan plan_memory(const Plan& plan, int64_t budget_bytes) {
+    const size_t nb = plan.buffers.size();
+    MemoryPlan mp = live_ranges(plan);
+    const std::vector<char> conflict = buffer_conflicts(plan, mp);
 
     // Greedy by size (largest first), each at the lowest offset that does not collide
-    // with an already placed buffer live at the same time: simple and close to optimal
+    // with an already placed buffer it must not share with: simple and close to optimal
     // for chain-like CNN graphs.
     std::vector<size_t> order(nb);
     std::iota(order.begin(), order.end(), size_t(0));
@@ -52,8 +164,7 @@ MemoryPlan plan_memory(const Plan& plan, int64_t budget_bytes) {
     for (size_t b : order) {
         std::vector<std::pair<int64_t, int64_t>> busy;
         for (size_t o : done)
-            if (overlap(mp.first[b], mp.last[b], mp.first[o], mp.last[o]))
-                busy.push_back({mp.offsets[o], mp.offsets[o] + mp.sizes[o]});
+            if (conflict[b * nb + o]) busy.push_back({mp.offsets[o], mp.offsets[o] + mp.sizes[o]});
         std::sort(busy.begin(), busy.end());
         int64_t off = 0;
         for (const auto& r : busy) {
@@ -75,21 +186,31 @@ MemoryPlan plan_memory(const Plan& plan, int64_t budget_bytes) {
     return mp;
 }
 
+MemoryPlan plan_memory_within(Plan& plan, int64_t budget_bytes) {
+    plan.memory_mode = Plan::MemoryMode::Concurrent;
+    MemoryPlan mp = plan_memory(plan, 0);
+    if (budget_bytes <= 0 || mp.total_bytes() <= budget_bytes) return mp;
+    // Overlapping branches costs arena bytes; a tight budget gets the smallest arena.
+    plan.memory_mode = Plan::MemoryMode::Sequential;
+    return plan_memory(plan, budget_bytes);
+}
+
 void verify_memory_plan(const Plan& plan, const MemoryPlan& mp) {
     const size_t nb = plan.buffers.size();
-    YOLOC_CHECK(mp.offsets.size() == nb && mp.sizes.size() == nb, "memory plan does not match the plan");
-    for (size_t a = 0; a < nb; ++a) {
-        YOLOC_CHECK(mp.offsets[a] % kArenaAlignment == 0 && mp.offsets[a] + mp.sizes[a] <= mp.arena_bytes &&
-                        mp.sizes[a] >= plan.buffers[a].bytes(), "buffer ", plan.buffers[a].name, " is outside the arena");
+    YOLOC_CHECK(mp.offsets.size() == nb && mp.sizes.size() == nb && mp.first.size() == nb && mp.last.size() == nb,
+                "memory plan does not match the plan");
+    for (size_t a = 0; a < nb; ++a)
+        YOLOC_CHECK(mp.offsets[a] % kArenaAlignment == 0 && mp.offsets[a] >= 0 &&
+                        mp.offsets[a] + mp.sizes[a] <= mp.arena_bytes && mp.sizes[a] >= plan.buffers[a].bytes(),
+                    "buffer ", plan.buffers[a].name, " is outside the arena");
+    const std::vector<char> conflict = buffer_conflicts(plan, live_ranges(plan));
+    for (size_t a = 0; a < nb; ++a)
         for (size_t b = a + 1; b < nb; ++b) {
-            if (mp.first[a] < -1 || mp.first[b] < -1) continue;
-            if (mp.last[a] < mp.first[a] || mp.last[b] < mp.first[b]) continue;
-            if (!overlap(mp.first[a], mp.last[a], mp.first[b], mp.last[b])) continue;
+            if (!conflict[a * nb + b]) continue;
             bool disjoint = mp.offsets[a] + mp.sizes[a] <= mp.offsets[b] || mp.offsets[b] + mp.sizes[b] <= mp.offsets[a];
             YOLOC_CHECK(disjoint, "buffers ", plan.buffers[a].name, " and ", plan.buffers[b].name,
-                        " are live together and overlap");
+                        " must not share bytes but overlap");
         }
-    }
 }
 
 int64_t parse_bytes(const std::string& s0) {

@@ -17,7 +17,7 @@ constexpr int64_t kArenaAlignment = 256;  // cudaMalloc alignment; keeps vector 
 struct MemoryPlan {
     std::vector<int64_t> offsets;          // per plan buffer, bytes into the arena
     std::vector<int64_t> sizes;            // per plan buffer, aligned bytes
-    std::vector<int32_t> first, last;      // live op range per buffer (inclusive)
+    std::vector<int32_t> first, last;      // live op range per buffer in op order (inclusive)
     int64_t arena_bytes = 0;
     int64_t unshared_bytes = 0;            // what one allocation per buffer would take
     int64_t weight_bytes = 0;
@@ -25,11 +25,35 @@ struct MemoryPlan {
     int64_t total_bytes() const { return arena_bytes + weight_bytes + workspace_bytes; }
 };
 
+// The order the ops must keep: op j follows op i when j reads what i writes, or
+// writes what i reads or writes (same buffer, overlapping channels); given a memory
+// plan, also when their buffers share arena bytes. Ops on no path between each other
+// may run at the same time (the runtime puts them on separate streams).
+struct OpDag {
+    std::vector<std::vector<int>> deps;      // per op: direct predecessors, transitively reduced
+    std::vector<std::vector<uint64_t>> anc;  // per op: bitset of every predecessor
+    bool is_anc(size_t op, int j) const {
+        return j >= 0 && ((anc[op][size_t(j) / 64] >> (size_t(j) % 64)) & 1u);
+    }
+};
+OpDag op_dag(const Plan& plan, const MemoryPlan* mp = nullptr);
+
+// Whether two buffers may share arena bytes under the plan's memory mode: never when
+// both are used by one op; Sequential: when their live ranges in op order do not
+// overlap; Concurrent: when every use of one precedes every use of the other in the
+// op DAG of the data alone (so sharing adds no order between independent branches).
+// Returns the nb x nb matrix (row-major) of "must not share".
+std::vector<char> buffer_conflicts(const Plan& plan, const MemoryPlan& live);
+
 // Plans the arena. budget_bytes > 0: throws yoloc::Error when the total device
 // bytes would exceed it, naming each part.
 MemoryPlan plan_memory(const Plan& plan, int64_t budget_bytes = 0);
 
-// Checks that no two buffers that are live at the same op share bytes; throws.
+// Plans the arena for a plan being built: Concurrent when it fits the budget, else
+// Sequential (sets plan.memory_mode to the mode used); throws when neither fits.
+MemoryPlan plan_memory_within(Plan& plan, int64_t budget_bytes);
+
+// Checks that no two buffers that must not share bytes (buffer_conflicts) do; throws.
 void verify_memory_plan(const Plan& plan, const MemoryPlan& mp);
 
 // "2GiB", "512MiB", "128MB", "1000000" -> bytes. Throws on anything else.

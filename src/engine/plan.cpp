@@ -94,7 +94,14 @@ void Plan::validate() const {
                 break;
             case OpKind::Conv: {
                 YOLOC_CHECK(op.in.size() == 1 || op.in.size() == 2, "plan: conv ", op.name, " arity");
-                for (const auto& v : op.in) check_view(v, op, true);
+                if (op.in[0].buf == input_buf) {  // the stem reading the NCHW float32 input itself
+                    YOLOC_CHECK(op.in.size() == 1 && op.in[0].c_off == 0 && op.in[0].c == input_shape[1] &&
+                                    op.in[0].c <= kMaxStemChannels && op.group == 1,
+                                "plan: conv ", op.name, " reads the input in an unsupported way");
+                } else {
+                    check_view(op.in[0], op, true);
+                }
+                for (size_t k = 1; k < op.in.size(); ++k) check_view(op.in[k], op, true);
                 check_view(op.out, op, true);
                 YOLOC_CHECK(op.kh > 0 && op.kw > 0 && op.sh > 0 && op.sw > 0 && op.group > 0 && op.ph >= 0 &&
                                 op.pw >= 0 && op.in[0].c % op.group == 0 && op.out.c % op.group == 0,
@@ -198,6 +205,50 @@ bool all_ones(const std::vector<int64_t>& v) {
     for (int64_t x : v)
         if (x != 1) return false;
     return true;
+}
+
+// The stem conv reads the NCHW float32 input itself when InputPack's only reader is
+// one plain conv over a few channels (YOLOv8's 3-channel stem): one kernel and one
+// buffer fewer, and the stem's output is written without the packed copy in between.
+void fold_input_pack(Plan& plan) {
+    if (plan.ops.empty() || plan.ops[0].kind != OpKind::InputPack) return;
+    const int32_t packed = plan.ops[0].out.buf;
+    const int64_t c = plan.input_shape[1];
+    if (c > kMaxStemChannels || plan.ops[0].out.c_off != 0 || plan.buffers[size_t(packed)].shape[3] != c) return;
+    int readers = 0;
+    size_t reader = 0;
+    for (size_t i = 1; i < plan.ops.size(); ++i) {
+        const PlanOp& op = plan.ops[i];
+        bool writes = op.out.buf == packed;
+        for (const auto& v : op.more_out) writes = writes || v.buf == packed;
+        if (writes) return;
+        for (const auto& v : op.in)
+            if (v.buf == packed) {
+                ++readers;
+                reader = i;
+            }
+    }
+    for (int32_t o : plan.output_bufs)
+        if (o == packed) return;
+    if (readers != 1) return;
+    PlanOp& conv = plan.ops[reader];
+    if (conv.kind != OpKind::Conv || conv.in.size() != 1 || conv.group != 1 || conv.in[0].c_off != 0 ||
+        conv.in[0].c != c)
+        return;
+    conv.in[0] = View{plan.input_buf, 0, c};
+    plan.ops.erase(plan.ops.begin());
+    // Drop the packed buffer and renumber the later ones.
+    plan.buffers.erase(plan.buffers.begin() + packed);
+    auto fix = [&](int32_t& b) {
+        if (b > packed) --b;
+    };
+    fix(plan.input_buf);
+    for (auto& o : plan.output_bufs) fix(o);
+    for (auto& op : plan.ops) {
+        for (auto& v : op.in) fix(v.buf);
+        fix(op.out.buf);
+        for (auto& v : op.more_out) fix(v.buf);
+    }
 }
 
 }  // namespace
@@ -825,6 +876,7 @@ Plan build_plan(const Model& original, const PlanOptions& opts) {
         op.out = View{out_buf[o.name], 0, 0};
         plan.ops.push_back(op);
     }
+    fold_input_pack(plan);
     plan.validate();
     return plan;
 }

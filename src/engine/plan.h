@@ -5,6 +5,8 @@
 // Lowering (why each rule exists):
 //  - Conv + bias + SiLU (Sigmoid, Mul) + residual Add become one op: the
 //    activation never makes a round trip through memory.
+//  - The stem conv reads the NCHW float32 input directly (no InputPack op) when it
+//    is the packed input's only reader and has at most kMaxStemChannels channels.
 //  - Split outputs are views (buffer + channel offset) of their input: free.
 //  - Concat (channels) is free when its producers can write straight into their
 //    slice of the output buffer; otherwise a Copy op moves the slice.
@@ -60,6 +62,10 @@ struct View {
     int64_t c_off = 0;  // first channel
     int64_t c = 0;      // channels in the view
 };
+
+// A conv over at most this many input channels that is the only reader of the packed
+// input reads the NCHW float32 Input buffer itself (the stem; InputPack is dropped).
+constexpr int64_t kMaxStemChannels = 4;
 
 enum class OpKind : int32_t {
     InputPack = 0,     // Input buffer (NCHW f32) -> NHWC activation view
@@ -129,6 +135,13 @@ struct Plan {
     std::vector<PlanOp> ops;
     std::vector<float> weights;               // float32 on the host; the runtime converts
     PlanStats stats;
+    // How the arena shares bytes (engine/memory_plan.h): Concurrent keeps independent
+    // branches (the Detect heads beside the neck) in separate bytes so that the runtime
+    // can run them at the same time on several streams; Sequential shares whatever the
+    // op order allows (smallest arena). `yoloc build` picks Concurrent unless it does not
+    // fit the memory budget.
+    enum class MemoryMode : int32_t { Sequential = 0, Concurrent = 1 };
+    MemoryMode memory_mode = MemoryMode::Concurrent;
 
     // Bytes the weights take on the device (conv weights in the activation
     // precision or int8, biases and scales in float32).

@@ -143,7 +143,10 @@ TEST(Gpu, ConvShapesFp32AndFp16) {
         bool silu, res;
     };
     const Cfg cfgs[] = {
-        {3, 16, 3, 2, 1, 33, 31, true, false},   // stem-like, odd sizes
+        {3, 16, 3, 2, 1, 33, 31, true, false},   // stem-like, odd sizes (reads the NCHW input: stem kernel)
+        {3, 64, 3, 1, 1, 17, 19, true, false},   // stem kernel, widest output it takes
+        {4, 8, 5, 1, 1, 9, 9, false, false},     // a stem with K = 100: the element-function fallback
+        {3, 12, 3, 2, 1, 15, 15, true, false},   // a stem 12 wide: the element-function fallback too
         {16, 16, 3, 1, 1, 20, 20, true, true},   // bottleneck with residual
         {64, 128, 3, 2, 1, 20, 20, true, false}, // downsampling
         {96, 64, 1, 1, 1, 10, 12, true, false},  // 1x1

@@ -72,6 +72,7 @@ void check_memory_before_building(const yoloc::Model& m, const yoloc::engine::Pl
             // A model whose batch cannot be re-targeted: judged from its own plan below.
         }
         if (planned) {
+            p1.memory_mode = ye::Plan::MemoryMode::Sequential;  // the smallest arena the build may fall back to
             ye::MemoryPlan mp1 = ye::plan_memory(p1, 0);
             const double need = double(mp1.weight_bytes + mp1.workspace_bytes) + double(mp1.arena_bytes) * double(po.batch);
             if (need > double(limit)) {
@@ -94,7 +95,8 @@ void check_memory_before_building(const yoloc::Model& m, const yoloc::engine::Pl
         // elements), which a large batch can exceed: say which batch failed.
         yoloc::fail("cannot plan the engine at batch ", po.batch, ": ", e.what(), " (try a smaller --batch)");
     }
-    ye::MemoryPlan mp = ye::plan_memory(plan, budget);  // throws over the budget, naming the batch
+    // Throws over the budget, naming the batch (after trying the smaller sequential arena).
+    ye::MemoryPlan mp = ye::plan_memory_within(plan, budget);
     if (workspace_cap > 0 && mp.workspace_bytes > workspace_cap)
         yoloc::fail("the engine's kernels need a workspace of ", ye::format_bytes(mp.workspace_bytes),
                     ", more than the --workspace cap of ", ye::format_bytes(workspace_cap));

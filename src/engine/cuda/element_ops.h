@@ -34,6 +34,9 @@ struct ConvArgs {
     int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, group = 1;
     int silu = 0;
     int kernel = 0;  // a ConvTactic (conv_mma.h): 0 auto, 1 direct, 2 wmma, 3 SIMT gemm, 16+i mma tile i
+    // The stem: x is the graph input itself, NCHW float32 (xs unused); any precision's
+    // weights and output. Launched on its own kernel whatever `kernel` says.
+    int nchw = 0;
     // INT8 conv (qscale != null): wt is int8 [m][wk] (row m: the K = kh*kw*c weights in
     // [kh][kw][c] order, zero-padded to wk, a multiple of 16); the input is quantized with
     // in_scale when loaded (round half to even, saturate to [-128, 127]); the int32 sum
@@ -141,8 +144,13 @@ YOLOC_HD void conv_at(const ConvArgs& a, long long i) {
         for (int kx = 0; kx < a.kw; ++kx) {
             const int ix = ox * a.sw - a.pw + kx;
             if (ix < 0 || ix >= a.w) continue;
-            const T* xp = x + ((size_t(n) * a.h + iy) * a.w + ix) * a.xs + size_t(g) * cg;
             const T* wp = wt + (size_t(ky) * a.kw + kx) * cg * a.m + m;
+            if (a.nchw) {
+                const float* xf = static_cast<const float*>(a.x) + (size_t(n) * a.c * a.h + iy) * a.w + ix;
+                for (int ci = 0; ci < cg; ++ci) acc += xf[size_t(ci) * a.h * a.w] * ld(wp + size_t(ci) * a.m);
+                continue;
+            }
+            const T* xp = x + ((size_t(n) * a.h + iy) * a.w + ix) * a.xs + size_t(g) * cg;
             for (int ci = 0; ci < cg; ++ci) acc += ld(xp + ci) * ld(wp + size_t(ci) * a.m);
         }
     }
@@ -171,8 +179,14 @@ YOLOC_HD void conv_int8_at(const ConvArgs& a, long long i) {
         for (int kx = 0; kx < a.kw; ++kx) {
             const int ix = ox * a.sw - a.pw + kx;
             if (ix < 0 || ix >= a.w) continue;
-            const T* xp = x + ((size_t(n) * a.h + iy) * a.w + ix) * a.xs;
             const signed char* wp = wt + size_t(m) * a.wk + (size_t(ky) * a.kw + kx) * a.c;
+            if (a.nchw) {
+                const float* xf = static_cast<const float*>(a.x) + (size_t(n) * a.c * a.h + iy) * a.w + ix;
+                for (int ci = 0; ci < a.c; ++ci)
+                    acc += int(quant_i8(xf[size_t(ci) * a.h * a.w], a.in_scale)) * int(wp[ci]);
+                continue;
+            }
+            const T* xp = x + ((size_t(n) * a.h + iy) * a.w + ix) * a.xs;
             for (int ci = 0; ci < a.c; ++ci) acc += int(quant_i8(ld(xp + ci), a.in_scale)) * int(wp[ci]);
         }
     }

@@ -293,6 +293,138 @@ __global__ void resize_vec8_kernel(ResizeArgs a) {
     }
 }
 
+template <typename T, bool INT8>
+__global__ void conv_stem_generic_kernel(ConvArgs a) {
+    const long long total = conv_items(a);
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+        if (INT8)
+            conv_int8_at<T>(a, i);
+        else
+            conv_at<T>(a, i);
+    }
+}
+
+// The stem: a conv over a few channels of the NCHW float32 input (ConvArgs::nchw).
+// Replaces InputPack + a tensor-core conv whose 3-channel K (27) fills a third of its
+// smallest K step. One thread per (output pixel, group of 8 output channels): the
+// receptive field in registers, the weights in shared memory as float [k][m] read 4
+// channels at a time, 8 channels stored with one 16-byte store where aligned. KH, KW, C
+// are template parameters for YOLOv8's 3x3x3 stem (0: read from the arguments). INT8:
+// input quantized with in_scale, int8 weights, the exact integer sum (|sum| < 2^24 for
+// K <= 48) scaled by qscale, as conv_int8_at.
+constexpr int kStemMaxK = 48, kStemMaxM = 64, kStemGroup = 8;
+
+template <typename T, bool INT8, int KH, int KW, int C>
+__global__ void __launch_bounds__(128) conv_stem_kernel(ConvArgs a) {
+    constexpr int KMAX = KH > 0 ? KH * KW * C : kStemMaxK;
+    __shared__ __align__(16) float sw[kStemMaxK * kStemMaxM];
+    __shared__ float sb[kStemMaxM], sq[kStemMaxM];
+    const int kh = KH > 0 ? KH : a.kh, kw = KH > 0 ? KW : a.kw, c = KH > 0 ? C : a.c;
+    const int K = kh * kw * c, M = a.m;  // M: a multiple of kStemGroup (conv_stem checks)
+    for (int i = threadIdx.x; i < K * M; i += blockDim.x) {
+        const int k = i / M, m = i - k * M;  // sw[k][m]; k in [ky][kx][c] order
+        sw[i] = INT8 ? float(static_cast<const signed char*>(a.wt)[size_t(m) * a.wk + k])
+                     : ld(static_cast<const T*>(a.wt) + i);
+    }
+    for (int m = threadIdx.x; m < M; m += blockDim.x) {
+        sb[m] = a.bias[m];
+        sq[m] = INT8 ? a.qscale[m] : 1.f;
+    }
+    __syncthreads();
+    const int groups = M / kStemGroup;
+    const long long items = (long long)a.n * a.oh * a.ow * groups;
+    const float* x = static_cast<const float*>(a.x);
+    const bool vec = sizeof(T) == 2 && a.ys % 8 == 0 && (reinterpret_cast<uintptr_t>(a.y) & 15) == 0;
+    for (long long it = blockIdx.x * (long long)blockDim.x + threadIdx.x; it < items;
+         it += (long long)gridDim.x * blockDim.x) {
+        const int g = int(it % groups);
+        const long long p = it / groups;
+        const int ox = int(p % a.ow);
+        const long long t = p / a.ow;
+        const int oy = int(t % a.oh), n = int(t / a.oh);
+        float v[KMAX];
+#pragma unroll
+        for (int kk = 0; kk < KMAX; ++kk) {
+            float u = 0.f;
+            if (kk < K) {
+                const int ci = kk % c, tap = kk / c;
+                const int iy = oy * a.sh - a.ph + tap / kw, ix = ox * a.sw - a.pw + tap % kw;
+                if (iy >= 0 && iy < a.h && ix >= 0 && ix < a.w) u = x[((size_t(n) * c + ci) * a.h + iy) * a.w + ix];
+            }
+            v[kk] = INT8 ? quant_i8(u, a.in_scale) : u;
+        }
+        const int m0 = g * kStemGroup;
+        float acc[kStemGroup];
+#pragma unroll
+        for (int j = 0; j < kStemGroup; ++j) acc[j] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < KMAX; ++kk) {
+            if (kk < K) {
+                const float4 w0 = *reinterpret_cast<const float4*>(sw + kk * M + m0);
+                const float4 w1 = *reinterpret_cast<const float4*>(sw + kk * M + m0 + 4);
+                acc[0] += v[kk] * w0.x;
+                acc[1] += v[kk] * w0.y;
+                acc[2] += v[kk] * w0.z;
+                acc[3] += v[kk] * w0.w;
+                acc[4] += v[kk] * w1.x;
+                acc[5] += v[kk] * w1.y;
+                acc[6] += v[kk] * w1.z;
+                acc[7] += v[kk] * w1.w;
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < kStemGroup; ++j) {
+            float r = acc[j] * sq[m0 + j] + sb[m0 + j];
+            if (a.silu) r = __fdividef(r, 1.0f + __expf(-r));
+            acc[j] = r;
+        }
+        T* y = static_cast<T*>(a.y) + size_t(p) * a.ys + m0;
+        if (vec) {
+            __align__(16) __half h[kStemGroup];
+#pragma unroll
+            for (int j = 0; j < kStemGroup; ++j) h[j] = __float2half(acc[j]);
+            *reinterpret_cast<uint4*>(y) = *reinterpret_cast<const uint4*>(h);
+        } else {
+#pragma unroll
+            for (int j = 0; j < kStemGroup; ++j) st(y + j, acc[j]);
+        }
+    }
+}
+
+template <typename T, bool INT8>
+void launch_stem(const ConvArgs& a, cudaStream_t s) {
+    long long b = ((long long)a.n * a.oh * a.ow * (a.m / kStemGroup) + 127) / 128;
+    if (b < 1) b = 1;
+    if (b > 65535LL * 8) b = 65535LL * 8;
+    if (a.kh == 3 && a.kw == 3 && a.c == 3)
+        conv_stem_kernel<T, INT8, 3, 3, 3><<<unsigned(b), 128, 0, s>>>(a);
+    else
+        conv_stem_kernel<T, INT8, 0, 0, 0><<<unsigned(b), 128, 0, s>>>(a);
+}
+
+void conv_stem(const ConvArgs& a, bool fp16, cudaStream_t s) {
+    const int K = a.kh * a.kw * a.c;
+    const bool int8 = a.qscale != nullptr;
+    if (K <= kStemMaxK && a.m <= kStemMaxM && a.m % kStemGroup == 0 && a.group == 1 && !a.res) {
+        if (int8)
+            launch_stem<__half, true>(a, s);
+        else if (fp16)
+            launch_stem<__half, false>(a, s);
+        else
+            launch_stem<float, false>(a, s);
+        return;
+    }
+    // Larger stems, or output widths that are not a multiple of 8: the element functions
+    // read NCHW too.
+    const unsigned g = grid_for(conv_items(a));
+    if (int8)
+        conv_stem_generic_kernel<__half, true><<<g, kThreads, 0, s>>>(a);
+    else if (fp16)
+        conv_stem_generic_kernel<__half, false><<<g, kThreads, 0, s>>>(a);
+    else
+        conv_stem_generic_kernel<float, false><<<g, kThreads, 0, s>>>(a);
+}
+
 }  // namespace
 
 bool tensor_cores_available() {
@@ -305,6 +437,10 @@ bool tensor_cores_available() {
 // the heuristic tile for fp16 on sm_80+, else the SIMT implicit GEMM (groups 1) or
 // the direct kernel. A tactic that cannot run this conv here falls back to kConvAuto.
 void conv(const ConvArgs& a, bool fp16, cudaStream_t s) {
+    if (a.nchw) {  // the stem reading the graph input: its own kernel, any precision
+        conv_stem(a, fp16, s);
+        return;
+    }
     if (a.qscale) {  // INT8 conv (Q/DQ folded): its own kernels
         conv_int8(a, s);
         return;

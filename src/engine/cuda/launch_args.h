@@ -55,12 +55,23 @@ inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, cons
         }
         case OpKind::Conv: {
             ConvArgs& c = a.conv;
-            c.x = at(op.in[0]);
-            c.n = dim(op.in[0], 0);
-            c.h = dim(op.in[0], 1);
-            c.w = dim(op.in[0], 2);
-            c.xs = cs(op.in[0]);
-            c.c = int(op.in[0].c);
+            if (buf(op.in[0].buf).kind == engine::BufferKind::Input) {  // the stem: NCHW float32
+                const auto& ib = buf(op.in[0].buf);
+                c.x = base(op.in[0].buf);
+                c.nchw = 1;
+                c.n = int(ib.shape[0]);
+                c.c = int(ib.shape[1]);
+                c.h = int(ib.shape[2]);
+                c.w = int(ib.shape[3]);
+                c.xs = c.c;
+            } else {
+                c.x = at(op.in[0]);
+                c.n = dim(op.in[0], 0);
+                c.h = dim(op.in[0], 1);
+                c.w = dim(op.in[0], 2);
+                c.xs = cs(op.in[0]);
+                c.c = int(op.in[0].c);
+            }
             c.y = at(op.out);
             c.oh = dim(op.out, 1);
             c.ow = dim(op.out, 2);

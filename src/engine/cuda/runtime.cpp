@@ -106,6 +106,7 @@ std::string conv_shape(const engine::Plan& p, const engine::PlanOp& op) {
     if (op.group != 1) os << " g" << op.group;
     if (op.int8()) os << " int8";
     if (ob.shape[0] != 1) os << " n" << ob.shape[0];
+    if (p.buffers[size_t(op.in[0].buf)].kind == engine::BufferKind::Input) os << " stem(nchw)";
     return os.str();
 }
 
@@ -115,7 +116,7 @@ std::string cache_key(const engine::Plan& p, const engine::PlanOp& op, const cud
     os << engine::precision_name(p.precision) << " n" << a.n << " " << a.h << "x" << a.w << " c" << a.c << " xs" << a.xs
        << " m" << a.m << " ys" << a.ys << " k" << a.kh << "x" << a.kw << " s" << a.sh << "x" << a.sw << " p" << a.ph
        << "x" << a.pw << " g" << a.group << " silu" << a.silu << " res" << (a.res ? a.rs : 0) << " x16:"
-       << ((reinterpret_cast<uintptr_t>(a.x) & 15) == 0) << " o" << op.out.c_off % 8 << (a.qscale ? " int8" : "");
+       << ((reinterpret_cast<uintptr_t>(a.x) & 15) == 0) << " o" << op.out.c_off % 8 << (a.qscale ? " int8" : "") << (a.nchw ? " nchw" : "");
     return os.str();
 }
 
@@ -144,65 +145,6 @@ engine::DeviceIdentity current_device() {
     return id;
 }
 
-namespace {
-
-// What an op reads and writes: a channel range of a buffer (whole buffer when c == 0
-// or not an NHWC activation). Two accesses conflict when they share a buffer and
-// channels, or when their buffers share arena bytes (the memory plan reuses them).
-struct Access {
-    int32_t buf;
-    int64_t c0, c1;
-};
-
-void compute_op_dag(const engine::Plan& p, const engine::MemoryPlan& mp, std::vector<std::vector<int>>& deps,
-                    std::vector<std::vector<uint64_t>>& anc) {
-    const size_t n = p.ops.size();
-    auto acc = [&](const engine::View& v) {
-        const auto& b = p.buffers[size_t(v.buf)];
-        if (v.c == 0 || b.kind != engine::BufferKind::Activation) return Access{v.buf, 0, INT64_MAX};
-        return Access{v.buf, v.c_off, v.c_off + v.c};
-    };
-    std::vector<std::vector<Access>> rd(n), wr(n);
-    for (size_t i = 0; i < n; ++i) {
-        for (const auto& v : p.ops[i].in) rd[i].push_back(acc(v));
-        wr[i].push_back(acc(p.ops[i].out));
-        for (const auto& v : p.ops[i].more_out) wr[i].push_back(acc(v));
-    }
-    auto clash = [&](const Access& a, const Access& b) {
-        if (a.buf == b.buf) return a.c0 < b.c1 && b.c0 < a.c1;
-        const int64_t a0 = mp.offsets[size_t(a.buf)], a1 = a0 + mp.sizes[size_t(a.buf)];
-        const int64_t b0 = mp.offsets[size_t(b.buf)], b1 = b0 + mp.sizes[size_t(b.buf)];
-        return a0 < b1 && b0 < a1;
-    };
-    auto any = [&](const std::vector<Access>& x, const std::vector<Access>& y) {
-        for (const auto& a : x)
-            for (const auto& b : y)
-                if (clash(a, b)) return true;
-        return false;
-    };
-    const size_t words = (n + 63) / 64;
-    deps.assign(n, {});
-    anc.assign(n, std::vector<uint64_t>(words, 0));
-    for (size_t i = 0; i < n; ++i) {
-        std::vector<int> direct;
-        for (size_t j = 0; j < i; ++j)
-            if (any(wr[j], rd[i]) || any(wr[j], wr[i]) || any(rd[j], wr[i])) direct.push_back(int(j));
-        for (int d : direct) {
-            anc[i][size_t(d) / 64] |= uint64_t(1) << (size_t(d) % 64);
-            for (size_t w = 0; w < words; ++w) anc[i][w] |= anc[size_t(d)][w];
-        }
-        // Keep only the deps no other dep already implies.
-        for (int d : direct) {
-            bool implied = false;
-            for (int e : direct)
-                if (e != d && ((anc[size_t(e)][size_t(d) / 64] >> (size_t(d) % 64)) & 1u)) implied = true;
-            if (!implied) deps[i].push_back(d);
-        }
-    }
-}
-
-}  // namespace
-
 // ---------------------------------------------------------------- Engine
 
 struct Engine::Impl {
@@ -214,11 +156,9 @@ struct Engine::Impl {
     std::vector<const void*> w_dev;      // per op (null unless Conv)
     std::vector<const float*> b_dev;
     std::vector<const float*> s_dev;     // INT8 convs: s_in * s_w per output channel
-    // Op DAG for multi-stream capture: deps[i] = the earlier ops op i must wait for
-    // (transitively reduced), anc[i] = bitset of all its ancestors.
-    std::vector<std::vector<int>> deps;
-    std::vector<std::vector<uint64_t>> anc;
-    bool is_anc(size_t i, int j) const { return j >= 0 && ((anc[i][size_t(j) / 64] >> (size_t(j) % 64)) & 1u); }
+    // Op DAG for multi-stream capture, arena sharing included: dag.deps[i] = the earlier
+    // ops op i must wait for (transitively reduced).
+    engine::OpDag dag;
     ~Impl() {
         if (weights) cudaFree(weights);
     }
@@ -291,7 +231,7 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
         impl->b_dev[i] = reinterpret_cast<const float*>(static_cast<uint8_t*>(impl->weights) + boff[i]);
     }
 
-    compute_op_dag(p, impl->memory, impl->deps, impl->anc);
+    impl->dag = engine::op_dag(p, &impl->memory);
 
     EngineSummary& s = impl->summary;
     s.gpu_name = file.info.device.gpu_name;
@@ -378,15 +318,17 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
                 tc.cached = true;
             } else {
                 std::vector<int> cands = {a.conv.qscale ? int(cuda::kConvInt8Direct) : int(cuda::kConvDirect)};
-                if (a.conv.qscale) {
+                if (a.conv.nchw) {
+                    // The stem reading the input has one kernel whatever the tactic: time it once.
+                } else if (a.conv.qscale) {
                     for (int c = 0; c < cuda::int8_config_count(); ++c)
                         if (cuda::int8_mma_supported(a.conv, c)) cands.push_back(cuda::kConvInt8MmaBase + c);
                 } else if (a.conv.group == 1) {
                     cands.push_back(cuda::kConvSimtGemm);
                 }
-                if (fp16 && !a.conv.qscale && a.conv.group == 1 && cuda::device_cc_major() >= 7)
+                if (fp16 && !a.conv.qscale && !a.conv.nchw && a.conv.group == 1 && cuda::device_cc_major() >= 7)
                     cands.push_back(cuda::kConvWmma);
-                if (fp16 && !a.conv.qscale)
+                if (fp16 && !a.conv.qscale && !a.conv.nchw)
                     for (int c = 0; c < cuda::mma_config_count(); ++c)
                         if (cuda::mma_supported(a.conv, c)) cands.push_back(cuda::kConvMmaBase + c);
                 tc.best_us = INFINITY;
@@ -427,7 +369,7 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
 BuildResult build_engine(const Model& model, const BuildOptions& opts) {
     BuildResult r;
     r.file.plan = engine::build_plan(model, opts.plan);
-    r.memory = engine::plan_memory(r.file.plan, opts.memory_budget);
+    r.memory = engine::plan_memory_within(r.file.plan, opts.memory_budget);
     r.file.info.yoloc_version = engine::yoloc_version();
     r.file.info.device = current_device();
     r.file.info.source_model = opts.source;
@@ -512,19 +454,19 @@ struct Context::Impl {
         std::vector<bool> used(size_t(ns), false);
         for (size_t i = 0; i < n; ++i) {
             int k = -1;
-            for (int d : E.deps[i])
+            for (int d : E.dag.deps[i])
                 if (last[size_t(on[size_t(d)])] == d) {
                     k = on[size_t(d)];
                     break;
                 }
             for (int kk = 0; kk < ns && k < 0; ++kk)
-                if (last[size_t(kk)] < 0 || E.is_anc(i, last[size_t(kk)])) k = kk;
+                if (last[size_t(kk)] < 0 || E.dag.is_anc(i, last[size_t(kk)])) k = kk;
             if (k < 0) {  // every stream busy with unrelated work: the one idle longest
                 k = 0;
                 for (int kk = 1; kk < ns; ++kk)
                     if (last[size_t(kk)] < last[size_t(k)]) k = kk;
             }
-            for (int d : E.deps[i])
+            for (int d : E.dag.deps[i])
                 if (on[size_t(d)] != k) YOLOC_CUDA(cudaStreamWaitEvent(st(k), op_ev[size_t(d)], 0));
             launch_planned(i, fp16, st(k));
             YOLOC_CUDA(cudaEventRecord(op_ev[i], st(k)));
