@@ -121,7 +121,15 @@ Model apply_pruning(const Model& model, const ChannelAnalysis& an, const KeepPla
 
 struct ReconstructOptions {
     int samples_per_image = 128;  // output positions sampled per consumer per image
-    double ridge = 1e-3;          // relative to the mean diagonal of X^T X
+    double ridge = 1e-3;          // relative to the mean diagonal of X^T X (when ridge_folds < 2)
+    // Shrink the refitted weights toward the unpruned conv's weights on the kept channels
+    // (true) or toward zero (false, plain ridge). With the original as the prior, a large
+    // ridge means "keep the weights, refit only the bias" and a small one the free fit.
+    bool ridge_to_original = true;
+    // >= 2: choose the ridge per output channel by cross-validation over this many folds of
+    // the calibration images (image i in fold i % folds), from a grid of 1e-4 .. 10 times
+    // the mean diagonal; the free fit overfits 64 images (docs/PRUNING.md). < 2: `ridge`.
+    int ridge_folds = 4;
     int iterations = 2;           // 1: fit on the unpruned model's inputs; 2+: refit on the pruned model's
     // From pass 2, also refit the convs reading the refitted convs' outputs. Off by default:
     // on yolov8n_coco it did not help (docs/PRUNING.md).
@@ -151,6 +159,9 @@ struct ReconstructReport {
     // Mean squared error of the refitted convs' outputs vs the unpruned model on the
     // calibration samples, before (channels dropped) and after the refit, last iteration.
     double mse_before = 0, mse_after = 0;
+    // Cross-validated ridge: held-out MSE of the refitted outputs with the chosen ridges,
+    // and with the fixed `ridge` option, summed over the folds (last iteration).
+    double cv_mse = 0, cv_mse_fixed = 0;
 };
 
 struct AffineCorrectionReport {

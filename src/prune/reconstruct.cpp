@@ -2,9 +2,12 @@
 // for each such conv, sampled output positions of calibration images give rows
 //   x = its input patch on the kept channels (+1 for the bias),
 //   y = the unpruned conv's output there (pre-activation),
-// and the new weights solve min ||X B - Y||^2 + lambda ||B_w||^2 via the normal equations
-// (Cholesky). With only the bias column free this reduces to folding the removed
-// channels' mean contribution into the bias; the full solve also re-mixes the kept ones.
+// and the new weights solve min ||X B - Y||^2 + lambda ||B_w - B0_w||^2 via the normal
+// equations (Cholesky), B0 the unpruned conv's weights on the kept channels (or 0). With
+// only the bias column free this reduces to folding the removed channels' mean
+// contribution into the bias; the full solve also re-mixes the kept ones. lambda is
+// chosen per output channel by cross-validation over folds of the calibration images:
+// the free fit has ~1000 unknowns per channel and overfits 64 images.
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -71,7 +74,10 @@ struct System {
     std::vector<Consumer> cons;
     int64_t F = 0, O = 0;
     bool late = false;  // refitted from the second pass on (reads a refitted conv's output)
-    std::vector<double> G, H, yy;
+    // Normal equations per fold of the calibration images (image i in fold i % folds):
+    // G = X^T X (upper triangle), H = X^T Y, yy = per-column Y^T Y.
+    std::vector<std::vector<double>> G, H, yy;
+    std::vector<double> B0;  // prior (F x O): unpruned weights on the kept channels, original bias
     double drop_err = 0;  // sum of squared errors of the pruned conv without refit
     int64_t n = 0;
 };
@@ -114,59 +120,151 @@ void accumulate_gram(std::vector<double>& G, const std::vector<double>& X, int64
     for (auto& t : th) t.join();
 }
 
-// Solves (G + lambda D) B = H for B (F x O), G symmetric with its upper triangle filled.
-// D = identity on the weight features, 0 on the bias feature (last). Cholesky; the ridge
-// grows when the matrix is not positive definite in floating point.
+// Cholesky factor L (lower, row-major) of G + lambda D, G symmetric with its upper
+// triangle filled, D = identity on the weight features and 0 on the bias feature (last).
+// False when it is not positive definite in floating point.
+bool cholesky_ridged(const std::vector<double>& G, int64_t F, double lambda, double mean_diag, std::vector<double>& L) {
+    L.assign(size_t(F * F), 0.0);
+    for (int64_t i = 0; i < F; ++i)
+        for (int64_t j = 0; j <= i; ++j) L[size_t(i * F + j)] = G[size_t(j * F + i)];  // lower from upper
+    for (int64_t i = 0; i + 1 < F; ++i) L[size_t(i * F + i)] += lambda;
+    L[size_t(F * F - 1)] += 1e-9 * mean_diag;
+    for (int64_t j = 0; j < F; ++j) {
+        double* Lj = &L[size_t(j * F)];
+        double d = Lj[j];
+        for (int64_t k = 0; k < j; ++k) d -= Lj[k] * Lj[k];
+        if (!(d > 0)) return false;
+        d = std::sqrt(d);
+        Lj[j] = d;
+        for (int64_t i = j + 1; i < F; ++i) {
+            double* Li = &L[size_t(i * F)];
+            double s = Li[j];
+            for (int64_t k = 0; k < j; ++k) s -= Li[k] * Lj[k];
+            Li[j] = s / d;
+        }
+    }
+    return true;
+}
+
+// B (F x O) = (L L^T)^-1 R.
+std::vector<double> cholesky_solve(const std::vector<double>& L, int64_t F, const std::vector<double>& R, int64_t O) {
+    std::vector<double> B(size_t(F * O));
+    std::vector<double> z(static_cast<size_t>(F));
+    for (int64_t o = 0; o < O; ++o) {
+        for (int64_t i = 0; i < F; ++i) {  // L z = r
+            double s = R[size_t(i * O + o)];
+            const double* Li = &L[size_t(i * F)];
+            for (int64_t k = 0; k < i; ++k) s -= Li[k] * z[size_t(k)];
+            z[size_t(i)] = s / Li[i];
+        }
+        for (int64_t i = F - 1; i >= 0; --i) {  // L^T b = z
+            double s = z[size_t(i)];
+            for (int64_t k = i + 1; k < F; ++k) s -= L[size_t(k * F + i)] * B[size_t(k * O + o)];
+            B[size_t(i * O + o)] = s / L[size_t(i * F + i)];
+        }
+    }
+    return B;
+}
+
+double mean_weight_diag(const std::vector<double>& G, int64_t F) {
+    double m = 0;
+    for (int64_t i = 0; i + 1 < F; ++i) m += G[size_t(i * F + i)];
+    m = F > 1 ? m / double(F - 1) : 1;
+    return m > 0 ? m : 1;
+}
+
+// Solves (G + lambda D) B = H + lambda D B0 for B (F x O), lambda = rel * mean diagonal;
+// B0 null: shrink toward zero. The ridge grows when the matrix is not positive definite.
 std::vector<double> solve_ridge(const std::vector<double>& G, const std::vector<double>& H, int64_t F, int64_t O,
-                                double ridge) {
-    double mean_diag = 0;
-    for (int64_t i = 0; i + 1 < F; ++i) mean_diag += G[size_t(i * F + i)];
-    mean_diag = F > 1 ? mean_diag / double(F - 1) : 1;
-    if (mean_diag <= 0) mean_diag = 1;
-    for (int attempt = 0; attempt < 8; ++attempt, ridge *= 10) {
-        double lambda = ridge * mean_diag;
-        std::vector<double> L(size_t(F * F), 0.0);
-        for (int64_t i = 0; i < F; ++i)
-            for (int64_t j = 0; j <= i; ++j) L[size_t(i * F + j)] = G[size_t(j * F + i)];  // lower from upper
-        for (int64_t i = 0; i + 1 < F; ++i) L[size_t(i * F + i)] += lambda;
-        L[size_t(F * F - 1)] += 1e-9 * mean_diag;
-        bool ok = true;
-        for (int64_t j = 0; j < F && ok; ++j) {
-            double* Lj = &L[size_t(j * F)];
-            double d = Lj[j];
-            for (int64_t k = 0; k < j; ++k) d -= Lj[k] * Lj[k];
-            if (!(d > 0)) {
-                ok = false;
-                break;
-            }
-            d = std::sqrt(d);
-            Lj[j] = d;
-            for (int64_t i = j + 1; i < F; ++i) {
-                double* Li = &L[size_t(i * F)];
-                double s = Li[j];
-                for (int64_t k = 0; k < j; ++k) s -= Li[k] * Lj[k];
-                Li[j] = s / d;
-            }
-        }
-        if (!ok) continue;
-        std::vector<double> B(size_t(F * O));
-        std::vector<double> z(static_cast<size_t>(F));
-        for (int64_t o = 0; o < O; ++o) {
-            for (int64_t i = 0; i < F; ++i) {  // L z = h
-                double s = H[size_t(i * O + o)];
-                const double* Li = &L[size_t(i * F)];
-                for (int64_t k = 0; k < i; ++k) s -= Li[k] * z[size_t(k)];
-                z[size_t(i)] = s / Li[i];
-            }
-            for (int64_t i = F - 1; i >= 0; --i) {  // L^T b = z
-                double s = z[size_t(i)];
-                for (int64_t k = i + 1; k < F; ++k) s -= L[size_t(k * F + i)] * B[size_t(k * O + o)];
-                B[size_t(i * O + o)] = s / L[size_t(i * F + i)];
-            }
-        }
-        return B;
+                                double rel, const std::vector<double>* B0) {
+    const double md = mean_weight_diag(G, F);
+    std::vector<double> L;
+    for (int attempt = 0; attempt < 8; ++attempt, rel *= 10) {
+        const double lambda = rel * md;
+        if (!cholesky_ridged(G, F, lambda, md, L)) continue;
+        if (!B0) return cholesky_solve(L, F, H, O);
+        std::vector<double> R = H;
+        for (int64_t i = 0; i + 1 < F; ++i)
+            for (int64_t o = 0; o < O; ++o) R[size_t(i * O + o)] += lambda * (*B0)[size_t(i * O + o)];
+        return cholesky_solve(L, F, R, O);
     }
     fail("reconstruction: the least-squares system stays singular (too few calibration samples?)");
+}
+
+// Per column o: yy[o] - 2 b.h + b.G.b, the squared error of X b against Y from the normal
+// equations (G symmetric, upper stored).
+void add_column_errors(const std::vector<double>& G, const std::vector<double>& H, const std::vector<double>& yy,
+                       const std::vector<double>& B, int64_t F, int64_t O, std::vector<double>& err) {
+    for (int64_t o = 0; o < O; ++o) {
+        double bh = 0, bgb = 0;
+        for (int64_t i = 0; i < F; ++i) {
+            const double bi = B[size_t(i * O + o)];
+            bh += bi * H[size_t(i * O + o)];
+            double row = G[size_t(i * F + i)] * bi;
+            for (int64_t j = i + 1; j < F; ++j) row += 2 * G[size_t(i * F + j)] * B[size_t(j * O + o)];
+            bgb += bi * row;
+        }
+        err[size_t(o)] += std::max(0.0, yy[size_t(o)] - 2 * bh + bgb);
+    }
+}
+
+std::vector<double> sum_folds(const std::vector<std::vector<double>>& v) {
+    std::vector<double> s(v.front().size(), 0.0);
+    for (const auto& f : v)
+        for (size_t i = 0; i < s.size(); ++i) s[i] += f[i];
+    return s;
+}
+
+// The refit of one system. Fixed ridge when there is one fold; else, per output channel,
+// the ridge of the grid with the lowest held-out error over the folds (each fold fitted on
+// the others), then one solve on all images per ridge chosen. Adds the held-out errors of
+// the chosen ridges and of the fixed option (same prior) to cv / cv_fixed.
+std::vector<double> solve_system(const System& s, const ReconstructOptions& opt, int threads, double& cv,
+                                 double& cv_fixed) {
+    const int64_t F = s.F, O = s.O;
+    const std::vector<double>* prior = opt.ridge_to_original ? &s.B0 : nullptr;
+    const std::vector<double> G = sum_folds(s.G), H = sum_folds(s.H);
+    const size_t folds = s.G.size();
+    if (folds < 2) return solve_ridge(G, H, F, O, opt.ridge, prior);
+    std::vector<double> grid = {1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0};
+    grid.push_back(opt.ridge);
+    // err[g][o]: held-out squared error of column o with ridge grid[g], summed over folds.
+    std::vector<std::vector<double>> err(grid.size(), std::vector<double>(size_t(O), 0.0));
+    auto run_fold = [&](size_t k, std::vector<std::vector<double>>& e) {
+        std::vector<double> Gt = G, Ht = H;
+        for (size_t i = 0; i < Gt.size(); ++i) Gt[i] -= s.G[k][i];
+        for (size_t i = 0; i < Ht.size(); ++i) Ht[i] -= s.H[k][i];
+        for (size_t g = 0; g < grid.size(); ++g) {
+            const std::vector<double> B = solve_ridge(Gt, Ht, F, O, grid[g], prior);
+            add_column_errors(s.G[k], s.H[k], s.yy[k], B, F, O, e[g]);
+        }
+    };
+    const size_t T = std::max<size_t>(1, std::min<size_t>(folds, size_t(std::max(1, threads))));
+    std::vector<std::vector<std::vector<double>>> part(folds, err);
+    for (size_t k0 = 0; k0 < folds; k0 += T) {
+        std::vector<std::thread> th;
+        for (size_t k = k0; k < std::min(folds, k0 + T); ++k) th.emplace_back(run_fold, k, std::ref(part[k]));
+        for (auto& t : th) t.join();
+    }
+    for (const auto& p : part)
+        for (size_t g = 0; g < grid.size(); ++g)
+            for (int64_t o = 0; o < O; ++o) err[g][size_t(o)] += p[g][size_t(o)];
+    std::vector<size_t> pick(size_t(O), 0);
+    for (int64_t o = 0; o < O; ++o) {
+        for (size_t g = 1; g + 1 < grid.size(); ++g)  // the last entry is the fixed option
+            if (err[g][size_t(o)] < err[pick[size_t(o)]][size_t(o)]) pick[size_t(o)] = g;
+        cv += err[pick[size_t(o)]][size_t(o)];
+        cv_fixed += err.back()[size_t(o)];
+    }
+    std::vector<double> B(size_t(F * O), 0.0);
+    for (size_t g = 0; g + 1 < grid.size(); ++g) {
+        if (std::find(pick.begin(), pick.end(), g) == pick.end()) continue;
+        const std::vector<double> Bg = solve_ridge(G, H, F, O, grid[g], prior);
+        for (int64_t o = 0; o < O; ++o)
+            if (pick[size_t(o)] == g)
+                for (int64_t i = 0; i < F; ++i) B[size_t(i * O + o)] = Bg[size_t(i * O + o)];
+    }
+    return B;
 }
 
 }  // namespace
@@ -259,6 +357,21 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
         s.cons.push_back(c);
         ++consumers;
     }
+    // The prior: each consumer's unpruned weights on the kept input channels (feature
+    // order kept channel, tap) and its bias.
+    for (auto& s : systems) {
+        const int64_t K = s.kh * s.kw;
+        s.B0.assign(size_t(s.F * s.O), 0.0);
+        for (const auto& c : s.cons)
+            for (size_t oi = 0; oi < c.kout.size(); ++oi) {
+                const int64_t o = c.kout[oi], col = c.col0 + int64_t(oi);
+                const float* wr = c.w.data<float>() + o * s.C * K;
+                for (size_t qi = 0; qi < s.kin.size(); ++qi)
+                    for (int64_t k = 0; k < K; ++k)
+                        s.B0[size_t((int64_t(qi) * K + k) * s.O + col)] = wr[s.kin[qi] * K + k];
+                s.B0[size_t((s.F - 1) * s.O + col)] = c.b.data<float>()[o];
+            }
+    }
     ReconstructReport rep;
     rep.consumers = consumers;
     rep.systems = int(systems.size());
@@ -290,10 +403,11 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
     for (int iter = 0; iter < iterations; ++iter) {
         std::unique_ptr<Executor> ex1;
         if (iter > 0) ex1 = make_executor(with_taps(pruned), "fast", eo);
+        const int folds = std::max(1, std::min(opt.ridge_folds, calib.count));
         for (auto& s : systems) {
-            s.G.assign(size_t(s.F * s.F), 0.0);
-            s.H.assign(size_t(s.F * s.O), 0.0);
-            s.yy.assign(size_t(s.O), 0.0);
+            s.G.assign(size_t(folds), std::vector<double>(size_t(s.F * s.F), 0.0));
+            s.H.assign(size_t(folds), std::vector<double>(size_t(s.F * s.O), 0.0));
+            s.yy.assign(size_t(folds), std::vector<double>(size_t(s.O), 0.0));
             s.drop_err = 0;
             s.n = 0;
         }
@@ -359,17 +473,18 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
                         }
                     }
                 }
-                accumulate_gram(s.G, feats, P, s.F, threads);
+                const size_t fold = size_t(img % folds);
+                accumulate_gram(s.G[fold], feats, P, s.F, threads);
                 for (int64_t p = 0; p < P; ++p) {
                     const double* f = &feats[size_t(p * s.F)];
                     const double* y = &Y[size_t(p * s.O)];
                     for (int64_t i = 0; i < s.F; ++i) {
                         double fi = f[i];
                         if (fi == 0) continue;
-                        double* h = &s.H[size_t(i * s.O)];
+                        double* h = &s.H[fold][size_t(i * s.O)];
                         for (int64_t o = 0; o < s.O; ++o) h[o] += fi * y[o];
                     }
-                    for (int64_t o = 0; o < s.O; ++o) s.yy[size_t(o)] += y[o] * y[o];
+                    for (int64_t o = 0; o < s.O; ++o) s.yy[fold][size_t(o)] += y[o] * y[o];
                 }
                 s.n += P;
             }
@@ -377,23 +492,15 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
         }
 
         // Solve and write the refitted weights into the pruned model.
-        double err_before = 0, err_after = 0;
+        double err_before = 0, err_after = 0, cv = 0, cv_fixed = 0;
         int64_t cnt = 0;
         for (auto& s : systems) {
             if (s.late && iter == 0) continue;
-            std::vector<double> B = solve_ridge(s.G, s.H, s.F, s.O, opt.ridge);
-            // Residual from the normal equations: sum_o yy - 2 b.h + b.G.b (G symmetric, upper stored).
-            for (int64_t o = 0; o < s.O; ++o) {
-                double bh = 0, bgb = 0;
-                for (int64_t i = 0; i < s.F; ++i) {
-                    double bi = B[size_t(i * s.O + o)];
-                    bh += bi * s.H[size_t(i * s.O + o)];
-                    double row = s.G[size_t(i * s.F + i)] * bi;
-                    for (int64_t j = i + 1; j < s.F; ++j) row += 2 * s.G[size_t(i * s.F + j)] * B[size_t(j * s.O + o)];
-                    bgb += bi * row;
-                }
-                err_after += std::max(0.0, s.yy[size_t(o)] - 2 * bh + bgb);
-            }
+            std::vector<double> B = solve_system(s, opt, threads, cv, cv_fixed);
+            // Residual on all calibration samples.
+            std::vector<double> e(size_t(s.O), 0.0);
+            add_column_errors(sum_folds(s.G), sum_folds(s.H), sum_folds(s.yy), B, s.F, s.O, e);
+            for (double v : e) err_after += v;
             err_before += s.drop_err;
             cnt += s.n * s.O;
             int64_t kin_n = int64_t(s.kin.size()), K = s.kh * s.kw;
@@ -442,6 +549,8 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
         rep.consumers = consumers;
         rep.mse_before = cnt ? err_before / double(cnt) : 0;
         rep.mse_after = cnt ? err_after / double(cnt) : 0;
+        rep.cv_mse = cnt ? cv / double(cnt) : 0;
+        rep.cv_mse_fixed = cnt ? cv_fixed / double(cnt) : 0;
     }
     return rep;
 }

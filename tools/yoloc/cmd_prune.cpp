@@ -70,6 +70,32 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
         ->capture_default_str();
     app.add_flag("--recon-refit-next", o->recon.refit_next,
                  "from pass 2, also refit the convs that read a refitted conv's output");
+    app.add_option_function<std::string>(
+           "--recon-ridge",
+           [o](const std::string& v) {
+               if (v == "auto") {
+                   o->recon.ridge_folds = 4;
+                   return;
+               }
+               double r = -1;
+               try {
+                   r = std::stod(v);
+               } catch (...) {
+               }
+               if (!(r > 0 && r < 1e6)) throw CLI::ValidationError("--recon-ridge", "expected auto or a positive number");
+               o->recon.ridge = r;
+               o->recon.ridge_folds = 1;
+           },
+           "refit ridge relative to the mean diagonal of X^T X, or auto: chosen per output channel by 4-fold "
+           "cross-validation over the calibration images (default auto)");
+    app.add_option_function<std::string>(
+           "--recon-prior",
+           [o](const std::string& v) {
+               if (v != "original" && v != "zero")
+                   throw CLI::ValidationError("--recon-prior", "expected original or zero");
+               o->recon.ridge_to_original = v == "original";
+           },
+           "what the ridge shrinks the refitted weights toward: original (the unpruned weights, default) or zero");
     app.add_option("--recon-samples", o->recon.samples_per_image, "positions sampled per conv per image")
         ->capture_default_str();
     app.add_flag("--recon-correct", o->recon.correct,
@@ -130,7 +156,10 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
         if (rep.reconstructed)
             info(yoloc::cat("reconstruction: ", rep.recon.consumers, " convs in ", rep.recon.systems,
                             " systems, output MSE on calibration samples ", rep.recon.mse_before, " -> ",
-                            rep.recon.mse_after));
+                            rep.recon.mse_after,
+                            rep.recon.cv_mse > 0 ? yoloc::cat(", held out (cross-validated) ", rep.recon.cv_mse,
+                                                              " (fixed ridge ", rep.recon.cv_mse_fixed, ")")
+                                                 : std::string()));
         if (rep.correction.convs > 0)
             info(yoloc::cat("correction: ", rep.correction.convs, " downstream convs in ", rep.correction.levels,
                             " levels, relative output MSE on calibration images ", rep.correction.rel_mse_before,
@@ -153,7 +182,9 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
                                        {"systems", rep.recon.systems},
                                        {"samples", rep.recon.samples},
                                        {"mse_before", rep.recon.mse_before},
-                                       {"mse_after", rep.recon.mse_after}};
+                                       {"mse_after", rep.recon.mse_after},
+                                       {"cv_mse", rep.recon.cv_mse},
+                                       {"cv_mse_fixed_ridge", rep.recon.cv_mse_fixed}};
             for (const auto& g : rep.groups)
                 j["groups"].push_back({{"id", g.id}, {"label", g.label}, {"before", g.before}, {"after", g.after},
                                        {"prunable", g.prunable}, {"in_scope", g.in_scope}});
