@@ -23,6 +23,11 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; date -u
 grep -E "^memory" "$OUT/build_f16.log"
 "$Y" build "$M" --precision fp16 --batch 32 --timing-cache "$OUT/tc" -o "$OUT/f16b32.engine" > "$OUT/build_b32.log" 2>&1 \
   || { tail -5 "$OUT/build_b32.log"; exit 1; }
+# The same engine under a device-memory budget the concurrent arena does not fit: the build falls back to
+# the sequential arena (docs/DECISIONS.md); speed and memory of both in the same run.
+"$Y" build "$M" --precision fp16 --memory-budget 15MB --timing-cache "$OUT/tc" -o "$OUT/f16seq.engine" \
+  > "$OUT/build_f16seq.log" 2>&1 || { tail -5 "$OUT/build_f16seq.log"; exit 1; }
+grep -E "^memory" "$OUT/build_f16seq.log"
 engines="f16"
 if [ -n "${QDQ:-}" ]; then
   "$Y" build "$QDQ" --precision int8 --timing-cache "$OUT/tc" -o "$OUT/i8.engine" > "$OUT/build_i8.log" 2>&1 \
@@ -38,8 +43,14 @@ for round in 1 2; do
     echo -n "int8 b1, $s stream(s): "; YOLOC_GRAPH_STREAMS=$s bm "$OUT/i8.engine" --iters 300 --warmup 30
   done
 done
+echo -n "fp16 b1, sequential arena (--memory-budget 15MB): "; bm "$OUT/f16seq.engine" --iters 300 --warmup 30
+for e in f16 f16seq; do
+  echo -n "$e device memory steps (cudaMemGetInfo drop, MB): "
+  "$Y" bench "$OUT/$e.engine" --iters 20 --warmup 5 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print(', '.join('%s %.2f' % (s['after'], s['delta_bytes']/1e6) for s in j['mem_get_info_steps']))"
+done
 echo -n "fp16 b32, 4 streams: "; bm "$OUT/f16b32.engine" --iters 60 --warmup 10
 "$Y" bench "$OUT/f16.engine" --profile --iters 10 > "$OUT/profile_f16.txt" 2>&1
+[ -f "$OUT/i8.engine" ] && "$Y" bench "$OUT/i8.engine" --profile --iters 10 > "$OUT/profile_i8.txt" 2>&1
 for e in $engines; do
   for s in 1 4; do
     echo -n "eval $e, $s stream(s): "

@@ -230,10 +230,14 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
             std::printf("int8       %d of %d convs in INT8 (%d Q/DQ pairs folded into conv inputs and residual reads), "
                         "%d fake-quant ops, %d convs in fp16\n",
                         s.convs_int8, s.convs, s.qdq_folded, s.fake_quants, s.convs - s.convs_int8);
-        std::printf("memory     weights %s + activations %s + workspace %s = %s (unshared activations %s)\n",
+        std::printf("memory     weights %s + activations %s + workspace %s = %s (unshared activations %s; %s)\n",
                     ye::format_bytes(r.memory.weight_bytes).c_str(), ye::format_bytes(r.memory.arena_bytes).c_str(),
                     ye::format_bytes(r.memory.workspace_bytes).c_str(), ye::format_bytes(r.memory.total_bytes()).c_str(),
-                    ye::format_bytes(r.memory.unshared_bytes).c_str());
+                    ye::format_bytes(r.memory.unshared_bytes).c_str(),
+                    p.memory_mode == ye::Plan::MemoryMode::Concurrent
+                        ? "concurrent arena: independent branches overlap"
+                        : "sequential arena: the concurrent one does not fit the memory budget, branches run one after "
+                          "the other");
         if (budget_bytes > 0 || workspace_cap > 0)
             std::printf("limits     memory budget %s, workspace cap %s%s%s\n",
                         budget_bytes > 0 ? ye::format_bytes(budget_bytes).c_str() : "none",
