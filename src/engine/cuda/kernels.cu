@@ -293,15 +293,13 @@ __global__ void resize_vec8_kernel(ResizeArgs a) {
     }
 }
 
-template <typename T, bool INT8>
-__global__ void conv_stem_generic_kernel(ConvArgs a) {
-    const long long total = conv_items(a);
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
-        if (INT8)
-            conv_int8_at<T>(a, i);
-        else
-            conv_at<T>(a, i);
-    }
+// One output per thread (kConvDirect): any precision, groups, the NCHW stem.
+void conv_direct(const ConvArgs& a, bool fp16, cudaStream_t s) {
+    const unsigned g = grid_for(conv_items(a));
+    if (fp16)
+        conv_kernel<__half><<<g, kThreads, 0, s>>>(a);
+    else
+        conv_kernel<float><<<g, kThreads, 0, s>>>(a);
 }
 
 // The stem: a conv over a few channels of the NCHW float32 input (ConvArgs::nchw).
@@ -414,15 +412,15 @@ void conv_stem(const ConvArgs& a, bool fp16, cudaStream_t s) {
             launch_stem<float, false>(a, s);
         return;
     }
-    // Larger stems, or output widths that are not a multiple of 8: the element functions
-    // read NCHW too.
-    const unsigned g = grid_for(conv_items(a));
-    if (int8)
-        conv_stem_generic_kernel<__half, true><<<g, kThreads, 0, s>>>(a);
-    else if (fp16)
-        conv_stem_generic_kernel<__half, false><<<g, kThreads, 0, s>>>(a);
-    else
-        conv_stem_generic_kernel<float, false><<<g, kThreads, 0, s>>>(a);
+    // Larger stems, or output widths that are not a multiple of 8: the one-output-per-thread
+    // kernels, whose element functions read NCHW too.
+    if (int8) {
+        ConvArgs d = a;
+        d.kernel = kConvInt8Direct;
+        conv_int8(d, s);
+        return;
+    }
+    conv_direct(a, fp16, s);
 }
 
 }  // namespace
@@ -475,11 +473,7 @@ void conv(const ConvArgs& a, bool fp16, cudaStream_t s) {
             conv_gemm_kernel<float><<<grid, 256, 0, s>>>(a);
         return;
     }
-    const unsigned g = grid_for(conv_items(a));
-    if (fp16)
-        conv_kernel<__half><<<g, kThreads, 0, s>>>(a);
-    else
-        conv_kernel<float><<<g, kThreads, 0, s>>>(a);
+    conv_direct(a, fp16, s);
 }
 
 #define YOLOC_LAUNCH(FN, NAME, ARGS, ITEMS)                                                      \

@@ -39,6 +39,15 @@ inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, cons
     auto at = [&](const engine::View& v) { return static_cast<void*>(base(v.buf) + v.c_off * buf(v.buf).elem_bytes); };
     auto cs = [&](const engine::View& v) { return int(buf(v.buf).shape[3]); };
     auto dim = [&](const engine::View& v, int d) { return int(buf(v.buf).shape[size_t(d)]); };
+    // An NHWC channel-slice input: pointer, batch, height, width, channel stride, channels.
+    auto set_input = [&](auto& c, const engine::View& v) {
+        c.x = at(v);
+        c.n = dim(v, 0);
+        c.h = dim(v, 1);
+        c.w = dim(v, 2);
+        c.xs = cs(v);
+        c.c = int(v.c);
+    };
     OpArgs a;
     a.kind = op.kind;
     switch (op.kind) {
@@ -65,12 +74,7 @@ inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, cons
                 c.w = int(ib.shape[3]);
                 c.xs = c.c;
             } else {
-                c.x = at(op.in[0]);
-                c.n = dim(op.in[0], 0);
-                c.h = dim(op.in[0], 1);
-                c.w = dim(op.in[0], 2);
-                c.xs = cs(op.in[0]);
-                c.c = int(op.in[0].c);
+                set_input(c, op.in[0]);
             }
             c.y = at(op.out);
             c.oh = dim(op.out, 1);
@@ -102,12 +106,7 @@ inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, cons
         }
         case OpKind::MaxPool: {
             PoolArgs& c = a.pool;
-            c.x = at(op.in[0]);
-            c.n = dim(op.in[0], 0);
-            c.h = dim(op.in[0], 1);
-            c.w = dim(op.in[0], 2);
-            c.xs = cs(op.in[0]);
-            c.c = int(op.in[0].c);
+            set_input(c, op.in[0]);
             c.y = at(op.out);
             c.oh = dim(op.out, 1);
             c.ow = dim(op.out, 2);
@@ -128,12 +127,7 @@ inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, cons
         }
         case OpKind::Resize: {
             ResizeArgs& c = a.resize;
-            c.x = at(op.in[0]);
-            c.n = dim(op.in[0], 0);
-            c.h = dim(op.in[0], 1);
-            c.w = dim(op.in[0], 2);
-            c.xs = cs(op.in[0]);
-            c.c = int(op.in[0].c);
+            set_input(c, op.in[0]);
             c.y = at(op.out);
             c.ys = cs(op.out);
             c.fy = op.fy;
@@ -146,12 +140,7 @@ inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, cons
         case OpKind::FakeQuant: {
             CopyArgs& c = a.copy;
             if (op.kind == OpKind::FakeQuant) c.scale = op.in_scale;
-            c.x = at(op.in[0]);
-            c.n = dim(op.in[0], 0);
-            c.h = dim(op.in[0], 1);
-            c.w = dim(op.in[0], 2);
-            c.xs = cs(op.in[0]);
-            c.c = int(op.in[0].c);
+            set_input(c, op.in[0]);
             c.y = at(op.out);
             c.ys = cs(op.out);
             break;
@@ -180,12 +169,7 @@ inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, cons
         }
         case OpKind::OutputUnpack: {
             UnpackArgs& c = a.unpack;
-            c.x = at(op.in[0]);
-            c.n = dim(op.in[0], 0);
-            c.h = dim(op.in[0], 1);
-            c.w = dim(op.in[0], 2);
-            c.xs = cs(op.in[0]);
-            c.c = int(op.in[0].c);
+            set_input(c, op.in[0]);
             c.y = reinterpret_cast<float*>(base(op.out.buf));
             break;
         }
