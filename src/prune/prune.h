@@ -131,9 +131,15 @@ struct ReconstructOptions {
     // the mean diagonal; the free fit overfits 64 images (docs/PRUNING.md). < 2: `ridge`.
     int ridge_folds = 4;
     int iterations = 2;           // 1: fit on the unpruned model's inputs; 2+: refit on the pruned model's
-    // From pass 2, also refit the convs reading the refitted convs' outputs. Off by default:
-    // on yolov8n_coco it did not help (docs/PRUNING.md).
-    bool refit_next = false;
+    // Passes 2+: one system at a time in graph order, each on the model carrying the refits
+    // before it (true), or all at once on the previous pass's model (false).
+    bool sequential = true;
+    // From pass 2, also refit the convs this many layers downstream of the convs that lost
+    // input channels (1: the readers of their outputs, C2f's cv2 and the next bottleneck's
+    // cv1; 0: none). 1 by default since the refit is sequential and its ridge
+    // cross-validated: on yolov8n_coco it took the seed setting from -1.9 to -0.7 points
+    // (docs/PRUNING.md); with the old all-at-once pass and fixed ridge it had cost 0.6.
+    int refit_depth = 1;
     // After the refit: per output channel affine fix (scale and shift) of every conv downstream
     // of a pruned channel, fitted on the pruned model's own activations so that its output
     // matches the unpruned model's (least squares per channel, or moment matching with

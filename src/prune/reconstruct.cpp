@@ -292,19 +292,24 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
             refit.insert(kv.first);
         }
     std::set<std::string> late;
-    if (opt.iterations > 1 && opt.refit_next) {
+    const int depth = opt.iterations > 1 ? opt.refit_depth : 0;
+    std::set<std::string> frontier = refit;
+    for (int d = 0; d < depth; ++d) {  // each round: the readers of the previous round's outputs
+        std::set<std::string> next;
         for (const auto& grp : an.groups) {
-            bool from_refit = false;
-            for (const auto& p : grp.producers) from_refit = from_refit || refit.count(p.conv);
-            if (!from_refit) continue;
+            bool from_frontier = false;
+            for (const auto& p : grp.producers) from_frontier = from_frontier || frontier.count(p.conv);
+            if (!from_frontier) continue;
             for (const auto& u : grp.uses) {
                 if (refit.count(u.conv) || late.count(u.conv)) continue;
                 const Node* n = find_node(g0, u.conv);
                 YOLOC_CHECK(n, "conv ", u.conv, " not found");
                 late.insert(u.conv);
+                next.insert(u.conv);
                 todo.push_back({u.conv, std::vector<char>(size_t(g0.find_initializer(n->inputs[1])->dim(1)), 1)});
             }
         }
+        frontier = next;
     }
     for (const auto& kv : todo) {
         const auto& im = kv.second;
@@ -398,13 +403,56 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
     auto ex0 = make_executor(with_taps(original), "fast", eo);
     int threads = opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()));
 
-    int iterations = std::max(1, opt.iterations);
-    int done = 0, total = iterations * calib.count;
+    // Steps: pass 1 fits every system but the late ones at once, on the unpruned model's
+    // inputs. Each later pass refits on the pruned model's own inputs: every system at
+    // once (Jacobi), or with opt.sequential one system at a time in graph order, each on
+    // the model that already carries the refits before it (Gauss-Seidel: He et al.'s
+    // layer-by-layer scheme; with a refit depth the all-at-once pass fits a conv on inputs
+    // its refitted predecessor no longer produces).
+    std::map<std::string, size_t> node_pos;
+    for (size_t i = 0; i < g0.nodes.size(); ++i) node_pos[g0.nodes[i].name] = i;
+    std::vector<size_t> by_pos(systems.size());
+    std::vector<size_t> sys_pos(systems.size(), SIZE_MAX);
+    for (size_t si = 0; si < systems.size(); ++si) {
+        by_pos[si] = si;
+        for (const auto& c : systems[si].cons) sys_pos[si] = std::min(sys_pos[si], node_pos.at(c.conv));
+    }
+    std::stable_sort(by_pos.begin(), by_pos.end(), [&](size_t a, size_t b) { return sys_pos[a] < sys_pos[b]; });
+    struct Step {
+        int iter;
+        std::vector<char> active;
+    };
+    std::vector<Step> steps;
+    const int iterations = std::max(1, opt.iterations);
     for (int iter = 0; iter < iterations; ++iter) {
+        if (iter == 0 || !opt.sequential) {
+            Step st{iter, std::vector<char>(systems.size(), 0)};
+            for (size_t si = 0; si < systems.size(); ++si) st.active[si] = !(systems[si].late && iter == 0);
+            steps.push_back(st);
+        } else {
+            for (size_t si : by_pos) {
+                Step st{iter, std::vector<char>(systems.size(), 0)};
+                st.active[si] = 1;
+                steps.push_back(st);
+            }
+        }
+    }
+    int done = 0, total = int(steps.size()) * calib.count;
+    double err_before = 0, err_after = 0, cv = 0, cv_fixed = 0;
+    int64_t cnt = 0;
+    for (size_t step = 0; step < steps.size(); ++step) {
+        const int iter = steps[step].iter;
+        const std::vector<char>& active = steps[step].active;
+        if (step == 0 || steps[step - 1].iter != iter) {  // the report covers the last pass
+            err_before = err_after = cv = cv_fixed = 0;
+            cnt = 0;
+        }
         std::unique_ptr<Executor> ex1;
         if (iter > 0) ex1 = make_executor(with_taps(pruned), "fast", eo);
         const int folds = std::max(1, std::min(opt.ridge_folds, calib.count));
-        for (auto& s : systems) {
+        for (size_t si = 0; si < systems.size(); ++si) {
+            if (!active[si]) continue;
+            System& s = systems[si];
             s.G.assign(size_t(folds), std::vector<double>(size_t(s.F * s.F), 0.0));
             s.H.assign(size_t(folds), std::vector<double>(size_t(s.F * s.O), 0.0));
             s.yy.assign(size_t(folds), std::vector<double>(size_t(s.O), 0.0));
@@ -418,7 +466,7 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
             if (ex1) out1 = ex1->run(in);
             for (size_t si = 0; si < systems.size(); ++si) {
                 System& s = systems[si];
-                if (s.late && iter == 0) continue;
+                if (!active[si]) continue;
                 const Tensor& X0 = out0.at(s.x);
                 const Tensor* X1 = ex1 ? &out1.at(s.x) : nullptr;
                 YOLOC_CHECK(X0.rank() == 4 && X0.dim(1) == s.C, "reconstruction: unexpected shape of ", s.x);
@@ -492,10 +540,9 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
         }
 
         // Solve and write the refitted weights into the pruned model.
-        double err_before = 0, err_after = 0, cv = 0, cv_fixed = 0;
-        int64_t cnt = 0;
-        for (auto& s : systems) {
-            if (s.late && iter == 0) continue;
+        for (size_t si = 0; si < systems.size(); ++si) {
+            if (!active[si]) continue;
+            System& s = systems[si];
             std::vector<double> B = solve_system(s, opt, threads, cv, cv_fixed);
             // Residual on all calibration samples.
             std::vector<double> e(size_t(s.O), 0.0);
@@ -545,7 +592,7 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
                 }
             }
         }
-        rep.samples = systems.front().n;
+        rep.samples = systems[size_t(std::find(active.begin(), active.end(), 1) - active.begin())].n;
         rep.consumers = consumers;
         rep.mse_before = cnt ? err_before / double(cnt) : 0;
         rep.mse_after = cnt ? err_after / double(cnt) : 0;

@@ -68,8 +68,14 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
     app.add_option("--recon-iterations", o->recon.iterations,
                    "1: fit on the unpruned model's activations; 2+: refit on the pruned model's")
         ->capture_default_str();
-    app.add_flag("--recon-refit-next", o->recon.refit_next,
-                 "from pass 2, also refit the convs that read a refitted conv's output");
+    app.add_flag("--recon-all-at-once", [o](int64_t) { o->recon.sequential = false; },
+                 "passes 2+ refit every conv at once on the previous pass's model instead of one at a time in graph "
+                 "order on the model carrying the refits before it");
+    app.add_option("--recon-refit-depth", o->recon.refit_depth,
+                   "from pass 2, also refit the convs this many layers downstream of the convs that lost input "
+                   "channels (1: the readers of their outputs; 0: none)")
+        ->check(CLI::Range(0, 8))
+        ->capture_default_str();
     app.add_option_function<std::string>(
            "--recon-ridge",
            [o](const std::string& v) {
