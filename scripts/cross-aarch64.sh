@@ -41,9 +41,7 @@ phase() { echo "cross-aarch64: [$(( $(date +%s) - T0 )) s] $*" >&2; }
 # YOLOv8n at 640 many times (coco128 eval, calibration, reconstruction, the reference executor);
 # the quick set still runs it through the fast executor, the emulated GPU plan, the ONNX round
 # trip and shape inference, and checks letterbox, JPEG decoding and post-processing bit for bit.
-# The CPU pipeline test is among them since the prune's default refit cross-validates its ridge
-# (dozens of Cholesky factorizations in double precision, minutes under qemu: over ctest's 900 s).
-SLOW='^(Pipeline\.CpuStagesRunAndTheReportMatchesReRunCommands|EvalReference\.Coco128MatchesUltralytics|PyCocoTools\.SaveJsonScoresWithPycocotools|EvalCli\.JsonAndSaveJson|EvalCompare\.SelfIsPerfectPerturbedIsNot|Cli\.DetectOnSamplePhotosEqualsReference|Cli\.RunSavesRawOutputMatchingReferenceForBothExecutors|Prune\.ReconstructionReducesConsumerErrorOnHeldOutImages|QuantCache\.RealModelCoversEveryActivationIncludingTheDetectTail|PyOnnx\.ExportVariantsGiveTheReferenceOutputs|QuantReal\.(Every|Dfl|Zero|Weights|Activation|Residual|AddsOnly|KeepsInputs|Passes|CliQuantize).*)$'
+SLOW='^(EvalReference\.Coco128MatchesUltralytics|PyCocoTools\.SaveJsonScoresWithPycocotools|EvalCli\.JsonAndSaveJson|EvalCompare\.SelfIsPerfectPerturbedIsNot|Cli\.DetectOnSamplePhotosEqualsReference|Cli\.RunSavesRawOutputMatchingReferenceForBothExecutors|Prune\.ReconstructionReducesConsumerErrorOnHeldOutImages|QuantCache\.RealModelCoversEveryActivationIncludingTheDetectTail|PyOnnx\.ExportVariantsGiveTheReferenceOutputs|QuantReal\.(Every|Dfl|Zero|Weights|Activation|Residual|AddsOnly|KeepsInputs|Passes|CliQuantize).*)$'
 
 # --- packages (Debian 12) ---------------------------------------------------------------
 if [ "${YOLOC_SKIP_APT:-0}" != 1 ]; then
