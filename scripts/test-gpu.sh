@@ -3,7 +3,8 @@
 # (the GPU machine: Ubuntu 24.04, gcc 13, CMake 4, CUDA 13; no oneDNN there).
 #   YOLOC_SHARED=.carry/shared scripts/test-gpu.sh [gtest args for yoloc_gpu_tests]
 # Env: BUILD (build folder, default build-gpu), JOBS (default nproc),
-#      CUDA_ARCHS (default 90: H100/H200 only, the fastest build).
+#      CUDA_ARCHS (default 90: H100/H200 only, the fastest build),
+#      QUICK=1 (the test binaries only: no CLI engines, benches or coco128 evals).
 set -euo pipefail
 if [[ -n "${YOLOC_SHARED:-}" ]]; then
   YOLOC_SHARED="$(cd "$YOLOC_SHARED" && pwd)"
@@ -50,7 +51,7 @@ status=0
 
 # The CLI end to end: build engines and bench them (GPU compute median from CUDA events).
 model="${YOLOC_SHARED:-../shared}/models/yolov8n_coco.onnx"
-if [[ -f "$model" ]]; then
+if [[ -f "$model" && "${QUICK:-0}" != 1 ]]; then
   out="$BUILD/engines"
   mkdir -p "$out"
   # Builds time every conv tactic on this GPU (per-layer choices printed); the timing

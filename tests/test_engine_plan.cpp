@@ -1,6 +1,7 @@
 // The GPU engine's plan and memory plan: CPU-side, so CI tests them without a GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -201,6 +202,49 @@ TEST(EngineMemory, ConcurrentArenaFallsBackToSequentialUnderATightBudget) {
     EXPECT_EQ(b.memory_mode, Plan::MemoryMode::Sequential);
     Plan c = p;
     EXPECT_THROW(plan_memory_within(c, ms.total_bytes() - 1), Error);
+}
+
+// The runtime puts the critical chain on a high-priority stream. It must be a path of
+// the op DAG (stream order then adds no false dependency) whose estimated cost is the
+// longest of any path, checked here by a forward pass that critical_chain does not use.
+TEST(EngineMemory, CriticalChainIsTheCostliestPathOfTheOpDag) {
+    Model m = yoloc::generate_yolov8(yoloc::GenerateOptions{});
+    PlanOptions o;
+    o.precision = Precision::FP16;
+    Plan p = build_plan(m, o);
+    const MemoryPlan mp = plan_memory(p);
+    const OpDag dag = op_dag(p, &mp);
+    const std::vector<char> chain = critical_chain(p, dag);
+    ASSERT_EQ(chain.size(), p.ops.size());
+    std::vector<size_t> path;
+    for (size_t i = 0; i < chain.size(); ++i)
+        if (chain[i]) path.push_back(i);
+    ASSERT_GE(path.size(), 2u);
+    EXPECT_EQ(path.front(), 0u);
+    EXPECT_EQ(p.ops[path.back()].kind, OpKind::Detect);
+    double chain_cost = op_cost_estimate(p, path[0]);
+    for (size_t k = 1; k < path.size(); ++k) {
+        const auto& d = dag.deps[path[k]];
+        EXPECT_NE(std::find(d.begin(), d.end(), int(path[k - 1])), d.end())
+            << p.ops[path[k]].name << " does not directly follow " << p.ops[path[k - 1]].name;
+        chain_cost += op_cost_estimate(p, path[k]);
+    }
+    // Longest path by a forward pass over the predecessors.
+    std::vector<double> top(p.ops.size(), 0.0);
+    double longest = 0.0;
+    for (size_t i = 0; i < p.ops.size(); ++i) {
+        double best = 0.0;
+        for (int d : dag.deps[i]) best = std::max(best, top[size_t(d)]);
+        top[i] = best + op_cost_estimate(p, i);
+        longest = std::max(longest, top[i]);
+    }
+    EXPECT_NEAR(chain_cost, longest, 1e-9 * longest);
+    // Ops beside the chain exist (the heads of the two finer levels at least).
+    size_t beside = 0;
+    for (char c : chain) beside += c ? 0 : 1;
+    EXPECT_GE(beside, 12u);
+    for (size_t i = 0; i < p.ops.size(); ++i)
+        EXPECT_GT(op_cost_estimate(p, i), 0.0) << p.ops[i].name;
 }
 
 TEST(EngineMemory, BudgetRefusalSaysWhatAndHowMuch) {

@@ -149,6 +149,49 @@ std::vector<char> buffer_conflicts(const Plan& plan, const MemoryPlan& live) {
     return c;
 }
 
+double op_cost_estimate(const Plan& p, size_t i) {
+    const PlanOp& op = p.ops[i];
+    const auto& ob = p.buffers[size_t(op.out.buf)].shape;
+    double out = 1;
+    for (int64_t d : ob) out *= double(d);
+    if (op.kind == OpKind::Conv && ob.size() == 4 && !op.in.empty()) {
+        // Output pixels x output channels x K at ~30 G multiply-adds per ms (the rate of
+        // small, latency-bound layers at batch 1), plus ~2.5 us a kernel.
+        const double pix = double(ob[0]) * double(ob[1]) * double(ob[2]);
+        const double k = double(op.kh) * double(op.kw) * double(op.in[0].c) / double(std::max(1, op.group));
+        return 2.5 + pix * double(op.out.c) * k / 3e7;
+    }
+    return 2.5 + out / 2e6;  // element ops: a few bytes per element at a fraction of bandwidth
+}
+
+std::vector<char> critical_chain(const Plan& p, const OpDag& dag) {
+    const size_t n = p.ops.size();
+    std::vector<char> chain(n, 0);
+    if (n == 0) return chain;
+    std::vector<std::vector<int>> succ(n);
+    for (size_t i = 0; i < n; ++i)
+        for (int d : dag.deps[i]) succ[size_t(d)].push_back(int(i));
+    // Costliest remaining path from each op (op order is topological).
+    std::vector<double> bottom(n, 0.0);
+    for (size_t k = n; k-- > 0;) {
+        double best = 0.0;
+        for (int s : succ[k]) best = std::max(best, bottom[size_t(s)]);
+        bottom[k] = op_cost_estimate(p, k) + best;
+    }
+    size_t cur = 0;  // op 0 has no predecessors; another root wins only when costlier
+    for (size_t i = 1; i < n; ++i)
+        if (dag.deps[i].empty() && bottom[i] > bottom[cur]) cur = i;
+    while (true) {
+        chain[cur] = 1;
+        int next = -1;
+        for (int s : succ[cur])
+            if (next < 0 || bottom[size_t(s)] > bottom[size_t(next)]) next = s;
+        if (next < 0) break;
+        cur = size_t(next);
+    }
+    return chain;
+}
+
 MemoryPlan plan_memory(const Plan& plan, int64_t budget_bytes) {
     const size_t nb = plan.buffers.size();
     MemoryPlan mp = live_ranges(plan);

@@ -38,6 +38,18 @@ struct OpDag {
 };
 OpDag op_dag(const Plan& plan, const MemoryPlan* mp = nullptr);
 
+// A rough cost of one op in microseconds on a desktop GPU at batch 1 (a fixed launch
+// cost plus multiply-adds or elements at a nominal rate). Only compared between ops
+// of one plan: it decides which chain is critical, not any reported figure.
+double op_cost_estimate(const Plan& plan, size_t op);
+
+// The critical chain of the op DAG under op_cost_estimate: a path from a first op to
+// a last one whose summed cost is the largest, found by following from the start the
+// successor with the costliest remaining path. chain[i] = 1 for its ops. The runtime
+// runs this chain on a high-priority stream and everything beside it on low-priority
+// ones, so that the Detect heads of a finished level do not delay the neck.
+std::vector<char> critical_chain(const Plan& plan, const OpDag& dag);
+
 // Whether two buffers may share arena bytes under the plan's memory mode: never when
 // both are used by one op; Sequential: when their live ranges in op order do not
 // overlap; Concurrent: when every use of one precedes every use of the other in the

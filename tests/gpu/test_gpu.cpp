@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include <cuda_runtime_api.h>
@@ -16,6 +17,7 @@
 #include "models.h"
 #include "onnx/onnx_io.h"
 #include "test_util.h"
+#include "yolo/generate.h"
 
 using namespace yoloc;
 using yoloc::engine::Precision;
@@ -164,6 +166,46 @@ TEST(Gpu, ConvShapesFp32AndFp16) {
             expect_close(run_gpu(m, Precision::FP16, x, true, kern), want, 2e-2, what + " fp16");
         }
     }
+}
+
+// The SPPF chain (8 channels per thread, fp16) and the Detect decode (one thread per
+// anchor and part) against their one-element-per-thread twins, which the tiny model and
+// fp32 engines run: the same values (maxima are exact; the decode does the same
+// arithmetic), and both against the reference executor. The twins are picked with
+// YOLOC_SPPF / YOLOC_DETECT, read when a context captures its graph.
+TEST(Gpu, SppfAndDetectKernelsMatchTheirTwins) {
+    GenerateOptions go;
+    go.imgsz = 160;
+    Model m = generate_yolov8(go);
+    Tensor x = random_input({1, 3, 160, 160}, 21, 0.f, 1.f);
+    auto eng = build(m, Precision::FP16, 1);
+    auto run = [&]() {
+        gpu::Context ctx(eng, gpu::ContextOptions{});
+        Outputs out;
+        ctx.infer(x.data<float>(), out);
+        return out;
+    };
+    const Outputs fast = run();
+    setenv("YOLOC_SPPF", "plain", 1);
+    setenv("YOLOC_DETECT", "rows", 1);
+    const Outputs twin = run();
+    unsetenv("YOLOC_SPPF");
+    unsetenv("YOLOC_DETECT");
+    ASSERT_EQ(fast.size(), 1u);
+    EXPECT_LE(max_err(fast[0], twin[0]), 1e-6);
+    // Against the reference executor: signal-to-noise of the whole output (fp16
+    // activations through a random-weight net; the real model's tests hold boxes and
+    // scores to pixels and 1e-2).
+    const Outputs want = run_ref(m, x);
+    double sig = 0, err = 0;
+    for (size_t i = 0; i < want[0].size(); ++i) {
+        sig += double(want[0][i]) * want[0][i];
+        err += (double(fast[0][i]) - want[0][i]) * (double(fast[0][i]) - want[0][i]);
+    }
+    const double db = 10 * std::log10(sig / std::max(err, 1e-30));
+    EXPECT_GT(db, 30.0);
+    std::printf("generated yolov8n 160 fp16: fast vs twin kernels %.2g (max rel), engine vs reference %.1f dB\n",
+                max_err(fast[0], twin[0]), db);
 }
 
 TEST(Gpu, TinyModelAllOpsFp32) {

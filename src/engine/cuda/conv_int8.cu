@@ -133,9 +133,8 @@ __global__ void __launch_bounds__(I8Conv<BM, BN, BK, WM, WN, SK, VEC>::kThreads)
     }
     const int ktiles = (K + BK - 1) / BK;
     const int iters = (ktiles + SK - 1) / SK;  // group kg takes tiles kg, kg + SK, ...
-#if __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
+    pdl_wait();  // engine/cuda/launch.h
+    if (a.pdl_early) pdl_launch_dependents();
 
     uint4 areg[C::kAIters];
     auto load_a = [&](int kt) {
@@ -249,9 +248,7 @@ __global__ void __launch_bounds__(I8Conv<BM, BN, BK, WM, WN, SK, VEC>::kThreads)
         }
         if (more) store_a((it + 1) & 1);
     }
-#if __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
+    if (!a.pdl_early) pdl_launch_dependents();
     if (SK > 1) {
         // Sum the K groups' integer sums through shared memory (the stages are free now).
         i8_wait_all();
@@ -440,23 +437,17 @@ void conv_int8(const ConvArgs& a, cudaStream_t s) {
     const long long P = (long long)a.n * a.oh * a.ow;
     dim3 grid(unsigned((P + e.cfg.bm - 1) / e.cfg.bm), unsigned((a.m + e.cfg.bn - 1) / e.cfg.bn));
     KernelFn fn = i8_vec_ok(a) ? e.vec : e.gen;
-#if CUDART_VERSION >= 12030
-    if (pdl_enabled()) {
-        cudaLaunchConfig_t lc = {};
-        lc.gridDim = grid;
-        lc.blockDim = dim3(unsigned(e.threads));
-        lc.dynamicSmemBytes = 0;
-        lc.stream = s;
-        cudaLaunchAttribute attr[1];
-        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attr[0].val.programmaticStreamSerializationAllowed = 1;
-        lc.attrs = attr;
-        lc.numAttrs = 1;
-        cudaLaunchKernelEx(&lc, fn, a);
-        return;
+    ConvArgs b = a;
+    b.pdl_early = pdl_early_trigger() ? 1 : 0;
+    launch_pdl(fn, grid, dim3(unsigned(e.threads)), 0, s, b);
+}
+
+void configure_int8_kernels() {
+    for (const Entry& e : kI8) {
+        set_carveout(e.vec);
+        set_carveout(e.gen);
     }
-#endif
-    fn<<<grid, e.threads, 0, s>>>(a);
+    set_carveout(conv_i8_direct_kernel);
 }
 
 }  // namespace cuda

@@ -13,6 +13,7 @@
 #include <cuda_runtime_api.h>
 
 #include "engine/cuda/element_ops.h"
+#include "engine/cuda/launch.h"
 
 namespace yoloc {
 namespace cuda {
@@ -43,9 +44,10 @@ void conv_mma(const ConvArgs& a, int cfg, cudaStream_t s);
 // Compute capability major of the current device (cached; first call outside capture).
 int device_cc_major();
 int device_sm_count();
-// Programmatic dependent launch for the mma kernels (sm_90+, CUDA 12.3+; YOLOC_PDL=0
-// turns it off): the next conv's launch and prologue overlap the previous kernel.
-bool pdl_enabled();
+// Programmatic dependent launch (launch.h) for the mma kernels: where a kernel lets its
+// successor launch, after its main loop (default) or right after its own wait
+// (YOLOC_PDL_EARLY=1; slower on the H100). Cached; first call outside capture.
+bool pdl_early_trigger();
 
 // "mma128x64k32s3", "direct", ...: for reports.
 const char* conv_tactic_name(int tactic, char* buf, int len);

@@ -45,6 +45,9 @@ struct ConvArgs {
     const float* qscale = nullptr;
     float in_scale = 0.f, res_scale = 0.f;
     int wk = 0;
+    // Set by the GPU launcher, not the plan: where the tensor-core kernels let the next
+    // kernel launch under programmatic dependent launch (engine/cuda/launch.h).
+    int pdl_early = 0;
 };
 
 struct PoolArgs {

@@ -6,6 +6,7 @@
 
 #include "engine/cuda/conv_int8.h"
 #include "engine/cuda/conv_mma.h"
+#include "engine/cuda/launch.h"
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -13,6 +14,7 @@
 
 #include <cfloat>
 #include <cstdint>
+#include <cstdlib>
 
 namespace yoloc {
 namespace cuda {
@@ -29,9 +31,12 @@ inline unsigned grid_for(long long n) {
     return unsigned(b);
 }
 
+// Each waits for the kernel before it (a no-op without PDL, launch.h), then lets the next one launch.
 #define YOLOC_KERNEL(NAME, ARGS, BODY, ITEMS)                                                   \
     template <typename T>                                                                         \
     __global__ void NAME##_kernel(ARGS a) {                                                       \
+        pdl_wait();                                                                               \
+        pdl_launch_dependents();                                                                  \
         const long long total = ITEMS(a);                                                         \
         for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;           \
              i += (long long)gridDim.x * blockDim.x)                                              \
@@ -197,6 +202,8 @@ __global__ void __launch_bounds__(256) sppf_kernel(PoolArgs a) {
     const int hw = a.h * a.w, items = hw * kSppC;
     const int ry = a.kh / 2, rx = a.kw / 2;
     const T* x = static_cast<const T*>(a.x);
+    pdl_wait();
+    pdl_launch_dependents();
     for (int i = threadIdx.x; i < items; i += blockDim.x) {
         const int pix = i / kSppC, c = i % kSppC;
         cur[i] = c0 + c < a.c ? ld(x + (size_t(n) * hw + pix) * a.xs + c0 + c) : 0.f;
@@ -227,6 +234,77 @@ __global__ void __launch_bounds__(256) sppf_kernel(PoolArgs a) {
     }
 }
 
+// The same SPPF chain, 8 fp16 channels per thread and 16-byte loads and stores (all
+// views 16-byte aligned with channel strides that are multiples of 8): one block per
+// (image, 8 channels); the plane is kept in shared memory as fp16 (the max of fp16
+// values is one of them, so nothing rounds) and compared in float. The 1-channel
+// kernel above read each channel with its own 2-byte load.
+constexpr int kSppVecMaxPix = 1024;  // h*w that fits: 2 planes of 8 halves = 32 KiB
+
+__device__ __forceinline__ void max8(float* m, uint4 v) {
+    const __half2* h = reinterpret_cast<const __half2*>(&v);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        const float2 f = __half22float2(h[k]);
+        m[2 * k] = fmaxf(m[2 * k], f.x);
+        m[2 * k + 1] = fmaxf(m[2 * k + 1], f.y);
+    }
+}
+__device__ __forceinline__ uint4 pack8(const float* m) {
+    uint4 v;
+    __half2* h = reinterpret_cast<__half2*>(&v);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) h[k] = __floats2half2_rn(m[2 * k], m[2 * k + 1]);
+    return v;
+}
+
+__global__ void __launch_bounds__(256) sppf_vec8_kernel(PoolArgs a) {
+    __shared__ uint4 cur[kSppVecMaxPix], tmp[kSppVecMaxPix];
+    const int n = blockIdx.y, c0 = blockIdx.x * 8;
+    const int hw = a.h * a.w;
+    const int ry = a.kh / 2, rx = a.kw / 2;
+    const __half* x = static_cast<const __half*>(a.x);
+    pdl_wait();
+    pdl_launch_dependents();
+    for (int pix = threadIdx.x; pix < hw; pix += blockDim.x)
+        cur[pix] = *reinterpret_cast<const uint4*>(x + (size_t(n) * hw + pix) * a.xs + c0);
+    __syncthreads();
+    for (int j = 0; j < a.chain; ++j) {
+        for (int pix = threadIdx.x; pix < hw; pix += blockDim.x) {
+            const int yy = pix / a.w, xx = pix - yy * a.w;
+            const int x0 = max(xx - rx, 0), x1 = min(xx + rx, a.w - 1);
+            float m[8];
+#pragma unroll
+            for (int k = 0; k < 8; ++k) m[k] = -FLT_MAX;
+            for (int u = x0; u <= x1; ++u) max8(m, cur[yy * a.w + u]);
+            tmp[pix] = pack8(m);
+        }
+        __syncthreads();
+        __half* y = static_cast<__half*>(j == 0 ? a.y : a.ym[j - 1]);
+        const int ys = j == 0 ? a.ys : a.yms[j - 1];
+        for (int pix = threadIdx.x; pix < hw; pix += blockDim.x) {
+            const int yy = pix / a.w, xx = pix - yy * a.w;
+            const int y0 = max(yy - ry, 0), y1 = min(yy + ry, a.h - 1);
+            float m[8];
+#pragma unroll
+            for (int k = 0; k < 8; ++k) m[k] = -FLT_MAX;
+            for (int v = y0; v <= y1; ++v) max8(m, tmp[v * a.w + xx]);
+            const uint4 r = pack8(m);
+            cur[pix] = r;
+            *reinterpret_cast<uint4*>(y + (size_t(n) * hw + pix) * ys + c0) = r;
+        }
+        __syncthreads();
+    }
+}
+
+bool sppf_vec8_ok(const PoolArgs& a) {
+    auto al = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
+    bool ok = a.c % 8 == 0 && a.xs % 8 == 0 && a.ys % 8 == 0 && al(a.x) && al(a.y) && a.h * a.w <= kSppVecMaxPix;
+    for (int j = 1; j < a.chain; ++j) ok = ok && a.yms[j - 1] % 8 == 0 && al(a.ym[j - 1]);
+    const char* v = std::getenv("YOLOC_SPPF");  // "plain": the 1-channel kernel (A/B runs, GPU tests)
+    return ok && !(v && v[0] == 'p');
+}
+
 // Detect decode, one thread per output element (anchor fastest: coalesced writes):
 // class rows are one sigmoid each; box rows each run the two DFL sides they need.
 template <typename T>
@@ -244,6 +322,8 @@ __device__ __forceinline__ float dfl_side(const T* q, int reg_max) {
 
 template <typename T>
 __global__ void detect_rows_kernel(DetectArgs a) {
+    pdl_wait();
+    pdl_launch_dependents();
     const int rows = 4 + a.nc;
     const long long total = (long long)a.n * rows * a.anchors;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
@@ -275,8 +355,53 @@ __global__ void detect_rows_kernel(DetectArgs a) {
     }
 }
 
+// Detect decode, one thread per (anchor, part), anchor fastest: part 0 writes the x and
+// w rows (DFL sides 0 and 2), part 1 the y and h rows (sides 1 and 3), each part after
+// that kDetChunk class rows. Each DFL side is computed once (the rows kernel above
+// computes every side twice) with the same arithmetic, so the outputs are identical.
+constexpr int kDetChunk = 16;
+
+template <typename T>
+__global__ void detect_parts_kernel(DetectArgs a) {
+    pdl_wait();
+    pdl_launch_dependents();
+    const int rows = 4 + a.nc;
+    const int parts = 2 + (a.nc + kDetChunk - 1) / kDetChunk;
+    const long long total = (long long)a.n * parts * a.anchors;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {
+        const int anchor = int(i % a.anchors);
+        const long long t = i / a.anchors;
+        const int part = int(t % parts), n = int(t / parts);
+        int l = 0, base = 0;
+        while (l + 1 < a.levels && anchor >= base + a.h[l] * a.w[l]) {
+            base += a.h[l] * a.w[l];
+            ++l;
+        }
+        const int k = anchor - base;
+        const int gy = k / a.w[l], gx = k % a.w[l];
+        const T* p = static_cast<const T*>(a.x[l]) + ((size_t(n) * a.h[l] + gy) * a.w[l] + gx) * a.xs[l];
+        float* o = a.out + size_t(n) * rows * a.anchors + anchor;
+        if (part < 2) {
+            // xywh: x = ax + (d2 - d0) / 2, w = d0 + d2 (y, h with d1, d3), as detect_rows_kernel.
+            const float lo = dfl_side(p + part * a.reg_max, a.reg_max);
+            const float hi = dfl_side(p + (part + 2) * a.reg_max, a.reg_max);
+            const float sf = float(a.stride[l]);
+            const float anc = (part == 0 ? gx : gy) + 0.5f;
+            o[size_t(part) * a.anchors] = ((anc - lo) + (anc + hi)) * 0.5f * sf;
+            o[size_t(part + 2) * a.anchors] = ((anc + hi) - (anc - lo)) * sf;
+        } else {
+            const int c0 = (part - 2) * kDetChunk, c1 = min(c0 + kDetChunk, a.nc);
+            const T* q = p + 4 * a.reg_max;
+            for (int c = c0; c < c1; ++c) o[size_t(4 + c) * a.anchors] = 1.0f / (1.0f + __expf(-ld(q + c)));
+        }
+    }
+}
+
 // Nearest resize, 8 channels (16 bytes of fp16) per thread when everything is aligned.
 __global__ void resize_vec8_kernel(ResizeArgs a) {
+    pdl_wait();
+    pdl_launch_dependents();
     const int oh = a.h * a.fy, ow = a.w * a.fx, cv = a.c / 8;
     const long long total = (long long)a.n * oh * ow * cv;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
@@ -329,6 +454,8 @@ __global__ void __launch_bounds__(128) conv_stem_kernel(ConvArgs a) {
         sq[m] = INT8 ? a.qscale[m] : 1.f;
     }
     __syncthreads();
+    pdl_wait();  // the weights above overlapped the previous kernel; the input is read below
+    pdl_launch_dependents();
     const int groups = M / kStemGroup;
     const long long items = (long long)a.n * a.oh * a.ow * groups;
     const float* x = static_cast<const float*>(a.x);
@@ -395,9 +522,9 @@ void launch_stem(const ConvArgs& a, cudaStream_t s) {
     if (b < 1) b = 1;
     if (b > 65535LL * 8) b = 65535LL * 8;
     if (a.kh == 3 && a.kw == 3 && a.c == 3)
-        conv_stem_kernel<T, INT8, 3, 3, 3><<<unsigned(b), 128, 0, s>>>(a);
+        launch_pdl(conv_stem_kernel<T, INT8, 3, 3, 3>, dim3(unsigned(b)), dim3(128), 0, s, a);
     else
-        conv_stem_kernel<T, INT8, 0, 0, 0><<<unsigned(b), 128, 0, s>>>(a);
+        launch_pdl(conv_stem_kernel<T, INT8, 0, 0, 0>, dim3(unsigned(b)), dim3(128), 0, s, a);
 }
 
 void conv_stem(const ConvArgs& a, bool fp16, cudaStream_t s) {
@@ -425,9 +552,45 @@ void conv_stem(const ConvArgs& a, bool fp16, cudaStream_t s) {
 
 }  // namespace
 
+void configure_element_kernels() {
+    set_carveout(conv_kernel<__half>);
+    set_carveout(conv_kernel<float>);
+    set_carveout(maxpool_kernel<__half>);
+    set_carveout(maxpool_kernel<float>);
+    set_carveout(resize_kernel<__half>);
+    set_carveout(resize_kernel<float>);
+    set_carveout(copy_kernel<__half>);
+    set_carveout(copy_kernel<float>);
+    set_carveout(pack_kernel<__half>);
+    set_carveout(pack_kernel<float>);
+    set_carveout(unpack_kernel<__half>);
+    set_carveout(unpack_kernel<float>);
+    set_carveout(detect_kernel<__half>);
+    set_carveout(detect_kernel<float>);
+    set_carveout(conv_gemm_kernel<__half>);
+    set_carveout(conv_gemm_kernel<float>);
+    set_carveout(conv_wmma_kernel);
+    set_carveout(sppf_kernel<__half>);
+    set_carveout(sppf_kernel<float>);
+    set_carveout(sppf_vec8_kernel);
+    set_carveout(detect_rows_kernel<__half>);
+    set_carveout(detect_rows_kernel<float>);
+    set_carveout(detect_parts_kernel<__half>);
+    set_carveout(detect_parts_kernel<float>);
+    set_carveout(resize_vec8_kernel);
+    set_carveout(conv_stem_kernel<__half, false, 3, 3, 3>);
+    set_carveout(conv_stem_kernel<__half, false, 0, 0, 0>);
+    set_carveout(conv_stem_kernel<float, false, 3, 3, 3>);
+    set_carveout(conv_stem_kernel<float, false, 0, 0, 0>);
+    set_carveout(conv_stem_kernel<__half, true, 3, 3, 3>);
+    set_carveout(conv_stem_kernel<__half, true, 0, 0, 0>);
+}
+
 bool tensor_cores_available() {
     device_sm_count();  // cached too: the tactic heuristics read it during capture
     pdl_enabled();
+    pdl_early_trigger();
+    configure_kernels();
     return device_cc_major() >= 7;
 }
 
@@ -480,21 +643,25 @@ void conv(const ConvArgs& a, bool fp16, cudaStream_t s) {
     void FN(const ARGS& a, bool fp16, cudaStream_t s) {                                           \
         const unsigned g = grid_for(ITEMS(a));                                                    \
         if (fp16)                                                                                 \
-            NAME##_kernel<__half><<<g, kThreads, 0, s>>>(a);                                      \
+            launch_pdl(NAME##_kernel<__half>, dim3(g), dim3(kThreads), 0, s, a);                  \
         else                                                                                      \
-            NAME##_kernel<float><<<g, kThreads, 0, s>>>(a);                                       \
+            launch_pdl(NAME##_kernel<float>, dim3(g), dim3(kThreads), 0, s, a);                   \
     }
 
 YOLOC_LAUNCH(maxpool_plain, maxpool, PoolArgs, pool_items)
 YOLOC_LAUNCH(resize_plain, resize, ResizeArgs, resize_items)
 
 void maxpool(const PoolArgs& a, bool fp16, cudaStream_t s) {
+    if (a.chain > 1 && a.oh == a.h && a.ow == a.w && fp16 && sppf_vec8_ok(a)) {
+        launch_pdl(sppf_vec8_kernel, dim3(unsigned(a.c / 8), unsigned(a.n)), dim3(256), 0, s, a);
+        return;
+    }
     if (a.chain > 1 && a.h * a.w <= kSppMaxPix && a.oh == a.h && a.ow == a.w) {
         dim3 grid(unsigned((a.c + kSppC - 1) / kSppC), unsigned(a.n));
         if (fp16)
-            sppf_kernel<__half><<<grid, 256, 0, s>>>(a);
+            launch_pdl(sppf_kernel<__half>, grid, dim3(256), 0, s, a);
         else
-            sppf_kernel<float><<<grid, 256, 0, s>>>(a);
+            launch_pdl(sppf_kernel<float>, grid, dim3(256), 0, s, a);
         return;
     }
     maxpool_plain(a, fp16, s);
@@ -503,7 +670,8 @@ void maxpool(const PoolArgs& a, bool fp16, cudaStream_t s) {
 void resize_nearest(const ResizeArgs& a, bool fp16, cudaStream_t s) {
     if (fp16 && a.c % 8 == 0 && a.xs % 8 == 0 && a.ys % 8 == 0 && (reinterpret_cast<uintptr_t>(a.x) & 15) == 0 &&
         (reinterpret_cast<uintptr_t>(a.y) & 15) == 0) {
-        resize_vec8_kernel<<<grid_for((long long)a.n * a.h * a.fy * a.w * a.fx * (a.c / 8)), kThreads, 0, s>>>(a);
+        launch_pdl(resize_vec8_kernel, dim3(grid_for((long long)a.n * a.h * a.fy * a.w * a.fx * (a.c / 8))),
+                   dim3(kThreads), 0, s, a);
         return;
     }
     resize_plain(a, fp16, s);
@@ -513,11 +681,20 @@ YOLOC_LAUNCH(input_pack, pack, PackArgs, pack_items)
 YOLOC_LAUNCH(output_unpack, unpack, UnpackArgs, unpack_items)
 
 void detect(const DetectArgs& a, bool fp16, cudaStream_t s) {
+    const char* v = std::getenv("YOLOC_DETECT");  // "rows": the one-output-per-thread kernel (A/B runs, GPU tests)
+    if (!(v && v[0] == 'r')) {
+        const unsigned g = grid_for((long long)a.n * (2 + (a.nc + kDetChunk - 1) / kDetChunk) * a.anchors);
+        if (fp16)
+            launch_pdl(detect_parts_kernel<__half>, dim3(g), dim3(kThreads), 0, s, a);
+        else
+            launch_pdl(detect_parts_kernel<float>, dim3(g), dim3(kThreads), 0, s, a);
+        return;
+    }
     const unsigned g = grid_for((long long)a.n * (4 + a.nc) * a.anchors);
     if (fp16)
-        detect_rows_kernel<__half><<<g, kThreads, 0, s>>>(a);
+        launch_pdl(detect_rows_kernel<__half>, dim3(g), dim3(kThreads), 0, s, a);
     else
-        detect_rows_kernel<float><<<g, kThreads, 0, s>>>(a);
+        launch_pdl(detect_rows_kernel<float>, dim3(g), dim3(kThreads), 0, s, a);
 }
 
 }  // namespace cuda

@@ -405,6 +405,10 @@ struct Context::Impl {
     std::vector<cudaStream_t> side;
     std::vector<cudaEvent_t> op_ev, join_ev;
     cudaEvent_t fork_ev = nullptr;
+    // With side streams and stream priorities: the critical chain of the op DAG
+    // (engine::critical_chain) runs on `stream`, created with the highest priority; every
+    // other op on the side streams, created with the lowest (YOLOC_PRIORITY=0: off).
+    std::vector<char> crit;
 
     ~Impl() {
         if (stream) cudaStreamSynchronize(stream);  // nothing may still use the arena when it is handed back
@@ -457,24 +461,36 @@ struct Context::Impl {
             YOLOC_CUDA(cudaGetLastError());
             return;
         }
+        if (!crit.empty() && std::getenv("YOLOC_DEBUG_CHAIN_ONLY")) {
+            // Diagnostic (wrong outputs): the critical chain alone, to time it without
+            // the branches beside it.
+            for (size_t i = 0; i < n; ++i)
+                if (crit[i]) launch_planned(i, fp16, stream);
+            YOLOC_CUDA(cudaGetLastError());
+            return;
+        }
         const int ns = 1 + int(side.size());
         auto st = [&](int k) { return k == 0 ? stream : side[size_t(k - 1)]; };
         YOLOC_CUDA(cudaEventRecord(fork_ev, stream));
         for (cudaStream_t t : side) YOLOC_CUDA(cudaStreamWaitEvent(t, fork_ev, 0));
         std::vector<int> last(size_t(ns), -1), on(n, 0);
         std::vector<bool> used(size_t(ns), false);
+        const bool prio = !crit.empty();
         for (size_t i = 0; i < n; ++i) {
-            int k = -1;
+            // With priorities the critical chain owns stream 0 (it is a path of the DAG,
+            // so stream order adds no false dependency) and the rest uses streams 1.. only.
+            const int k0 = prio ? 1 : 0;
+            int k = prio && crit[i] ? 0 : -1;
             for (int d : E.dag.deps[i])
-                if (last[size_t(on[size_t(d)])] == d) {
+                if (k < 0 && on[size_t(d)] >= k0 && last[size_t(on[size_t(d)])] == d) {
                     k = on[size_t(d)];
                     break;
                 }
-            for (int kk = 0; kk < ns && k < 0; ++kk)
+            for (int kk = k0; kk < ns && k < 0; ++kk)
                 if (last[size_t(kk)] < 0 || E.dag.is_anc(i, last[size_t(kk)])) k = kk;
             if (k < 0) {  // every stream busy with unrelated work: the one idle longest
-                k = 0;
-                for (int kk = 1; kk < ns; ++kk)
+                k = k0;
+                for (int kk = k0 + 1; kk < ns; ++kk)
                     if (last[size_t(kk)] < last[size_t(k)]) k = kk;
             }
             for (int d : E.dag.deps[i])
@@ -510,7 +526,8 @@ struct Context::Impl {
             }
             YOLOC_CUDA(cudaStreamEndCapture(stream, &graph));
 #if CUDART_VERSION >= 12000
-            YOLOC_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+            // Node priorities are copied from the capturing streams' priorities.
+            YOLOC_CUDA(cudaGraphInstantiate(&exec, graph, crit.empty() ? 0 : cudaGraphInstantiateFlagUseNodePriority));
 #else
             YOLOC_CUDA(cudaGraphInstantiate(&exec, graph, nullptr, nullptr, 0));
 #endif
@@ -529,7 +546,22 @@ void context_init(Context::Impl* impl_, std::shared_ptr<const Engine> engine, co
     const auto& E = impl_->engine->impl();
     YOLOC_CUDA(cudaSetDevice(E.device));
     cuda::tensor_cores_available();  // cache the answer before any graph capture
-    YOLOC_CUDA(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking));
+    // Side streams for the op DAG (YOLOC_GRAPH_STREAMS, default 4 in all; 1 = one stream).
+    int streams = 4;
+    if (const char* v = std::getenv("YOLOC_GRAPH_STREAMS")) streams = std::max(1, std::min(8, std::atoi(v)));
+    int prio_least = 0, prio_greatest = 0;
+    bool prio = false;
+#if CUDART_VERSION >= 12000
+    if (streams > 1 && cudaDeviceGetStreamPriorityRange(&prio_least, &prio_greatest) == cudaSuccess &&
+        prio_greatest < prio_least) {
+        const char* v = std::getenv("YOLOC_PRIORITY");
+        prio = !(v && v[0] == '0');
+    }
+#endif
+    if (prio)
+        YOLOC_CUDA(cudaStreamCreateWithPriority(&impl_->stream, cudaStreamNonBlocking, prio_greatest));
+    else
+        YOLOC_CUDA(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking));
     YOLOC_CUDA(cudaEventCreate(&impl_->ev0));
     YOLOC_CUDA(cudaEventCreate(&impl_->ev1));
     if (!E.arena_lent.exchange(true)) {
@@ -538,13 +570,14 @@ void context_init(Context::Impl* impl_, std::shared_ptr<const Engine> engine, co
         YOLOC_CUDA(cudaMalloc(&impl_->arena, size_t(std::max<int64_t>(E.memory.arena_bytes, 256))));
         impl_->own_arena = true;
     }
-    // Side streams for the op DAG (YOLOC_GRAPH_STREAMS, default 4 in all; 1 = one stream).
-    int streams = 4;
-    if (const char* v = std::getenv("YOLOC_GRAPH_STREAMS")) streams = std::max(1, std::min(8, std::atoi(v)));
     if (streams > 1) {
+        if (prio) impl_->crit = engine::critical_chain(E.file.plan, E.dag);
         for (int k = 1; k < streams; ++k) {
             cudaStream_t t = nullptr;
-            YOLOC_CUDA(cudaStreamCreateWithFlags(&t, cudaStreamNonBlocking));
+            if (prio)
+                YOLOC_CUDA(cudaStreamCreateWithPriority(&t, cudaStreamNonBlocking, prio_least));
+            else
+                YOLOC_CUDA(cudaStreamCreateWithFlags(&t, cudaStreamNonBlocking));
             impl_->side.push_back(t);
             cudaEvent_t e = nullptr;
             YOLOC_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));

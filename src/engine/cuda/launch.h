@@ -1,0 +1,83 @@
+// How the engine launches its kernels.
+//
+// Shared-memory carveout: every kernel of the engine asks for the same L1 / shared
+// memory split of the SM (the most shared memory). The driver otherwise picks a split
+// per kernel from its shared-memory use; an SM must drain before it switches splits,
+// and blocks of kernels with different splits cannot share an SM, which serialized
+// consecutive kernels of different tile shapes and the Detect heads beside the neck.
+//
+// Programmatic dependent launch (PDL, sm_90+ with CUDA 12.3+): a kernel launched with
+// the programmatic-serialization attribute may start while the kernel before it in
+// the stream still runs. It must wait (griddepcontrol.wait) before it reads anything
+// that kernel wrote; work that needs no such data (index math, weight loads) goes
+// before the wait and so overlaps the previous kernel's tail. After its own wait a
+// kernel lets its successor launch (griddepcontrol.launch_dependents), so that the
+// successor's launch latency and prologue hide under this kernel's run. Below sm_90,
+// and in CUDA 10.2 builds for the Jetson Nano, both are no-ops and launches are plain.
+#pragma once
+
+#include <cuda_runtime.h>
+
+namespace yoloc {
+namespace cuda {
+
+// Whether launches use PDL here (sm_90+ device, CUDA 12.3+ runtime; YOLOC_PDL=0 turns
+// it off). Cached; the first call must happen outside stream capture.
+bool pdl_enabled();
+
+// The carveout every kernel asks for, in percent of the maximum shared memory
+// (YOLOC_CARVEOUT: 0-100, or -1 to leave the driver's choice per kernel; default 100).
+int kernel_carveout();
+// Applies kernel_carveout() to every kernel of the engine (conv_mma.cu, conv_int8.cu,
+// kernels.cu, prepost.cu). Idempotent; call outside stream capture (context creation
+// and the build's tactic timing do, through tensor_cores_available()).
+void configure_kernels();
+void configure_mma_kernels();
+void configure_int8_kernels();
+void configure_element_kernels();
+void configure_prepost_kernels();
+
+#if defined(__CUDACC__)
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+template <typename F>
+void set_carveout(F* fn) {
+    const int pct = kernel_carveout();
+    if (pct >= 0) cudaFuncSetAttribute(fn, cudaFuncAttributePreferredSharedMemoryCarveout, pct);
+}
+
+// Launches `fn` with PDL when pdl_enabled(), else with <<<>>>. The kernel must call
+// pdl_wait() before it reads its inputs.
+template <typename... KArgs, typename... Args>
+void launch_pdl(void (*fn)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args... args) {
+#if CUDART_VERSION >= 12030
+    if (pdl_enabled()) {
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = grid;
+        cfg.blockDim = block;
+        cfg.dynamicSmemBytes = smem;
+        cfg.stream = s;
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[0].val.programmaticStreamSerializationAllowed = 1;
+        cfg.attrs = attr;
+        cfg.numAttrs = 1;
+        cudaLaunchKernelEx(&cfg, fn, args...);
+        return;
+    }
+#endif
+    fn<<<grid, block, smem, s>>>(args...);
+}
+#endif
+
+}  // namespace cuda
+}  // namespace yoloc
