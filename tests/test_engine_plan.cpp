@@ -102,7 +102,9 @@ TEST(EnginePlan, Fp16BuffersAreHalfTheSize) {
 TEST(EnginePlan, Yolov8nFusedOpCounts) {
     REQUIRE_SHARED();
     Model m = load_onnx(yoloc_test::shared_dir() + "/models/yolov8n_coco.onnx");
-    Plan p = build_plan(m, {});
+    PlanOptions unfused;
+    unfused.fuse_siblings = false;
+    Plan p = build_plan(m, unfused);
     // yolov8n: 64 convs, the DFL one inside Detect; every conv but the 6 last head
     // convs has SiLU; 6 bottlenecks with shortcut (backbone C2f n = 1, 2, 2, 1).
     EXPECT_EQ(p.stats.convs, 63) << describe_plan(p);
@@ -157,7 +159,29 @@ TEST(EnginePlan, Yolov8nFusedOpCounts) {
     Plan p4 = build_plan(m, o4);
     EXPECT_EQ(p4.input_shape, (Shape{4, 3, 640, 640}));
     EXPECT_EQ(p4.output_shapes[0], (Shape{4, 84, 8400}));
-    EXPECT_EQ(p4.stats.convs, 63);
+    EXPECT_EQ(p4.stats.convs, 63 - 3);
+
+    // Horizontal fusion (the default): the box and class heads' first convs of each level
+    // read the same feature with the same 3x3 window and become one conv each (64 + 80
+    // output channels), which the box and class branches read as two views.
+    Plan f = build_plan(m, {});
+    EXPECT_EQ(f.stats.convs_fused_siblings, 3);
+    EXPECT_EQ(f.stats.convs, 60);
+    EXPECT_EQ(f.stats.convs_silu, 54);
+    EXPECT_EQ(f.ops.size(), p.ops.size() - 3);
+    int fused = 0;
+    for (const auto& op : f.ops) {
+        if (op.name.find(" & ") == std::string::npos) continue;
+        ++fused;
+        EXPECT_NE(op.name.find("/cv2."), std::string::npos) << op.name;
+        EXPECT_NE(op.name.find("/cv3."), std::string::npos) << op.name;
+        EXPECT_EQ(op.out.c, 64 + 80) << op.name;
+        EXPECT_EQ(op.w_count, op.kh * op.kw * op.in[0].c * (64 + 80)) << op.name;
+    }
+    EXPECT_EQ(fused, 3);
+    // The weights the unfused convs no longer use are dropped, none are added.
+    EXPECT_EQ(f.weights.size(), p.weights.size());
+    expect_no_live_overlap(f, plan_memory(f));
 }
 
 TEST(EngineMemory, TinyModelNoOverlapAndSharing) {
@@ -376,6 +400,7 @@ TEST(EnginePlanInt8, QdqModelFoldsIntoInt8Convs) {
     const Graph& g = q.graph;
     PlanOptions o;
     o.precision = Precision::INT8;
+    o.fuse_siblings = false;  // one plan conv per IR conv, to compare them one by one
     Plan p = build_plan(q, o);
     EXPECT_EQ(p.precision, Precision::INT8);
     const int qconvs = qdq_layers(q, "Conv"), qadds = qdq_layers(q, "Add");
@@ -455,6 +480,7 @@ TEST(EnginePlanInt8, KeptFloatConvsAndFakeQuantOps) {
     Model q = qdq_yolo({cv2});
     PlanOptions o;
     o.precision = Precision::INT8;
+    o.fuse_siblings = false;
     Plan p = build_plan(q, o);
     EXPECT_EQ(p.stats.convs_int8, qdq_layers(q, "Conv"));
     EXPECT_EQ(p.stats.convs_int8, 63 - 1 - 0) << "all but the excluded one (the DFL conv is in Detect)";

@@ -306,7 +306,7 @@ std::string serialize_engine(const EngineFile& e) {
     const PlanStats& st = p.stats;
     for (int x : {st.convs, st.convs_silu, st.convs_residual, st.split_views, st.concat_inputs, st.concat_in_place,
                   st.copies, st.maxpools, st.resizes, st.detects, st.ir_nodes, st.maxpool_chains, st.convs_int8,
-                  st.fake_quants, st.qdq_folded})
+                  st.fake_quants, st.qdq_folded, st.convs_fused_siblings})
         w.i32(x);
     w.i32(int32_t(p.memory_mode));
     w.floats(p.weights);
@@ -421,7 +421,7 @@ EngineFile parse_engine(const std::string& bytes, const std::string& path) {
     PlanStats& st = p.stats;
     for (int* x : {&st.convs, &st.convs_silu, &st.convs_residual, &st.split_views, &st.concat_inputs,
                    &st.concat_in_place, &st.copies, &st.maxpools, &st.resizes, &st.detects, &st.ir_nodes,
-                   &st.maxpool_chains, &st.convs_int8, &st.fake_quants, &st.qdq_folded})
+                   &st.maxpool_chains, &st.convs_int8, &st.fake_quants, &st.qdq_folded, &st.convs_fused_siblings})
         *x = r.i32("stats");
     const int32_t mm = r.i32("memory mode");
     if (mm != int32_t(Plan::MemoryMode::Sequential) && mm != int32_t(Plan::MemoryMode::Concurrent))

@@ -25,7 +25,7 @@ namespace engine {
 //    INT8 stats.
 // 4: Plan::memory_mode after the stats (arena shared by op order or by the op DAG); the
 //    stem conv may read the Input buffer (NCHW float32) directly.
-constexpr uint32_t kEngineFormatVersion = 4;
+constexpr uint32_t kEngineFormatVersion = 5;  // 5: PlanStats::convs_fused_siblings
 
 // What identifies the device and software an engine was built for.
 struct DeviceIdentity {

@@ -120,6 +120,7 @@ struct PlanStats {
     int convs_int8 = 0;           // INT8 convs (Q/DQ folded)
     int fake_quants = 0;          // Q -> DQ pairs kept as FakeQuant ops
     int qdq_folded = 0;           // Q -> DQ pairs folded into INT8 conv inputs / residual reads
+    int convs_fused_siblings = 0; // convs merged into a sibling reading the same input (horizontal fusion)
 };
 
 struct Plan {
@@ -157,6 +158,9 @@ struct PlanOptions {
     int64_t imgsz = 0;       // used when H/W are symbolic (0: must be declared)
     // INT8 on a model without Q/DQ: refuse (`--precision int8`) or build FP16 (`best`).
     bool int8_requires_qdq = true;
+    // Merge convs that read the same input with the same window into one (horizontal
+    // fusion; the Detect heads' first convs). Off: one op per IR conv.
+    bool fuse_siblings = true;
 };
 
 // Builds the plan from an ONNX model (folded here for the chosen batch). Throws

@@ -291,6 +291,15 @@ TEST(Gpu, TacticsAreChosenStoredAndUsed) {
         EXPECT_GT(t.tactic, 0) << t.name;
         EXPECT_EQ(r.file.plan.ops[size_t(t.op)].tactic, t.tactic);
         EXPECT_FALSE(t.cached);
+        // The chosen tactic was timed, and is the fastest or one shared with other
+        // layers within 3% of it (share_tactics).
+        double fastest = 1e30, chosen = -1;
+        for (const auto& c : t.tried) {
+            fastest = std::min(fastest, c.second);
+            if (c.first == t.tactic) chosen = c.second;
+        }
+        EXPECT_GE(chosen, 0.0) << t.name;
+        EXPECT_LE(chosen, fastest * 1.03 + 1e-9) << t.name;
         std::printf("tactic %s %s: %s %.2f us (heuristic %.2f us)\n", t.name.c_str(), t.shape.c_str(),
                     gpu::tactic_name(t.tactic).c_str(), t.best_us, t.auto_us);
     }

@@ -119,6 +119,7 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
     auto verbose = std::make_shared<bool>(false);
     auto timing_cache = std::make_shared<std::string>();
     auto no_tune = std::make_shared<bool>(false);
+    auto no_hfuse = std::make_shared<bool>(false);
     app.add_option("model", *model, "ONNX model")->required();
     app.add_option("-o,--output", *out, "engine file to write")->required();
     CLI::Option* precision_opt =
@@ -149,6 +150,9 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
     app.add_option("--timing-cache", *timing_cache,
                    "file of conv tactic timings on this GPU: read to skip timing known layer shapes, then rewritten");
     app.add_flag("--no-tune", *no_tune, "skip timing the conv tactics (heuristic kernel choice)");
+    app.add_flag("--no-horizontal-fusion", *no_hfuse,
+                 "keep convs that read the same input as separate ops (default: merge them, e.g. the Detect heads' "
+                 "first box and class convs)");
     return [=]() {
         namespace ye = yoloc::engine;
         namespace yd = yoloc::deploy;
@@ -186,6 +190,7 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
         po.int8_requires_qdq = prec == "int8";
         po.batch = batch_v;
         po.imgsz = *imgsz;
+        po.fuse_siblings = !*no_hfuse;
         yoloc::Model m = yoloc::load_onnx(*model);
         check_memory_before_building(m, po, budget_bytes, workspace_cap);
 #ifndef YOLOC_HAVE_CUDA
@@ -222,10 +227,11 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
         std::printf("device     %s, compute capability %d.%d, CUDA runtime %d\n",
                     r.file.info.device.gpu_name.c_str(), r.file.info.device.cc_major, r.file.info.device.cc_minor,
                     r.file.info.device.cuda_runtime);
-        std::printf("ops        %zu: %d convs (%d with SiLU, %d with residual add), %d maxpool, %d resize, "
-                    "%d detect, %d copies; %d split views, %d/%d concat inputs written in place\n",
-                    p.ops.size(), s.convs, s.convs_silu, s.convs_residual, s.maxpools, s.resizes, s.detects, s.copies,
-                    s.split_views, s.concat_in_place, s.concat_inputs);
+        std::printf("ops        %zu: %d convs (%d with SiLU, %d with residual add, %d merged into a sibling reading "
+                    "the same input), %d maxpool, %d resize, %d detect, %d copies; %d split views, %d/%d concat inputs "
+                    "written in place\n",
+                    p.ops.size(), s.convs, s.convs_silu, s.convs_residual, s.convs_fused_siblings, s.maxpools, s.resizes,
+                    s.detects, s.copies, s.split_views, s.concat_in_place, s.concat_inputs);
         if (p.precision == ye::Precision::INT8 || s.fake_quants > 0)
             std::printf("int8       %d of %d convs in INT8 (%d Q/DQ pairs folded into conv inputs and residual reads), "
                         "%d fake-quant ops, %d convs in fp16\n",

@@ -430,7 +430,7 @@ void conv_int8(const ConvArgs& a, cudaStream_t s) {
         long long b = (conv_items(a) + 255) / 256;
         if (b < 1) b = 1;
         if (b > 65535LL * 8) b = 65535LL * 8;
-        conv_i8_direct_kernel<<<unsigned(b), 256, 0, s>>>(a);
+        launch_kernel(conv_i8_direct_kernel, dim3(unsigned(b)), dim3(256), 0, s, false, a);
         return;
     }
     const Entry& e = kI8[cfg];
@@ -440,14 +440,6 @@ void conv_int8(const ConvArgs& a, cudaStream_t s) {
     ConvArgs b = a;
     b.pdl_early = pdl_early_trigger() ? 1 : 0;
     launch_pdl(fn, grid, dim3(unsigned(e.threads)), 0, s, b);
-}
-
-void configure_int8_kernels() {
-    for (const Entry& e : kI8) {
-        set_carveout(e.vec);
-        set_carveout(e.gen);
-    }
-    set_carveout(conv_i8_direct_kernel);
 }
 
 }  // namespace cuda

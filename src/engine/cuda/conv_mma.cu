@@ -467,24 +467,6 @@ int kernel_carveout() {
     return pct;
 }
 
-void configure_mma_kernels() {
-    for (int i = 0; i < kNumEntries; ++i) {
-        set_carveout(kEntries[i].vec);
-        set_carveout(kEntries[i].gen);
-    }
-}
-
-void configure_kernels() {
-    static bool done = false;
-    if (done) return;
-    done = true;
-    configure_mma_kernels();
-    configure_int8_kernels();
-    configure_element_kernels();
-    configure_prepost_kernels();
-    cudaGetLastError();  // a refused attribute only leaves the driver's choice
-}
-
 bool pdl_early_trigger() {
     static int on = -1;
     if (on < 0) {

@@ -361,6 +361,50 @@ __global__ void detect_rows_kernel(DetectArgs a) {
 // computes every side twice) with the same arithmetic, so the outputs are identical.
 constexpr int kDetChunk = 16;
 
+// 16 consecutive values into registers: two 16-byte loads where fp16 and aligned (all
+// 16 requests in flight at once; the loops of dfl_side issue them one by one, which
+// costs an L2 round trip each when the L1 is small, as with the max-shared carveout).
+__device__ __forceinline__ void load16(const __half* p, float* v) {
+    if ((reinterpret_cast<uintptr_t>(p) & 15) == 0) {
+        const uint4 u0 = reinterpret_cast<const uint4*>(p)[0], u1 = reinterpret_cast<const uint4*>(p)[1];
+        const __half2* h0 = reinterpret_cast<const __half2*>(&u0);
+        const __half2* h1 = reinterpret_cast<const __half2*>(&u1);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            const float2 f0 = __half22float2(h0[k]), f1 = __half22float2(h1[k]);
+            v[2 * k] = f0.x;
+            v[2 * k + 1] = f0.y;
+            v[8 + 2 * k] = f1.x;
+            v[8 + 2 * k + 1] = f1.y;
+        }
+        return;
+    }
+#pragma unroll
+    for (int j = 0; j < 16; ++j) v[j] = __half2float(p[j]);
+}
+__device__ __forceinline__ void load16(const float* p, float* v) {
+#pragma unroll
+    for (int j = 0; j < 16; ++j) v[j] = p[j];
+}
+
+// dfl_side for reg_max 16 from registers: the same operations in the same order.
+template <typename T>
+__device__ __forceinline__ float dfl_side16(const T* q) {
+    float v[16];
+    load16(q, v);
+    float mx = -FLT_MAX;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) mx = fmaxf(mx, v[j]);
+    float sum = 0.f, e = 0.f;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+        const float w = __expf(v[j] - mx);
+        sum += w;
+        e += w * float(j);
+    }
+    return e / sum;
+}
+
 template <typename T>
 __global__ void detect_parts_kernel(DetectArgs a) {
     pdl_wait();
@@ -384,16 +428,24 @@ __global__ void detect_parts_kernel(DetectArgs a) {
         float* o = a.out + size_t(n) * rows * a.anchors + anchor;
         if (part < 2) {
             // xywh: x = ax + (d2 - d0) / 2, w = d0 + d2 (y, h with d1, d3), as detect_rows_kernel.
-            const float lo = dfl_side(p + part * a.reg_max, a.reg_max);
-            const float hi = dfl_side(p + (part + 2) * a.reg_max, a.reg_max);
+            const bool r16 = a.reg_max == kDetChunk;
+            const float lo = r16 ? dfl_side16(p + part * a.reg_max) : dfl_side(p + part * a.reg_max, a.reg_max);
+            const float hi = r16 ? dfl_side16(p + (part + 2) * a.reg_max) : dfl_side(p + (part + 2) * a.reg_max, a.reg_max);
             const float sf = float(a.stride[l]);
             const float anc = (part == 0 ? gx : gy) + 0.5f;
             o[size_t(part) * a.anchors] = ((anc - lo) + (anc + hi)) * 0.5f * sf;
             o[size_t(part + 2) * a.anchors] = ((anc + hi) - (anc - lo)) * sf;
         } else {
-            const int c0 = (part - 2) * kDetChunk, c1 = min(c0 + kDetChunk, a.nc);
-            const T* q = p + 4 * a.reg_max;
-            for (int c = c0; c < c1; ++c) o[size_t(4 + c) * a.anchors] = 1.0f / (1.0f + __expf(-ld(q + c)));
+            const int c0 = (part - 2) * kDetChunk;
+            const T* q = p + 4 * a.reg_max + c0;
+            if (c0 + kDetChunk <= a.nc) {
+                float v[kDetChunk];
+                load16(q, v);
+#pragma unroll
+                for (int c = 0; c < kDetChunk; ++c) o[size_t(4 + c0 + c) * a.anchors] = 1.0f / (1.0f + __expf(-v[c]));
+            } else {
+                for (int c = c0; c < a.nc; ++c) o[size_t(4 + c) * a.anchors] = 1.0f / (1.0f + __expf(-ld(q + c - c0)));
+            }
         }
     }
 }
@@ -422,9 +474,9 @@ __global__ void resize_vec8_kernel(ResizeArgs a) {
 void conv_direct(const ConvArgs& a, bool fp16, cudaStream_t s) {
     const unsigned g = grid_for(conv_items(a));
     if (fp16)
-        conv_kernel<__half><<<g, kThreads, 0, s>>>(a);
+        launch_pdl(conv_kernel<__half>, dim3(g), dim3(kThreads), 0, s, a);
     else
-        conv_kernel<float><<<g, kThreads, 0, s>>>(a);
+        launch_pdl(conv_kernel<float>, dim3(g), dim3(kThreads), 0, s, a);
 }
 
 // The stem: a conv over a few channels of the NCHW float32 input (ConvArgs::nchw).
@@ -552,45 +604,11 @@ void conv_stem(const ConvArgs& a, bool fp16, cudaStream_t s) {
 
 }  // namespace
 
-void configure_element_kernels() {
-    set_carveout(conv_kernel<__half>);
-    set_carveout(conv_kernel<float>);
-    set_carveout(maxpool_kernel<__half>);
-    set_carveout(maxpool_kernel<float>);
-    set_carveout(resize_kernel<__half>);
-    set_carveout(resize_kernel<float>);
-    set_carveout(copy_kernel<__half>);
-    set_carveout(copy_kernel<float>);
-    set_carveout(pack_kernel<__half>);
-    set_carveout(pack_kernel<float>);
-    set_carveout(unpack_kernel<__half>);
-    set_carveout(unpack_kernel<float>);
-    set_carveout(detect_kernel<__half>);
-    set_carveout(detect_kernel<float>);
-    set_carveout(conv_gemm_kernel<__half>);
-    set_carveout(conv_gemm_kernel<float>);
-    set_carveout(conv_wmma_kernel);
-    set_carveout(sppf_kernel<__half>);
-    set_carveout(sppf_kernel<float>);
-    set_carveout(sppf_vec8_kernel);
-    set_carveout(detect_rows_kernel<__half>);
-    set_carveout(detect_rows_kernel<float>);
-    set_carveout(detect_parts_kernel<__half>);
-    set_carveout(detect_parts_kernel<float>);
-    set_carveout(resize_vec8_kernel);
-    set_carveout(conv_stem_kernel<__half, false, 3, 3, 3>);
-    set_carveout(conv_stem_kernel<__half, false, 0, 0, 0>);
-    set_carveout(conv_stem_kernel<float, false, 3, 3, 3>);
-    set_carveout(conv_stem_kernel<float, false, 0, 0, 0>);
-    set_carveout(conv_stem_kernel<__half, true, 3, 3, 3>);
-    set_carveout(conv_stem_kernel<__half, true, 0, 0, 0>);
-}
-
 bool tensor_cores_available() {
     device_sm_count();  // cached too: the tactic heuristics read it during capture
     pdl_enabled();
     pdl_early_trigger();
-    configure_kernels();
+    kernel_carveout();
     return device_cc_major() >= 7;
 }
 
@@ -624,16 +642,16 @@ void conv(const ConvArgs& a, bool fp16, cudaStream_t s) {
     if (t == kConvWmma) {
         const long long P = (long long)a.n * a.oh * a.ow;
         dim3 grid(unsigned((P + kBM - 1) / kBM), unsigned((a.m + kBN - 1) / kBN));
-        conv_wmma_kernel<<<grid, kWThreads, 0, s>>>(a);
+        launch_kernel(conv_wmma_kernel, grid, dim3(kWThreads), 0, s, false, a);
         return;
     }
     if (t == kConvSimtGemm) {
         const long long P = (long long)a.n * a.oh * a.ow;
         dim3 grid(unsigned((P + kBM - 1) / kBM), unsigned((a.m + kBN - 1) / kBN));
         if (fp16)
-            conv_gemm_kernel<__half><<<grid, 256, 0, s>>>(a);
+            launch_kernel(conv_gemm_kernel<__half>, grid, dim3(256), 0, s, false, a);
         else
-            conv_gemm_kernel<float><<<grid, 256, 0, s>>>(a);
+            launch_kernel(conv_gemm_kernel<float>, grid, dim3(256), 0, s, false, a);
         return;
     }
     conv_direct(a, fp16, s);

@@ -27,15 +27,10 @@ bool pdl_enabled();
 
 // The carveout every kernel asks for, in percent of the maximum shared memory
 // (YOLOC_CARVEOUT: 0-100, or -1 to leave the driver's choice per kernel; default 100).
+// Passed as a launch attribute (CUDA 12.8+), so no kernel is loaded before it is used:
+// setting it as a function attribute on every kernel up front loaded them all (lazy
+// module loading is the default) and cost 6 MB of device memory.
 int kernel_carveout();
-// Applies kernel_carveout() to every kernel of the engine (conv_mma.cu, conv_int8.cu,
-// kernels.cu, prepost.cu). Idempotent; call outside stream capture (context creation
-// and the build's tactic timing do, through tensor_cores_available()).
-void configure_kernels();
-void configure_mma_kernels();
-void configure_int8_kernels();
-void configure_element_kernels();
-void configure_prepost_kernels();
 
 #if defined(__CUDACC__)
 __device__ __forceinline__ void pdl_wait() {
@@ -49,33 +44,48 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 #endif
 }
 
-template <typename F>
-void set_carveout(F* fn) {
-    const int pct = kernel_carveout();
-    if (pct >= 0) cudaFuncSetAttribute(fn, cudaFuncAttributePreferredSharedMemoryCarveout, pct);
-}
-
-// Launches `fn` with PDL when pdl_enabled(), else with <<<>>>. The kernel must call
-// pdl_wait() before it reads its inputs.
+// Launches `fn` with the engine's launch attributes: programmatic dependent launch when
+// `pdl` and pdl_enabled() (the kernel must then call pdl_wait() before it reads its
+// inputs), and the shared-memory carveout. Plain <<<>>> where neither applies.
 template <typename... KArgs, typename... Args>
-void launch_pdl(void (*fn)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args... args) {
+void launch_kernel(void (*fn)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, bool pdl,
+                   Args... args) {
 #if CUDART_VERSION >= 12030
-    if (pdl_enabled()) {
+    cudaLaunchAttribute attr[2];
+    unsigned n = 0;
+    if (pdl && pdl_enabled()) {
+        attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[n].val.programmaticStreamSerializationAllowed = 1;
+        ++n;
+    }
+#if CUDART_VERSION >= 12080
+    const int pct = kernel_carveout();
+    if (pct >= 0) {
+        attr[n].id = cudaLaunchAttributePreferredSharedMemoryCarveout;
+        attr[n].val.sharedMemCarveout = unsigned(pct);
+        ++n;
+    }
+#endif
+    if (n > 0) {
         cudaLaunchConfig_t cfg = {};
         cfg.gridDim = grid;
         cfg.blockDim = block;
         cfg.dynamicSmemBytes = smem;
         cfg.stream = s;
-        cudaLaunchAttribute attr[1];
-        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attr[0].val.programmaticStreamSerializationAllowed = 1;
         cfg.attrs = attr;
-        cfg.numAttrs = 1;
+        cfg.numAttrs = n;
         cudaLaunchKernelEx(&cfg, fn, args...);
         return;
     }
 #endif
+    (void)pdl;
     fn<<<grid, block, smem, s>>>(args...);
+}
+
+// A kernel that waits for its predecessor with pdl_wait().
+template <typename... KArgs, typename... Args>
+void launch_pdl(void (*fn)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args... args) {
+    launch_kernel(fn, grid, block, smem, s, true, args...);
 }
 #endif
 

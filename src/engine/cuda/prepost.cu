@@ -7,8 +7,6 @@
 // supported library.
 #include "engine/cuda/prepost.h"
 
-#include "engine/cuda/launch.h"
-
 #include <cuda_runtime.h>
 
 namespace yoloc {
@@ -214,15 +212,6 @@ void nms_per_class(const float* pred, int nc, int anchors, const unsigned long l
 void gather(const float* pred, int nc, int anchors, const unsigned long long* keys, const unsigned char* keep,
             int k, int max_det, const MapArgs& m, PpDetection* out, int* out_count, cudaStream_t s) {
     gather_kernel<<<1, 1024, 0, s>>>(pred, nc, anchors, keys, keep, k, max_det, m, out, out_count);
-}
-
-void configure_prepost_kernels() {
-    set_carveout(letterbox_kernel);
-    set_carveout(decode_kernel);
-    set_carveout(nms_kernel);
-    set_carveout(gather_kernel);
-    set_carveout(bitonic_global_kernel);
-    set_carveout(bitonic_shared_kernel);
 }
 
 }  // namespace cuda

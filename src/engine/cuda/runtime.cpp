@@ -265,6 +265,44 @@ std::shared_ptr<Engine> Engine::load(const std::string& path) {
 
 namespace {
 
+// Fewer distinct kernels: a layer whose timed candidates include a tactic that more
+// layers use, within YOLOC_TACTIC_SHARE (default 3%) of its fastest, takes that tactic.
+// Each distinct kernel is code the driver loads on first use (device memory in 2 MiB
+// steps) and a cold instruction cache in the graph, which the per-layer timing (the
+// same kernel launched back to back) does not see. Repeats until nothing changes; the
+// timing cache then holds the shared choices, so a cached rebuild makes the same engine.
+void share_tactics(BuildResult& r, const std::vector<std::string>& keys,
+                   std::map<std::string, std::pair<int, double>>& cache) {
+    double tol = 0.03;
+    if (const char* v = std::getenv("YOLOC_TACTIC_SHARE")) tol = std::max(0.0, std::atof(v));
+    if (tol <= 0) return;
+    for (bool changed = true; changed;) {
+        changed = false;
+        std::map<int, int> uses;
+        for (const auto& tc : r.tactics) ++uses[tc.tactic];
+        for (size_t j = 0; j < r.tactics.size(); ++j) {
+            TacticChoice& tc = r.tactics[j];
+            double fastest = INFINITY;
+            for (const auto& t : tc.tried) fastest = std::min(fastest, t.second);
+            int pick = tc.tactic;
+            double pick_us = tc.best_us;
+            for (const auto& t : tc.tried)
+                if (t.second <= fastest * (1 + tol) && uses[t.first] > uses[pick]) {
+                    pick = t.first;
+                    pick_us = t.second;
+                }
+            if (pick == tc.tactic) continue;
+            --uses[tc.tactic];
+            ++uses[pick];
+            tc.tactic = pick;
+            tc.best_us = pick_us;
+            r.file.plan.ops[size_t(tc.op)].tactic = pick;
+            cache[keys[j]] = {pick, pick_us};
+            changed = true;
+        }
+    }
+}
+
 // Chooses every conv's tactic by timing the candidates on the real layer shapes here,
 // on an arena laid out as the engine's (TensorRT-style tactic selection).
 void tune_tactics(BuildResult& r, const BuildOptions& opts) {
@@ -290,6 +328,7 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
                                          std::atof(line.substr(t2 + 1).c_str())};
         }
     }
+    std::vector<std::string> keys;  // per r.tactics entry: its timing-cache key
     auto eng = make_engine(r.file, "engine being tuned");
     const Engine::Impl& E = eng->impl();
     void* arena = nullptr;
@@ -354,7 +393,9 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
             tc.auto_us = time_tactic(cuda::kConvAuto, INFINITY);
             p.ops[i].tactic = tc.tactic;
             r.tactics.push_back(tc);
+            keys.push_back(key);
         }
+        share_tactics(r, keys, cache);
     } catch (...) {
         cudaStreamDestroy(st);
         cudaFree(arena);
@@ -409,12 +450,14 @@ struct Context::Impl {
     // (engine::critical_chain) runs on `stream`, created with the highest priority; every
     // other op on the side streams, created with the lowest (YOLOC_PRIORITY=0: off).
     std::vector<char> crit;
+    std::vector<int> on;  // stream of each op (assign_streams)
 
     ~Impl() {
         if (stream) cudaStreamSynchronize(stream);  // nothing may still use the arena when it is handed back
         if (exec) cudaGraphExecDestroy(exec);
         if (graph) cudaGraphDestroy(graph);
-        for (cudaEvent_t e : op_ev) cudaEventDestroy(e);
+        for (cudaEvent_t e : op_ev)
+            if (e) cudaEventDestroy(e);
         for (cudaEvent_t e : join_ev) cudaEventDestroy(e);
         if (fork_ev) cudaEventDestroy(fork_ev);
         for (cudaStream_t t : side) cudaStreamDestroy(t);
@@ -469,16 +512,36 @@ struct Context::Impl {
             YOLOC_CUDA(cudaGetLastError());
             return;
         }
-        const int ns = 1 + int(side.size());
         auto st = [&](int k) { return k == 0 ? stream : side[size_t(k - 1)]; };
         YOLOC_CUDA(cudaEventRecord(fork_ev, stream));
         for (cudaStream_t t : side) YOLOC_CUDA(cudaStreamWaitEvent(t, fork_ev, 0));
-        std::vector<int> last(size_t(ns), -1), on(n, 0);
-        std::vector<bool> used(size_t(ns), false);
+        for (size_t i = 0; i < n; ++i) {
+            const int k = on[i];
+            for (int d : E.dag.deps[i])
+                if (on[size_t(d)] != k) YOLOC_CUDA(cudaStreamWaitEvent(st(k), op_ev[size_t(d)], 0));
+            launch_planned(i, fp16, st(k));
+            if (op_ev[i]) YOLOC_CUDA(cudaEventRecord(op_ev[i], st(k)));
+        }
+        for (size_t k = 1; k <= side.size(); ++k) {
+            YOLOC_CUDA(cudaEventRecord(join_ev[k - 1], st(int(k))));
+            YOLOC_CUDA(cudaStreamWaitEvent(stream, join_ev[k - 1], 0));
+        }
+        YOLOC_CUDA(cudaGetLastError());
+    }
+
+    // Which stream each op runs on (0: `stream`, k: side[k-1]), fixed when the context is
+    // made: an op follows its predecessor's stream when it is that stream's latest op,
+    // else takes a stream whose latest op is one of its ancestors, else the one idle
+    // longest. With priorities the critical chain owns stream 0 (it is a path of the DAG,
+    // so stream order adds no false dependency) and the other ops use streams 1.. only.
+    void assign_streams() {
+        const auto& E = engine->impl();
+        const size_t n = plan().ops.size();
+        const int ns = 1 + int(side.size());
+        std::vector<int> last(size_t(ns), -1);
+        on.assign(n, 0);
         const bool prio = !crit.empty();
         for (size_t i = 0; i < n; ++i) {
-            // With priorities the critical chain owns stream 0 (it is a path of the DAG,
-            // so stream order adds no false dependency) and the rest uses streams 1.. only.
             const int k0 = prio ? 1 : 0;
             int k = prio && crit[i] ? 0 : -1;
             for (int d : E.dag.deps[i])
@@ -488,24 +551,14 @@ struct Context::Impl {
                 }
             for (int kk = k0; kk < ns && k < 0; ++kk)
                 if (last[size_t(kk)] < 0 || E.dag.is_anc(i, last[size_t(kk)])) k = kk;
-            if (k < 0) {  // every stream busy with unrelated work: the one idle longest
+            if (k < 0) {
                 k = k0;
                 for (int kk = k0 + 1; kk < ns; ++kk)
                     if (last[size_t(kk)] < last[size_t(k)]) k = kk;
             }
-            for (int d : E.dag.deps[i])
-                if (on[size_t(d)] != k) YOLOC_CUDA(cudaStreamWaitEvent(st(k), op_ev[size_t(d)], 0));
-            launch_planned(i, fp16, st(k));
-            YOLOC_CUDA(cudaEventRecord(op_ev[i], st(k)));
             on[i] = k;
             last[size_t(k)] = int(i);
-            used[size_t(k)] = true;
         }
-        for (int k = 1; k < ns; ++k) {
-            YOLOC_CUDA(cudaEventRecord(join_ev[size_t(k - 1)], st(k)));
-            YOLOC_CUDA(cudaStreamWaitEvent(stream, join_ev[size_t(k - 1)], 0));
-        }
-        YOLOC_CUDA(cudaGetLastError());
     }
 
     void launch() {
@@ -584,11 +637,14 @@ void context_init(Context::Impl* impl_, std::shared_ptr<const Engine> engine, co
             impl_->join_ev.push_back(e);
         }
         YOLOC_CUDA(cudaEventCreateWithFlags(&impl_->fork_ev, cudaEventDisableTiming));
-        for (size_t i = 0; i < E.file.plan.ops.size(); ++i) {
-            cudaEvent_t e = nullptr;
-            YOLOC_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-            impl_->op_ev.push_back(e);
-        }
+        // Events only for ops that another stream waits for (a dozen, not one per op).
+        impl_->assign_streams();
+        const size_t n = E.file.plan.ops.size();
+        impl_->op_ev.assign(n, nullptr);
+        for (size_t i = 0; i < n; ++i)
+            for (int d : E.dag.deps[i])
+                if (impl_->on[size_t(d)] != impl_->on[i] && !impl_->op_ev[size_t(d)])
+                    YOLOC_CUDA(cudaEventCreateWithFlags(&impl_->op_ev[size_t(d)], cudaEventDisableTiming));
     }
     const engine::Plan& p = E.file.plan;
     YOLOC_CUDA(cudaHostAlloc(reinterpret_cast<void**>(&impl_->host_in),
