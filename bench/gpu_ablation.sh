@@ -27,7 +27,7 @@ build f16 "$M" --precision fp16 --timing-cache "$OUT/tc"
 grep -E "^(ops|memory)" "$OUT/build_f16.log"
 # Build-time choices, each off (no timing cache: the cache holds the default's choices).
 build f16_unfused "$M" --precision fp16 --no-horizontal-fusion
-YOLOC_TACTIC_SHARE=0 build f16_fastest "$M" --precision fp16
+YOLOC_TACTIC_SHARE=0 YOLOC_MAX_CONV_KERNELS=0 build f16_fastest "$M" --precision fp16
 build f16seq "$M" --precision fp16 --memory-budget 15MB --timing-cache "$OUT/tc"
 build f16b32 "$M" --precision fp16 --batch 32 --timing-cache "$OUT/tc"
 engines="f16"
@@ -56,7 +56,7 @@ for round in 1 2; do
   row "fp16 b1, old SPPF and Detect kernels" "YOLOC_SPPF=plain YOLOC_DETECT=rows" f16
   row "fp16 b1, critical chain alone (diagnostic, wrong outputs)" "YOLOC_DEBUG_CHAIN_ONLY=1" f16
   row "fp16 b1, built without horizontal fusion" "" f16_unfused
-  row "fp16 b1, built with each layer's fastest tactic" "" f16_fastest
+  row "fp16 b1, built with each layer's fastest tactic (no sharing, no kernel cap)" "" f16_fastest
   row "fp16 b1, sequential arena (--memory-budget 15MB)" "" f16seq
   [ -f "$OUT/i8.engine" ] && row "int8 b1, default" "" i8 && row "int8 b1, driver's carveout" "YOLOC_CARVEOUT=-1" i8
 done
