@@ -207,6 +207,21 @@ bool all_ones(const std::vector<int64_t>& v) {
     return true;
 }
 
+// Drops buffer `b` (no op may use it any more) and renumbers the later ones.
+void erase_buffer(Plan& plan, int32_t b) {
+    plan.buffers.erase(plan.buffers.begin() + b);
+    auto fix = [&](int32_t& x) {
+        if (x > b) --x;
+    };
+    fix(plan.input_buf);
+    for (auto& o : plan.output_bufs) fix(o);
+    for (auto& op : plan.ops) {
+        for (auto& v : op.in) fix(v.buf);
+        fix(op.out.buf);
+        for (auto& v : op.more_out) fix(v.buf);
+    }
+}
+
 // The stem conv reads the NCHW float32 input itself when InputPack's only reader is
 // one plain conv over a few channels (YOLOv8's 3-channel stem): one kernel and one
 // buffer fewer, and the stem's output is written without the packed copy in between.
@@ -237,33 +252,7 @@ void fold_input_pack(Plan& plan) {
         return;
     conv.in[0] = View{plan.input_buf, 0, c};
     plan.ops.erase(plan.ops.begin());
-    // Drop the packed buffer and renumber the later ones.
-    plan.buffers.erase(plan.buffers.begin() + packed);
-    auto fix = [&](int32_t& b) {
-        if (b > packed) --b;
-    };
-    fix(plan.input_buf);
-    for (auto& o : plan.output_bufs) fix(o);
-    for (auto& op : plan.ops) {
-        for (auto& v : op.in) fix(v.buf);
-        fix(op.out.buf);
-        for (auto& v : op.more_out) fix(v.buf);
-    }
-}
-
-// Drops buffer `b` (no op may use it any more) and renumbers the later ones.
-void erase_buffer(Plan& plan, int32_t b) {
-    plan.buffers.erase(plan.buffers.begin() + b);
-    auto fix = [&](int32_t& x) {
-        if (x > b) --x;
-    };
-    fix(plan.input_buf);
-    for (auto& o : plan.output_bufs) fix(o);
-    for (auto& op : plan.ops) {
-        for (auto& v : op.in) fix(v.buf);
-        fix(op.out.buf);
-        for (auto& v : op.more_out) fix(v.buf);
-    }
+    erase_buffer(plan, packed);
 }
 
 // Horizontal fusion (as TensorRT does): two convs that read the same view with the same

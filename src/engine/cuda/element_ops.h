@@ -294,20 +294,30 @@ YOLOC_HD void unpack_at(const UnpackArgs& a, long long i) {
     a.y[i] = ld(static_cast<const T*>(a.x) + ((size_t(b) * a.h + iy) * a.w + ix) * a.xs + ch);
 }
 
+// Where anchor `anchor` of image n lives: its level l, grid cell (gx, gy), and the
+// pointer to that cell's box + class channels (shared by every Detect kernel).
+template <typename T>
+YOLOC_HD const T* detect_cell(const DetectArgs& a, int n, int anchor, int& l, int& gx, int& gy) {
+    int base = 0;
+    l = 0;
+    while (l + 1 < a.levels && anchor >= base + a.h[l] * a.w[l]) {
+        base += a.h[l] * a.w[l];
+        ++l;
+    }
+    const int k = anchor - base;
+    gy = k / a.w[l];
+    gx = k % a.w[l];
+    return static_cast<const T*>(a.x[l]) + ((size_t(n) * a.h[l] + gy) * a.w[l] + gx) * a.xs[l];
+}
+
 // One anchor: DFL softmax + expectation per side, dist2bbox (xywh), stride, and
 // the class sigmoids, written to [n, 4 + nc, anchors] (anchor fastest: coalesced).
 template <typename T>
 YOLOC_HD void detect_at(const DetectArgs& a, long long i) {
     const int n = int(i / a.anchors);
     const int anchor = int(i % a.anchors);
-    int l = 0, base = 0;
-    while (l + 1 < a.levels && anchor >= base + a.h[l] * a.w[l]) {
-        base += a.h[l] * a.w[l];
-        ++l;
-    }
-    const int k = anchor - base;
-    const int gy = k / a.w[l], gx = k % a.w[l];
-    const T* p = static_cast<const T*>(a.x[l]) + ((size_t(n) * a.h[l] + gy) * a.w[l] + gx) * a.xs[l];
+    int l = 0, gx = 0, gy = 0;
+    const T* p = detect_cell<T>(a, n, anchor, l, gx, gy);
     float d[4];
     for (int s = 0; s < 4; ++s) {
         const T* q = p + s * a.reg_max;

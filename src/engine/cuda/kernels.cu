@@ -331,14 +331,8 @@ __global__ void detect_rows_kernel(DetectArgs a) {
         const int anchor = int(i % a.anchors);
         const long long t = i / a.anchors;
         const int row = int(t % rows), n = int(t / rows);
-        int l = 0, base = 0;
-        while (l + 1 < a.levels && anchor >= base + a.h[l] * a.w[l]) {
-            base += a.h[l] * a.w[l];
-            ++l;
-        }
-        const int k = anchor - base;
-        const int gy = k / a.w[l], gx = k % a.w[l];
-        const T* p = static_cast<const T*>(a.x[l]) + ((size_t(n) * a.h[l] + gy) * a.w[l] + gx) * a.xs[l];
+        int l = 0, gx = 0, gy = 0;
+        const T* p = detect_cell<T>(a, n, anchor, l, gx, gy);
         float v;
         if (row >= 4) {
             v = 1.0f / (1.0f + __expf(-ld(p + 4 * a.reg_max + (row - 4))));
@@ -417,14 +411,8 @@ __global__ void detect_parts_kernel(DetectArgs a) {
         const int anchor = int(i % a.anchors);
         const long long t = i / a.anchors;
         const int part = int(t % parts), n = int(t / parts);
-        int l = 0, base = 0;
-        while (l + 1 < a.levels && anchor >= base + a.h[l] * a.w[l]) {
-            base += a.h[l] * a.w[l];
-            ++l;
-        }
-        const int k = anchor - base;
-        const int gy = k / a.w[l], gx = k % a.w[l];
-        const T* p = static_cast<const T*>(a.x[l]) + ((size_t(n) * a.h[l] + gy) * a.w[l] + gx) * a.xs[l];
+        int l = 0, gx = 0, gy = 0;
+        const T* p = detect_cell<T>(a, n, anchor, l, gx, gy);
         float* o = a.out + size_t(n) * rows * a.anchors + anchor;
         if (part < 2) {
             // xywh: x = ax + (d2 - d0) / 2, w = d0 + d2 (y, h with d1, d3), as detect_rows_kernel.
