@@ -1,6 +1,8 @@
 // Structured pruning: channel groups, valid pruned models, reconstruction, bad requests.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -255,6 +257,49 @@ TEST(Prune, ReconstructionReducesConsumerErrorOnHeldOutImages) {
         e_recon += mse(conv_output(recon, conv, img), ref);
     }
     EXPECT_LT(e_recon, 0.5 * e_plain) << "plain " << e_plain << " reconstructed " << e_recon;
+}
+
+// The later passes reuse the unpruned model's targets instead of rerunning it for every
+// system: the refitted weights must be the same to the bit as without the cache.
+TEST(Prune, ReconstructionTargetCacheChangesNoWeight) {
+    Model m = gen_n(7, 64);
+    ChannelAnalysis an = analyze_channels(m);
+    Importance imp = channel_importance(m, an, Criterion::L1);
+    KeepPlan plan = plan_ratio(an, imp, PruneScope::C2f, 0.25, 8);
+    std::vector<Tensor> imgs;
+    for (uint32_t k = 0; k < 3; ++k) {
+        std::vector<float> v(size_t(3 * 64 * 64));
+        uint32_t st = 40 + k;
+        for (auto& x : v) {
+            st = st * 1664525u + 1013904223u;
+            x = float(st >> 8) / float(1u << 24);
+        }
+        imgs.push_back(Tensor::from_floats({1, 3, 64, 64}, v));
+    }
+    CalibSource calib;
+    calib.count = int(imgs.size());
+    calib.load = [&](int i) { return imgs[size_t(i)]; };
+    ReconstructOptions ro;
+    ro.samples_per_image = 16;
+    ro.ridge_folds = 1;  // a fixed ridge: the cross-validated solve is the slow part and is not what is checked
+    ro.threads = 1;
+    Model with = apply_pruning(m, an, plan), without = with;
+    ReconstructReport a = reconstruct(m, with, an, plan, calib, ro);
+    ro.cache_targets = false;
+    ReconstructReport b = reconstruct(m, without, an, plan, calib, ro);
+    ASSERT_GT(a.consumers, 0);
+    EXPECT_EQ(a.mse_before, b.mse_before);
+    EXPECT_EQ(a.mse_after, b.mse_after);
+    size_t compared = 0;
+    for (const auto& kv : with.graph.initializers) {
+        const Tensor& t = kv.second;
+        auto it = without.graph.initializers.find(kv.first);
+        ASSERT_NE(it, without.graph.initializers.end()) << kv.first;
+        ASSERT_EQ(t.nbytes(), it->second.nbytes()) << kv.first;
+        EXPECT_EQ(std::memcmp(t.raw(), it->second.raw(), t.nbytes()), 0) << kv.first;
+        ++compared;
+    }
+    EXPECT_EQ(compared, without.graph.initializers.size());
 }
 
 TEST(Prune, RatioOutsideUnitIntervalIsRejectedAndWritesNothing) {

@@ -140,6 +140,10 @@ struct ReconstructOptions {
     // cross-validated: on yolov8n_coco it took the seed setting from -1.9 to -0.7 points
     // (docs/PRUNING.md); with the old all-at-once pass and fixed ridge it had cost 0.6.
     int refit_depth = 1;
+    // Keep the unpruned model's targets (conv outputs at the sampled positions) from the pass
+    // that first computes them, so that later passes do not rerun the unpruned model for each
+    // system (same results; off only to check that).
+    bool cache_targets = true;
     // After the refit: per output channel affine fix (scale and shift) of every conv downstream
     // of a pruned channel, fitted on the pruned model's own activations so that its output
     // matches the unpruned model's (least squares per channel, or moment matching with

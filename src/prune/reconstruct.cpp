@@ -437,6 +437,13 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
             }
         }
     }
+    // The targets (the unpruned convs' outputs at the sampled positions) depend only on the
+    // system and the image: kept from the pass that computed them, so that the later passes
+    // run the unpruned model only for systems seen for the first time (the sequential pass
+    // has one step per system, and ran both models for every image of every step).
+    std::vector<std::vector<std::vector<double>>> ycache(systems.size());
+    if (iterations > 1 && opt.cache_targets)
+        for (auto& v : ycache) v.resize(size_t(calib.count));
     int done = 0, total = int(steps.size()) * calib.count;
     double err_before = 0, err_after = 0, cv = 0, cv_fixed = 0;
     int64_t cnt = 0;
@@ -461,16 +468,22 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
         }
         for (int img = 0; img < calib.count; ++img) {
             TensorMap in{{input, calib.load(img)}};
-            TensorMap out0 = ex0->run(in);
-            TensorMap out1;
+            auto cached = [&](size_t si) { return !ycache[si].empty() && !ycache[si][size_t(img)].empty(); };
+            bool need0 = !ex1;  // pass 1 takes its features from the unpruned model too
+            for (size_t si = 0; si < systems.size(); ++si) need0 = need0 || (active[si] && !cached(si));
+            TensorMap out0, out1;
+            if (need0) out0 = ex0->run(in);
             if (ex1) out1 = ex1->run(in);
             for (size_t si = 0; si < systems.size(); ++si) {
                 System& s = systems[si];
                 if (!active[si]) continue;
-                const Tensor& X0 = out0.at(s.x);
+                const bool use_cache = ex1 && cached(si);
+                const Tensor* X0 = use_cache ? nullptr : &out0.at(s.x);
                 const Tensor* X1 = ex1 ? &out1.at(s.x) : nullptr;
-                YOLOC_CHECK(X0.rank() == 4 && X0.dim(1) == s.C, "reconstruction: unexpected shape of ", s.x);
-                int64_t H = X0.dim(2), W = X0.dim(3);
+                YOLOC_CHECK(!X0 || (X0->rank() == 4 && X0->dim(1) == s.C), "reconstruction: unexpected shape of ", s.x);
+                YOLOC_CHECK(!X1 || (X1->rank() == 4 && X1->dim(1) == int64_t(s.kin.size())),
+                            "reconstruction: unexpected shape of ", s.x, " in the pruned model");
+                int64_t H = (X0 ? X0 : X1)->dim(2), W = (X0 ? X0 : X1)->dim(3);
                 int64_t Ho = (H + s.pt + s.pb - s.dh * (s.kh - 1) - 1) / s.sh + 1;
                 int64_t Wo = (W + s.pl + s.pr - s.dw * (s.kw - 1) - 1) / s.sw + 1;
                 int64_t P = std::min<int64_t>(opt.samples_per_image, Ho * Wo);
@@ -478,18 +491,20 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
                 std::uniform_int_distribution<int64_t> pos(0, Ho * Wo - 1);
                 int64_t K = s.kh * s.kw, Cin = s.C;
                 std::vector<double> feats(size_t(P * s.F)), full(size_t(Cin * K)), Y(size_t(P * s.O));
-                const float* x0 = X0.data<float>();
+                const float* x0 = X0 ? X0->data<float>() : nullptr;
                 const float* x1 = X1 ? X1->data<float>() : nullptr;
+                const std::vector<double>* yc = use_cache ? &ycache[si][size_t(img)] : nullptr;
                 int64_t kin_n = int64_t(s.kin.size());
                 for (int64_t p = 0; p < P; ++p) {
                     int64_t q = pos(rng), oy = q / Wo, ox = q % Wo;
-                    for (int64_t c = 0; c < Cin; ++c)
-                        for (int64_t ky = 0; ky < s.kh; ++ky)
-                            for (int64_t kx = 0; kx < s.kw; ++kx) {
-                                int64_t iy = oy * s.sh - s.pt + ky * s.dh, ix = ox * s.sw - s.pl + kx * s.dw;
-                                bool in_b = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                                full[size_t((c * s.kh + ky) * s.kw + kx)] = in_b ? x0[(c * H + iy) * W + ix] : 0.0;
-                            }
+                    if (x0)
+                        for (int64_t c = 0; c < Cin; ++c)
+                            for (int64_t ky = 0; ky < s.kh; ++ky)
+                                for (int64_t kx = 0; kx < s.kw; ++kx) {
+                                    int64_t iy = oy * s.sh - s.pt + ky * s.dh, ix = ox * s.sw - s.pl + kx * s.dw;
+                                    bool in_b = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                                    full[size_t((c * s.kh + ky) * s.kw + kx)] = in_b ? x0[(c * H + iy) * W + ix] : 0.0;
+                                }
                     double* f = &feats[size_t(p * s.F)];
                     for (int64_t qi = 0; qi < kin_n; ++qi)
                         for (int64_t k = 0; k < K; ++k) {
@@ -511,7 +526,10 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
                             int64_t o = c.kout[oi];
                             const float* wr = w + o * Cin * K;
                             double y = c.b.data<float>()[o], yd = y;
-                            for (int64_t t = 0; t < Cin * K; ++t) y += double(wr[t]) * full[size_t(t)];
+                            if (yc)
+                                y = (*yc)[size_t(p * s.O + c.col0 + int64_t(oi))];
+                            else
+                                for (int64_t t = 0; t < Cin * K; ++t) y += double(wr[t]) * full[size_t(t)];
                             for (int64_t qi = 0; qi < kin_n; ++qi) {
                                 const float* wk = wr + s.kin[size_t(qi)] * K;
                                 for (int64_t k = 0; k < K; ++k) yd += double(wk[k]) * f[qi * K + k];
@@ -521,6 +539,7 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
                         }
                     }
                 }
+                if (!yc && !ycache[si].empty()) ycache[si][size_t(img)] = Y;
                 const size_t fold = size_t(img % folds);
                 accumulate_gram(s.G[fold], feats, P, s.F, threads);
                 for (int64_t p = 0; p < P; ++p) {
