@@ -254,6 +254,55 @@ TEST(QuantReal, ActivationScalesArePerTensor) {
         if (n.op_type == "QuantizeLinear") EXPECT_EQ(g.find_initializer(n.inputs[1])->numel(), 1) << n.name;
 }
 
+// The scale of the QuantizeLinear reading `v`, or 0 when none does.
+float q_scale_of(const Graph& g, const std::string& v) {
+    for (const auto& n : g.nodes)
+        if (n.op_type == "QuantizeLinear" && n.inputs[0] == v) return g.find_initializer(n.inputs[1])->data<float>()[0];
+    return 0.f;
+}
+
+TEST(QuantReal, TensorsJoinedByAConcatShareOneScale) {
+    REQUIRE_SHARED();
+    const Graph& g = real_quantized().model.graph;
+    int checked = 0;
+    for (const auto& n : g.nodes) {
+        if (n.op_type != "Concat") continue;
+        const float sy = q_scale_of(g, n.outputs[0]);
+        if (sy == 0.f) continue;  // the Detect tail's concats feed no Q
+        for (const auto& x : n.inputs) {
+            const float sx = q_scale_of(g, x);
+            if (sx == 0.f) continue;
+            EXPECT_EQ(sx, sy) << n.name << " input " << x;
+            ++checked;
+        }
+    }
+    // yolov8n: the C2f split halves read by bottlenecks (8 C2f) and the backbone/neck
+    // tensors read by a conv and a concat (model.4, model.6).
+    EXPECT_GE(checked, 10);
+}
+
+TEST(QuantShare, ConcatGroupsThroughPoolsAndResizesTakeTheLargestRange) {
+    Model m;
+    Graph& g = m.graph;
+    g.nodes.push_back(make_node("cat", "Concat", {"a", "b"}, {"y"}));
+    g.nodes.push_back(make_node("pool", "MaxPool", {"y"}, {"z"}));
+    g.nodes.push_back(make_node("up", "Resize", {"c", "", "scales"}, {"u"}));
+    g.nodes.push_back(make_node("cat2", "Concat", {"u", "z"}, {"v"}));
+    Node lin = make_node("lin", "Resize", {"w", "", "scales"}, {"wl"});
+    lin.attrs["mode"] = Attribute::of_string("linear");
+    g.nodes.push_back(lin);
+    g.nodes.push_back(make_node("conv", "Conv", {"a", "k"}, {"d"}));
+    const std::map<std::string, double> amax = {{"a", 1}, {"b", 3}, {"y", 2}, {"z", 2.5}, {"c", 0.5},
+                                                {"u", 0.5}, {"v", 2.5}, {"w", 7}, {"wl", 6}, {"d", 9}};
+    std::vector<std::vector<std::string>> groups;
+    auto r = share_concat_amax(m, amax, &groups);
+    for (const char* v : {"a", "b", "y", "z", "c", "u", "v"}) EXPECT_EQ(r.at(v), 3.0) << v;
+    EXPECT_EQ(r.at("w"), 7.0);  // a linear Resize does not commute with rounding: own range
+    EXPECT_EQ(r.at("wl"), 6.0);
+    EXPECT_EQ(r.at("d"), 9.0);  // a Conv output is not joined to its input
+    EXPECT_EQ(groups.size(), 1u);
+}
+
 TEST(QuantReal, ResidualAddsHaveQdqOnOneInputOnly) {
     REQUIRE_SHARED();
     const Graph& g = real_quantized().model.graph;

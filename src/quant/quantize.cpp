@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <set>
@@ -275,6 +276,46 @@ Model insert_qdq(const Model& model, const QuantPlan& plan, const std::map<std::
     return r;
 }
 
+std::map<std::string, double> share_concat_amax(const Model& model, const std::map<std::string, double>& amax,
+                                                std::vector<std::vector<std::string>>* groups) {
+    // Union-find over value names.
+    std::map<std::string, std::string> parent;
+    std::function<std::string(const std::string&)> find = [&](const std::string& v) -> std::string {
+        auto it = parent.find(v);
+        if (it == parent.end()) return parent[v] = v;
+        if (it->second == v) return v;
+        std::string r = find(it->second);
+        parent[v] = r;
+        return r;
+    };
+    auto join = [&](const std::string& a, const std::string& b) {
+        if (!amax.count(a) || !amax.count(b)) return;
+        std::string ra = find(a), rb = find(b);
+        if (ra != rb) parent[ra] = rb;
+    };
+    for (const Node& n : model.graph.nodes) {
+        if (n.outputs.empty() || n.inputs.empty()) continue;
+        const std::string& y = n.outputs[0];
+        if (n.op_type == "Concat") {
+            for (const auto& x : n.inputs)
+                if (!x.empty()) join(x, y);
+        } else if (n.op_type == "MaxPool" || (n.op_type == "Resize" && n.attr_s("mode", "nearest") == "nearest")) {
+            join(n.inputs[0], y);
+        }
+    }
+    std::map<std::string, std::vector<std::string>> members;
+    for (const auto& kv : parent) members[find(kv.first)].push_back(kv.first);
+    std::map<std::string, double> r = amax;
+    for (const auto& g : members) {
+        if (g.second.size() < 2) continue;
+        double m = 0;
+        for (const auto& v : g.second) m = std::max(m, amax.at(v));
+        for (const auto& v : g.second) r[v] = m;
+        if (groups) groups->push_back(g.second);
+    }
+    return r;
+}
+
 std::vector<std::string> calibration_tensors(const Model& model) {
     Model cm = concrete(model);
     validate_and_sort(cm.graph);
@@ -355,6 +396,9 @@ QuantizeResult quantize_model(const Model& model, const std::vector<std::string>
     res.calib_seconds = seconds_since(t0);
     res.cache_amax = amax;
     res.cache_text = calibration_cache(amax, opt.trt_version, opt.method);
+    // The Q/DQ model's scales: the cache keeps each tensor's own range (implicit INT8
+    // lets TensorRT requantize), the Q/DQ nodes share one per concat group.
+    if (opt.share_concat_scales) amax = share_concat_amax(model, amax);
 
     // Inputs shared by the report and the sensitivity analysis.
     const int size = model_imgsz(cm);

@@ -39,6 +39,12 @@ struct QuantizeOptions {
     int report_images = 2;               // calibration images used for per-layer SQNR
     int threads = 0;
     int trt_version = 8205;
+    // One scale for every tensor a Concat joins (its inputs and output, through
+    // nearest Resizes and MaxPools, which commute with quantization): the rule NVIDIA's
+    // YOLO QAT scripts apply (concat inputs take the concat's quantizer) so that TensorRT
+    // needs no re-quantization at a Concat, and what lets `yoloc build` keep such
+    // tensors in int8 between layers (docs/QUANTIZATION.md, "Shared concat scales").
+    bool share_concat_scales = true;
 };
 
 // What gets quantized: Conv nodes (input activation + weight) and residual Adds
@@ -66,6 +72,13 @@ void check_float_model(const Model& model);
 // Inserts Q/DQ per `plan`: act_amax[value] gives the clipping range of each activation.
 Model insert_qdq(const Model& model, const QuantPlan& plan, const std::map<std::string, double>& act_amax,
                  bool per_channel);
+
+// `amax` with every value of a concat group set to the largest amax in its group. A
+// group: the inputs and output of a Concat, joined with the input and output of each
+// MaxPool and nearest Resize (quantization commutes with both), transitively. Values
+// without an amax are left out; `groups` (optional) receives each group of >= 2 values.
+std::map<std::string, double> share_concat_amax(const Model& model, const std::map<std::string, double>& amax,
+                                                std::vector<std::vector<std::string>>* groups = nullptr);
 
 // Every float32 activation of the model, in topological order: the graph input and
 // every float output of a node computed (directly or not) from it, of any rank (so

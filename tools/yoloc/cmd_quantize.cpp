@@ -17,7 +17,7 @@ namespace yoloc_cli {
 namespace {
 
 struct QuantArgs {
-    std::string model, calib, out, method = "percentile", exclude;
+    std::string model, calib, out, method = "percentile", exclude, concat_scales = "shared";
     int calib_count = 0, keep_fp = 2, trt_version = 8205, threads = 0, sens_images = 4;
     double percentile = 99.99;
     bool per_channel = false, per_tensor = false, quantize_dfl = false, json = false, sensitivity = false;
@@ -58,6 +58,9 @@ int run_quantize(const QuantArgs& a) {
     opt.per_channel = !a.per_tensor;
     opt.exclude = split_list(a.exclude);
     opt.keep_fp = a.keep_fp;
+    YOLOC_CHECK(a.concat_scales == "shared" || a.concat_scales == "own", "--concat-scales must be shared or own, got '",
+                a.concat_scales, "'");
+    opt.share_concat_scales = a.concat_scales == "shared";
     opt.quantize_dfl = a.quantize_dfl;
     opt.sensitivity = a.sensitivity;
     opt.sensitivity_images = a.sens_images;
@@ -103,6 +106,7 @@ int run_quantize(const QuantArgs& a) {
         j["cache"] = cache;
         j["method"] = a.method;
         j["per_channel"] = opt.per_channel;
+        j["concat_scales"] = a.concat_scales;
         j["calib_images"] = r.calib_images;
         j["calib_seconds"] = r.calib_seconds;
         j["sensitivity_seconds"] = r.sensitivity_seconds;
@@ -161,6 +165,10 @@ Registrar reg("quantize", "INT8 post-training quantization: TensorRT Q/DQ ONNX +
     app.add_option("--exclude", a->exclude, "comma-separated Conv/Add node names to leave in float");
     app.add_flag("--quantize-dfl", a->quantize_dfl,
                  "also quantize the DFL conv of the box decode (float by default: it costs accuracy)");
+    app.add_option("--concat-scales", a->concat_scales,
+                   "shared: one scale for all tensors a Concat joins (int8 stays int8 through the concat, in "
+                   "TensorRT and in yoloc build); own: each tensor its own range")
+        ->capture_default_str();
     app.add_option("--keep-fp", a->keep_fp, "leave the N most sensitive layers in float (runs the sensitivity analysis; 0 = all INT8)")
         ->capture_default_str();
     app.add_flag("--sensitivity", a->sensitivity, "quantize one layer at a time and rank the layers by output error");
