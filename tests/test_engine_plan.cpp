@@ -301,13 +301,17 @@ namespace {
 
 // A generated YOLOv8n at 64x64 with Q/DQ inserted the way `yoloc quantize` does
 // (every learned conv and every residual Add; the DFL conv stays float), fixed ranges.
-Model qdq_yolo(const std::vector<std::string>& exclude = {}, bool per_channel = true) {
+// own_ranges: each quantized tensor gets its own range (3-5), so the tensors a
+// Concat joins disagree (what `yoloc quantize --concat-scales own` can give).
+Model qdq_yolo(const std::vector<std::string>& exclude = {}, bool per_channel = true, bool own_ranges = false) {
     GenerateOptions go;
     go.imgsz = 64;
     Model m = generate_yolov8(go);
     QuantPlan qp = plan_quantization(m, exclude, /*quantize_dfl=*/false);
     std::map<std::string, double> amax;
-    for (const auto& l : qp.layers) amax[l.input] = 4.0;
+    int k = 0;
+    for (const auto& l : qp.layers)
+        if (!amax.count(l.input)) amax[l.input] = own_ranges ? 3.0 + 0.25 * (k++ % 9) : 4.0;
     return insert_qdq(m, qp, amax, per_channel);
 }
 
@@ -328,9 +332,10 @@ int qdq_layers(const Model& q, const std::string& op) {
 
 // Runs an INT8 plan on the CPU with the engine's element functions (conv_int8_at for
 // the INT8 convs), activations in float32 instead of fp16: checks the folding itself.
+// int8 buffers (INT8 storage) stay int8; the others hold float32.
 std::vector<float> emulate_int8(Plan p, const Tensor& x) {
     for (auto& b : p.buffers)
-        if (b.kind == BufferKind::Activation) b.elem_bytes = 4;
+        if (b.kind == BufferKind::Activation && b.elem_bytes != 1) b.elem_bytes = 4;
     MemoryPlan mp = plan_memory(p);
     std::vector<float> arena_f(size_t(mp.arena_bytes / 4 + 1), std::nanf(""));
     auto* arena = reinterpret_cast<uint8_t*>(arena_f.data());
@@ -349,7 +354,8 @@ std::vector<float> emulate_int8(Plan p, const Tensor& x) {
             for (int64_t m = 0; m < M; ++m) qs.push_back(op.in_scale * p.weights[size_t(op.s_off + m)]);
             w = wq.data();
         }
-        cuda::OpArgs a = cuda::make_op_args(p, i, arena, mp.offsets, w, b, qs.empty() ? nullptr : qs.data());
+        const float* ysc = op.ys_count > 0 ? p.weights.data() + op.ys_off : nullptr;
+        cuda::OpArgs a = cuda::make_op_args(p, i, arena, mp.offsets, w, b, qs.empty() ? nullptr : qs.data(), ysc);
         switch (a.kind) {
             case OpKind::InputPack:
                 for (long long k = 0; k < cuda::pack_items(a.pack); ++k) cuda::pack_at<float>(a.pack, k);
@@ -363,14 +369,29 @@ std::vector<float> emulate_int8(Plan p, const Tensor& x) {
                 }
                 break;
             case OpKind::MaxPool:
-                for (long long k = 0; k < cuda::pool_items(a.pool); ++k) cuda::maxpool_at<float>(a.pool, k);
+                for (long long k = 0; k < cuda::pool_items(a.pool); ++k) {
+                    if (a.pool.i8)
+                        cuda::maxpool_at<signed char>(a.pool, k);
+                    else
+                        cuda::maxpool_at<float>(a.pool, k);
+                }
                 break;
             case OpKind::Resize:
-                for (long long k = 0; k < cuda::resize_items(a.resize); ++k) cuda::resize_at<float>(a.resize, k);
+                for (long long k = 0; k < cuda::resize_items(a.resize); ++k) {
+                    if (a.resize.i8)
+                        cuda::resize_at<signed char>(a.resize, k);
+                    else
+                        cuda::resize_at<float>(a.resize, k);
+                }
                 break;
             case OpKind::Copy:
             case OpKind::FakeQuant:
-                for (long long k = 0; k < cuda::copy_items(a.copy); ++k) cuda::copy_at<float>(a.copy, k);
+                for (long long k = 0; k < cuda::copy_items(a.copy); ++k) {
+                    if (a.copy.i8)
+                        cuda::copy_at<signed char>(a.copy, k);
+                    else
+                        cuda::copy_at<float>(a.copy, k);
+                }
                 break;
             case OpKind::Detect:
                 for (long long k = 0; k < cuda::detect_items(a.detect); ++k) cuda::detect_at<float>(a.detect, k);
@@ -461,6 +482,52 @@ TEST(EnginePlanInt8, EmulatedInt8PlanMatchesReferenceOnQdqModel) {
         std::printf("int8 plan (emulated, %s weights) vs reference Q/DQ: SQNR %.1f dB\n",
                     per_channel ? "per-channel" : "per-tensor", db);
         EXPECT_GT(db, 40.0);
+    }
+}
+
+// INT8 storage is exact: an int8 buffer holds the integers its readers' Q would have
+// made from the float32 value, so with float32 buffers elsewhere (the emulation) the
+// output is bit-identical to the plan without it. Concat buffers qualify when the
+// tensors they join share a scale (yoloc quantize's default), not otherwise.
+TEST(EnginePlanInt8, Int8StorageIsExactAndFollowsTheScales) {
+    Tensor x = image_like({1, 3, 64, 64});
+    int int8_shared = 0;
+    for (bool own : {false, true}) {
+        Model q = qdq_yolo({}, true, own);
+        PlanOptions o;
+        o.precision = Precision::INT8;
+        Plan with = build_plan(q, o);
+        o.int8_storage = false;
+        Plan without = build_plan(q, o);
+        EXPECT_EQ(without.stats.int8_buffers, 0);
+        EXPECT_GT(with.stats.int8_buffers, 0) << describe_plan(with);
+        // Buffers written by several ops (in-place concats) that are int8.
+        std::map<int32_t, int> writers;
+        for (const auto& op : with.ops) {
+            ++writers[op.out.buf];
+            for (const auto& v : op.more_out) ++writers[v.buf];
+        }
+        int int8_concats = 0;
+        for (const auto& kv : writers) int8_concats += kv.second > 1 && with.buffers[size_t(kv.first)].elem_bytes == 1;
+        for (const auto& op : with.ops)
+            if (op.kind == OpKind::Detect)
+                for (const auto& v : op.in) EXPECT_NE(with.buffers[size_t(v.buf)].elem_bytes, 1);
+        if (!own) {
+            int8_shared = with.stats.int8_buffers;
+            EXPECT_GE(int8_concats, 10) << describe_plan(with);  // 8 C2f, SPPF, the neck's 4 concats
+        } else {
+            EXPECT_LT(with.stats.int8_buffers, int8_shared);
+        }
+        int64_t ys = 0;
+        for (const auto& op : with.ops) ys += op.ys_count;
+        EXPECT_EQ(with.device_weight_bytes() - without.device_weight_bytes(), 4 * ys);  // the output scales
+        std::printf("%s ranges: %d of %zu buffers int8 (%d in-place concats)\n", own ? "own" : "shared",
+                    with.stats.int8_buffers, with.buffers.size(), int8_concats);
+        std::vector<float> a = emulate_int8(with, x), b = emulate_int8(without, x);
+        ASSERT_EQ(a.size(), b.size());
+        size_t diff = 0;
+        for (size_t i = 0; i < a.size(); ++i) diff += a[i] != b[i];
+        EXPECT_EQ(diff, 0u) << (own ? "own ranges" : "shared ranges");
     }
 }
 

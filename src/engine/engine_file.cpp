@@ -302,11 +302,13 @@ std::string serialize_engine(const EngineFile& e) {
         w.u32(f32_bits(op.res_scale));
         w.i64(op.s_off);
         w.i64(op.s_count);
+        w.i64(op.ys_off);
+        w.i64(op.ys_count);
     }
     const PlanStats& st = p.stats;
     for (int x : {st.convs, st.convs_silu, st.convs_residual, st.split_views, st.concat_inputs, st.concat_in_place,
                   st.copies, st.maxpools, st.resizes, st.detects, st.ir_nodes, st.maxpool_chains, st.convs_int8,
-                  st.fake_quants, st.qdq_folded, st.convs_fused_siblings})
+                  st.fake_quants, st.qdq_folded, st.convs_fused_siblings, st.int8_buffers})
         w.i32(x);
     w.i32(int32_t(p.memory_mode));
     w.floats(p.weights);
@@ -382,7 +384,7 @@ EngineFile parse_engine(const std::string& bytes, const std::string& path) {
         if (k < 0 || k > 2) fail(path, ": engine file is corrupt (buffer kind ", k, "): ", rebuild_hint());
         b.kind = BufferKind(k);
         b.shape = r.shape("buffer shape");
-        b.elem_bytes = r.i32_in("buffer element size", 2, 4);
+        b.elem_bytes = r.i32_in("buffer element size", 1, 4);
         p.buffers.push_back(b);
     }
     uint32_t nops = r.count("ops", 1u << 14);
@@ -416,12 +418,15 @@ EngineFile parse_engine(const std::string& bytes, const std::string& path) {
         op.res_scale = bits_f32(r.u32("op residual scale"));
         op.s_off = r.i64_in("op weight scales", -1, kMaxWeights);
         op.s_count = r.i64_in("op weight scales", 0, kMaxWeights);
+        op.ys_off = r.i64_in("op output scales", -1, kMaxWeights);
+        op.ys_count = r.i64_in("op output scales", 0, kMaxWeights);
         p.ops.push_back(op);
     }
     PlanStats& st = p.stats;
     for (int* x : {&st.convs, &st.convs_silu, &st.convs_residual, &st.split_views, &st.concat_inputs,
                    &st.concat_in_place, &st.copies, &st.maxpools, &st.resizes, &st.detects, &st.ir_nodes,
-                   &st.maxpool_chains, &st.convs_int8, &st.fake_quants, &st.qdq_folded, &st.convs_fused_siblings})
+                   &st.maxpool_chains, &st.convs_int8, &st.fake_quants, &st.qdq_folded, &st.convs_fused_siblings,
+                   &st.int8_buffers})
         *x = r.i32("stats");
     const int32_t mm = r.i32("memory mode");
     if (mm != int32_t(Plan::MemoryMode::Sequential) && mm != int32_t(Plan::MemoryMode::Concurrent))

@@ -25,7 +25,10 @@ namespace engine {
 //    INT8 stats.
 // 4: Plan::memory_mode after the stats (arena shared by op order or by the op DAG); the
 //    stem conv may read the Input buffer (NCHW float32) directly.
-constexpr uint32_t kEngineFormatVersion = 5;  // 5: PlanStats::convs_fused_siblings
+// 5: PlanStats::convs_fused_siblings.
+// 6: int8 activation buffers (elem_bytes 1), per-op output scales (ys_off / ys_count),
+//    PlanStats::int8_buffers.
+constexpr uint32_t kEngineFormatVersion = 6;
 
 // What identifies the device and software an engine was built for.
 struct DeviceIdentity {

@@ -52,14 +52,17 @@ int64_t Plan::device_weight_bytes() const {
     int64_t b = 0;
     for (const auto& op : ops)
         if (op.kind == OpKind::Conv)
-            b += op.int8() ? op.w_count + op.b_count * 8 : op.w_count * precision_bytes(precision) + op.b_count * 4;
+            b += (op.int8() ? op.w_count + op.b_count * 8 : op.w_count * precision_bytes(precision) + op.b_count * 4) +
+                 op.ys_count * 4;
     return b;
 }
 
 void Plan::validate() const {
     auto nb = int32_t(buffers.size());
     for (const auto& b : buffers) {
-        YOLOC_CHECK(b.elem_bytes == 2 || b.elem_bytes == 4, "plan: buffer ", b.name, " has element size ", b.elem_bytes);
+        YOLOC_CHECK(b.elem_bytes == 2 || b.elem_bytes == 4 ||
+                        (b.elem_bytes == 1 && b.kind == BufferKind::Activation && precision == Precision::INT8),
+                    "plan: buffer ", b.name, " has element size ", b.elem_bytes);
         YOLOC_CHECK(!b.shape.empty() && b.shape.size() <= 4, "plan: buffer ", b.name, " has rank ", b.shape.size());
         for (int64_t d : b.shape) YOLOC_CHECK(d > 0 && d < (int64_t(1) << 24), "plan: buffer ", b.name, " has dim ", d);
         shape_numel(b.shape, int64_t(1) << 34);
@@ -86,6 +89,7 @@ void Plan::validate() const {
         YOLOC_CHECK(off >= 0 && n >= 0 && off + n <= int64_t(weights.size()), "plan: op ", op.name,
                     " reads weights outside the blob");
     };
+    auto i8 = [&](const View& v) { return buffers[size_t(v.buf)].elem_bytes == 1; };
     for (const auto& op : ops) {
         switch (op.kind) {
             case OpKind::InputPack:
@@ -175,6 +179,33 @@ void Plan::validate() const {
                 break;
             default:
                 fail("plan: unknown op kind ", int(op.kind));
+        }
+        // (after the switch: the views are checked)
+        // int8 buffers: only INT8 convs (with the matching scales) and the ops that move
+        // values unchanged touch them.
+        if (op.kind == OpKind::Conv) {
+            YOLOC_CHECK(!i8(op.in[0]) || op.int8(), "plan: float conv ", op.name, " reads an int8 buffer");
+            YOLOC_CHECK(op.in.size() < 2 || !i8(op.in[1]) || op.res_scale > 0.f, "plan: conv ", op.name,
+                        " reads an int8 residual without its scale");
+            YOLOC_CHECK(i8(op.out) == (op.ys_count > 0) && (op.ys_count == 0 || op.ys_count == op.out.c),
+                        "plan: conv ", op.name, " output scales do not match its buffer");
+            if (op.ys_count > 0) {
+                YOLOC_CHECK(op.int8(), "plan: float conv ", op.name, " writes an int8 buffer");
+                wrange(op.ys_off, op.ys_count, op);
+                for (int64_t k = 0; k < op.ys_count; ++k) {
+                    const float v = weights[size_t(op.ys_off + k)];
+                    YOLOC_CHECK(v > 0.f && std::isfinite(v), "plan: conv ", op.name, " has a bad output scale");
+                }
+            }
+        } else if (op.kind == OpKind::MaxPool || op.kind == OpKind::Resize || op.kind == OpKind::Copy) {
+            bool same = i8(op.in[0]) == i8(op.out);
+            for (const auto& v : op.more_out) same = same && i8(v) == i8(op.out);
+            YOLOC_CHECK(same, "plan: op ", op.name, " mixes int8 and float buffers");
+        } else {
+            for (const auto& v : op.in)
+                YOLOC_CHECK(!i8(v), "plan: op ", op.name, " cannot read an int8 buffer");
+            YOLOC_CHECK(!i8(op.out), "plan: op ", op.name,
+                        " cannot write an int8 buffer");
         }
     }
 }
@@ -363,6 +394,118 @@ void fuse_sibling_convs(Plan& plan) {
         move(op.s_off, op.s_count);
     }
     plan.weights.swap(kept);
+}
+
+// INT8 storage (see plan.h). Every channel of every activation buffer is a slot;
+// MaxPool / Resize / Copy tie their input slots to their output slots (same values,
+// so the same storage). A slot class is int8 when its readers all ask for one scale
+// and nothing forces float (a float reader or writer); a buffer is int8 when all its
+// slots are. Iterated: a float buffer forces the classes of all its slots to float.
+void assign_int8_storage(Plan& plan) {
+    const size_t nb = plan.buffers.size();
+    std::vector<int64_t> base(nb + 1, 0);
+    for (size_t b = 0; b < nb; ++b) {
+        const PlanBuffer& pb = plan.buffers[b];
+        base[b + 1] = base[b] + (pb.kind == BufferKind::Activation ? pb.shape[3] : 0);
+    }
+    std::vector<int64_t> parent(static_cast<size_t>(base[nb]));
+    for (size_t i = 0; i < parent.size(); ++i) parent[i] = int64_t(i);
+    auto root = [&](int64_t i) -> int64_t {
+        while (parent[size_t(i)] != i) i = parent[size_t(i)] = parent[size_t(parent[size_t(i)])];
+        return i;
+    };
+    auto act = [&](const View& v) { return plan.buffers[size_t(v.buf)].kind == BufferKind::Activation; };
+    auto slot = [&](const View& v, int64_t ch) { return base[size_t(v.buf)] + v.c_off + ch; };
+    auto link = [&](const View& a, const View& b) {
+        for (int64_t ch = 0; ch < a.c; ++ch) {
+            int64_t ra = root(slot(a, ch)), rb = root(slot(b, ch));
+            if (ra != rb) parent[size_t(ra)] = rb;
+        }
+    };
+    for (const auto& op : plan.ops) {
+        if (op.kind == OpKind::MaxPool || op.kind == OpKind::Resize || op.kind == OpKind::Copy) {
+            link(op.in[0], op.out);
+            for (const auto& v : op.more_out) link(op.in[0], v);
+        }
+    }
+    // Per class: the scale its readers ask for (0: none yet), and whether it must be float.
+    std::vector<float> want(parent.size(), 0.f);
+    std::vector<char> is_float(parent.size(), 0);
+    auto force = [&](const View& v) {
+        if (!act(v)) return;
+        for (int64_t ch = 0; ch < v.c; ++ch) is_float[size_t(root(slot(v, ch)))] = 1;
+    };
+    auto require = [&](const View& v, float s) {
+        for (int64_t ch = 0; ch < v.c; ++ch) {
+            const size_t r = size_t(root(slot(v, ch)));
+            if (want[r] == 0.f)
+                want[r] = s;
+            else if (want[r] != s)
+                is_float[r] = 1;  // two scales: keep float (the readers quantize on load)
+        }
+    };
+    for (const auto& op : plan.ops) {
+        switch (op.kind) {
+            case OpKind::Conv:
+                if (!act(op.in[0])) {
+                } else if (op.int8()) {
+                    require(op.in[0], op.in_scale);
+                } else {
+                    force(op.in[0]);
+                }
+                if (op.in.size() == 2) {
+                    if (op.int8() && op.res_scale > 0.f)
+                        require(op.in[1], op.res_scale);
+                    else
+                        force(op.in[1]);
+                }
+                if (!op.int8()) force(op.out);
+                break;
+            case OpKind::MaxPool:
+            case OpKind::Resize:
+            case OpKind::Copy:
+                break;  // linked above
+            default:  // InputPack, FakeQuant, Detect, OutputUnpack: float in and out
+                for (const auto& v : op.in) force(v);
+                force(op.out);
+                break;
+        }
+    }
+    std::vector<char> int8_buf(nb, 0);
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t b = 0; b < nb; ++b) {
+            if (plan.buffers[b].kind != BufferKind::Activation) continue;
+            bool ok = true;
+            for (int64_t i = base[b]; i < base[b + 1] && ok; ++i) {
+                const size_t r = size_t(root(i));
+                ok = !is_float[r] && want[r] > 0.f;
+            }
+            if (ok) {
+                int8_buf[b] = 1;
+                continue;
+            }
+            for (int64_t i = base[b]; i < base[b + 1]; ++i) {
+                const size_t r = size_t(root(i));
+                if (!is_float[r]) {
+                    is_float[r] = 1;
+                    changed = true;
+                }
+            }
+            int8_buf[b] = 0;
+        }
+    }
+    for (size_t b = 0; b < nb; ++b)
+        if (int8_buf[b]) {
+            plan.buffers[b].elem_bytes = 1;
+            ++plan.stats.int8_buffers;
+        }
+    for (auto& op : plan.ops) {
+        if (op.kind != OpKind::Conv || !int8_buf[size_t(op.out.buf)]) continue;
+        op.ys_off = int64_t(plan.weights.size());
+        op.ys_count = op.out.c;
+        for (int64_t ch = 0; ch < op.out.c; ++ch) plan.weights.push_back(want[size_t(root(slot(op.out, ch)))]);
+    }
 }
 
 }  // namespace
@@ -992,6 +1135,7 @@ Plan build_plan(const Model& original, const PlanOptions& opts) {
     }
     fold_input_pack(plan);
     if (opts.fuse_siblings) fuse_sibling_convs(plan);
+    if (opts.int8_storage && plan.precision == Precision::INT8) assign_int8_storage(plan);
     plan.validate();
     return plan;
 }

@@ -24,6 +24,13 @@
 //    Q -> DQ pair keeps its meaning as a FakeQuant op (round(x/s), clamp to
 //    [-128,127], times s); weight DequantizeLinears of convs that stay float are
 //    folded into float weights (q * s, as the reference executor computes them).
+//  - INT8 storage: a buffer whose every reader quantizes it with one scale per channel
+//    (an INT8 conv input or fused residual, or a MaxPool / Resize / Copy whose output
+//    is such a buffer) and whose writers are INT8 convs (or those pass-through ops)
+//    is stored as int8: the writers' epilogues quantize, the readers load int8. This
+//    is exact: quantization commutes with max-pooling, nearest resizing and copying,
+//    and a reader's Q would have produced the same integers. `yoloc quantize` gives all
+//    tensors a Concat joins one scale so that the C2f and neck concats qualify.
 #pragma once
 
 #include <cstdint>
@@ -43,7 +50,7 @@ Precision parse_precision(const std::string& s);  // "fp32" | "fp16" | "int8" | 
 inline int64_t precision_bytes(Precision p) { return p == Precision::FP32 ? 4 : 2; }
 
 enum class BufferKind : int32_t {
-    Activation = 0,  // NHWC, activation precision
+    Activation = 0,  // NHWC, activation precision (or int8: elem_bytes 1, INT8 engines)
     Input = 1,       // the graph input as the user gives it: NCHW float32
     Output = 2,      // a graph output in ONNX layout, float32
 };
@@ -105,6 +112,10 @@ struct PlanOp {
     // before the add. FakeQuant: in_scale is its scale.
     float in_scale = 0.f, res_scale = 0.f;
     int64_t s_off = -1, s_count = 0;
+    // INT8 conv writing an int8 buffer (int8 storage, assign_int8_storage): the scale of
+    // each output channel (ys_count == out.c floats at ys_off); the epilogue stores
+    // QuantizeLinear(y, scale[c]).
+    int64_t ys_off = -1, ys_count = 0;
     bool int8() const { return kind == OpKind::Conv && in_scale > 0.f; }
 };
 
@@ -121,6 +132,7 @@ struct PlanStats {
     int fake_quants = 0;          // Q -> DQ pairs kept as FakeQuant ops
     int qdq_folded = 0;           // Q -> DQ pairs folded into INT8 conv inputs / residual reads
     int convs_fused_siblings = 0; // convs merged into a sibling reading the same input (horizontal fusion)
+    int int8_buffers = 0;         // activation buffers stored as int8 (INT8 engines)
 };
 
 struct Plan {
@@ -161,6 +173,10 @@ struct PlanOptions {
     // Merge convs that read the same input with the same window into one (horizontal
     // fusion; the Detect heads' first convs). Off: one op per IR conv.
     bool fuse_siblings = true;
+    // INT8: keep a tensor in int8 between layers when every reader quantizes it with the
+    // same scale (INT8 conv inputs and residuals, through MaxPool / Resize / Copy) and
+    // INT8 convs write it. Off: activations stay fp16 and INT8 convs quantize on load.
+    bool int8_storage = true;
 };
 
 // Builds the plan from an ONNX model (folded here for the chosen batch). Throws

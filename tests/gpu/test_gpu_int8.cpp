@@ -37,9 +37,11 @@ Tensor rand_input(Shape s, uint32_t seed, float lo, float hi) {
     return Tensor::from_floats(s, v);
 }
 
-Outputs gpu_run(const Model& m, Precision p, const Tensor& x, int conv_kernel = 0, engine::PlanStats* stats = nullptr) {
+Outputs gpu_run(const Model& m, Precision p, const Tensor& x, int conv_kernel = 0, engine::PlanStats* stats = nullptr,
+                bool int8_storage = true) {
     gpu::BuildOptions o;
     o.plan.precision = p;
+    o.plan.int8_storage = int8_storage;
     o.plan.batch = x.dim(0);
     o.tune = conv_kernel == 0;
     gpu::BuildResult r = gpu::build_engine(m, o);
@@ -229,6 +231,132 @@ TEST(GpuInt8, ConvTilesMatchDirectAndReference) {
             std::printf("int8 %s: direct %.1f dB vs reference; mma tiles worst %.1f dB, max rel vs direct %.2g\n",
                         shape.c_str(), d_db, worst, worst_vs_direct);
         }
+    }
+}
+
+// A C2f-like block in float: conv1 (c -> 2m, k x k, stride s, SiLU) -> Split(m, m);
+// the second half -> conv2 (3x3, SiLU) + the half itself (residual); Concat(half 1,
+// half 2, sum) -> 1x1 conv3 -> y. Quantized like `yoloc quantize` (minmax ranges from
+// this input, concat scales shared): every buffer between the convs can be int8.
+Model qdq_c2f(int64_t c, int64_t m, int64_t k, int64_t s, int64_t h, int64_t w, int64_t batch, const Tensor& x) {
+    Model md;
+    md.opsets = {{"", 17}};
+    Graph& G = md.graph;
+    G.inputs.push_back({"x", DType::Float32, {Dim{batch, ""}, Dim{c, ""}, Dim{h, ""}, Dim{w, ""}}, true});
+    G.outputs.push_back({"y", DType::Float32, {}, false});
+    uint32_t seed = 40;
+    auto conv = [&](const std::string& name, const std::string& in, int64_t ci, int64_t co, int64_t kk, int64_t st,
+                    bool silu, const std::string& out) {
+        G.initializers[name + ".w"] = Tensor::from_floats(
+            {co, ci, kk, kk}, yoloc_test::random_floats(size_t(co * ci * kk * kk), seed++, 1.5f / std::sqrt(float(ci * kk * kk))));
+        G.initializers[name + ".b"] = Tensor::from_floats({co}, yoloc_test::random_floats(size_t(co), seed++, 0.2f));
+        Node n;
+        n.name = name;
+        n.op_type = "Conv";
+        n.inputs = {in, name + ".w", name + ".b"};
+        n.outputs = {silu ? name + ".c" : out};
+        n.attrs["kernel_shape"] = Attribute::of_ints({kk, kk});
+        n.attrs["strides"] = Attribute::of_ints({st, st});
+        n.attrs["pads"] = Attribute::of_ints({kk / 2, kk / 2, kk / 2, kk / 2});
+        G.nodes.push_back(n);
+        if (!silu) return;
+        Node sg;
+        sg.name = name + ".sig";
+        sg.op_type = "Sigmoid";
+        sg.inputs = {n.outputs[0]};
+        sg.outputs = {name + ".sg"};
+        G.nodes.push_back(sg);
+        Node mul;
+        mul.name = name + ".mul";
+        mul.op_type = "Mul";
+        mul.inputs = {n.outputs[0], sg.outputs[0]};
+        mul.outputs = {out};
+        G.nodes.push_back(mul);
+    };
+    conv("conv1", "x", c, 2 * m, k, s, true, "a1");
+    Tensor sizes(DType::Int64, {2});
+    sizes.data<int64_t>()[0] = m;
+    sizes.data<int64_t>()[1] = m;
+    G.initializers["split"] = sizes;
+    Node sp;
+    sp.name = "split";
+    sp.op_type = "Split";
+    sp.inputs = {"a1", "split"};
+    sp.outputs = {"h1", "h2"};
+    sp.attrs["axis"] = Attribute::of_int(1);
+    G.nodes.push_back(sp);
+    conv("conv2", "h2", m, m, 3, 1, true, "a2");
+    Node add;
+    add.name = "add";
+    add.op_type = "Add";
+    add.inputs = {"h2", "a2"};
+    add.outputs = {"r"};
+    G.nodes.push_back(add);
+    Node cat;
+    cat.name = "cat";
+    cat.op_type = "Concat";
+    cat.inputs = {"h1", "h2", "r"};
+    cat.outputs = {"cc"};
+    cat.attrs["axis"] = Attribute::of_int(1);
+    G.nodes.push_back(cat);
+    conv("conv3", "cc", 3 * m, m, 1, 1, false, "y");
+    QuantPlan qp = plan_quantization(md, {}, false);
+    std::vector<std::string> vals;
+    for (const auto& l : qp.layers)
+        if (std::find(vals.begin(), vals.end(), l.input) == vals.end()) vals.push_back(l.input);
+    TensorMap acts = ReferenceExecutor(with_extra_outputs(md, vals)).run({{"x", x}});
+    std::map<std::string, double> amax;
+    for (const auto& v : vals) {
+        double a = 0;
+        const Tensor& t = acts.at(v);
+        for (int64_t i = 0; i < t.numel(); ++i) a = std::max(a, double(std::fabs(t.data<float>()[i])));
+        amax[v] = a;
+    }
+    return insert_qdq(md, qp, share_concat_amax(md, amax), true);
+}
+
+// INT8 storage on the GPU: the int8-input tiles (cp.async of the stored integers), the
+// epilogue's int8 store and int8 residual read against the direct INT8 kernel (same
+// integers: equal up to the fp16 output store) and the reference Q/DQ graph; and the
+// same engine with INT8 storage off (fp16 buffers, quantized on load) against both.
+TEST(GpuInt8, Int8StorageTilesMatchDirectAndReference) {
+    struct Cfg {
+        int64_t c, m, k, s, h, w, batch;
+    };
+    const Cfg cfgs[] = {
+        {16, 16, 3, 2, 40, 40, 1},  // yolov8n's first C2f at 1/4 size
+        {32, 32, 3, 1, 20, 20, 1},
+        {64, 64, 3, 2, 21, 19, 2},  // batch 2, odd sizes
+        {24, 24, 3, 1, 12, 12, 1},  // channels not multiples of 16: byte loads
+        {128, 128, 3, 1, 10, 10, 1},  // long K
+    };
+    for (const Cfg& c : cfgs) {
+        Tensor x = rand_input({c.batch, c.c, c.h, c.w}, uint32_t(c.c * 7 + c.h), 0.f, 1.f);
+        Model q = qdq_c2f(c.c, c.m, c.k, c.s, c.h, c.w, c.batch, x);
+        Tensor want = ref_run(q, x);
+        const std::string shape = cat("c2f c", c.c, " m", c.m, " s", c.s, " ", c.h, "x", c.w, " n", c.batch);
+        engine::PlanStats st;
+        Outputs direct = gpu_run(q, Precision::INT8, x, cuda::kConvInt8Direct, &st);
+        ASSERT_EQ(st.convs_int8, 3) << shape;
+        ASSERT_GE(st.int8_buffers, 1) << shape;  // the concat buffer (conv1, conv2 write it; conv2, conv3 read it)
+        Outputs off = gpu_run(q, Precision::INT8, x, cuda::kConvInt8Direct, nullptr, false);
+        const double d_db = sqnr(want, direct[0]), off_db = sqnr(want, off[0]);
+        EXPECT_GT(d_db, 30.0) << shape;
+        EXPECT_GT(frac_close(direct[0], want, 2e-2), 0.98) << shape;
+        EXPECT_GT(d_db, off_db - 1.0) << shape << ": int8 storage is the Q/DQ graph's arithmetic, fp16 storage rounds first";
+        if (!have_mma()) continue;
+        double worst = 0;
+        for (int t = 0; t < cuda::int8in_config_count(); ++t) {
+            const int tac = cuda::kConvInt8InMmaBase + t;
+            Outputs got = gpu_run(q, Precision::INT8, x, tac);
+            const double vd = max_rel(got[0], direct[0]);
+            worst = std::max(worst, vd);
+            EXPECT_LE(vd, 5e-3) << shape << " " << gpu::tactic_name(tac) << " vs i8direct";
+        }
+        Outputs tuned = gpu_run(q, Precision::INT8, x, 0);
+        EXPECT_LE(max_rel(tuned[0], direct[0]), 5e-3) << shape << " tuned";
+        std::printf("int8 storage %s: %d int8 buffers; direct %.1f dB vs reference (storage off: %.1f dB); int8-input "
+                    "tiles max rel vs direct %.2g\n", shape.c_str(), st.int8_buffers, d_db, off_db, worst);
     }
 }
 

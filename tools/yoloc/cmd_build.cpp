@@ -120,6 +120,7 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
     auto timing_cache = std::make_shared<std::string>();
     auto no_tune = std::make_shared<bool>(false);
     auto no_hfuse = std::make_shared<bool>(false);
+    auto no_i8store = std::make_shared<bool>(false);
     app.add_option("model", *model, "ONNX model")->required();
     app.add_option("-o,--output", *out, "engine file to write")->required();
     CLI::Option* precision_opt =
@@ -153,6 +154,9 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
     app.add_flag("--no-horizontal-fusion", *no_hfuse,
                  "keep convs that read the same input as separate ops (default: merge them, e.g. the Detect heads' "
                  "first box and class convs)");
+    app.add_flag("--no-int8-storage", *no_i8store,
+                 "INT8: keep every activation in fp16 between layers, the INT8 convs quantizing their inputs as they "
+                 "load them (default: tensors whose readers all quantize them with one scale stay int8)");
     return [=]() {
         namespace ye = yoloc::engine;
         namespace yd = yoloc::deploy;
@@ -191,6 +195,7 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
         po.batch = batch_v;
         po.imgsz = *imgsz;
         po.fuse_siblings = !*no_hfuse;
+        po.int8_storage = !*no_i8store;
         yoloc::Model m = yoloc::load_onnx(*model);
         check_memory_before_building(m, po, budget_bytes, workspace_cap);
 #ifndef YOLOC_HAVE_CUDA
@@ -234,8 +239,8 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
                     s.detects, s.copies, s.split_views, s.concat_in_place, s.concat_inputs);
         if (p.precision == ye::Precision::INT8 || s.fake_quants > 0)
             std::printf("int8       %d of %d convs in INT8 (%d Q/DQ pairs folded into conv inputs and residual reads), "
-                        "%d fake-quant ops, %d convs in fp16\n",
-                        s.convs_int8, s.convs, s.qdq_folded, s.fake_quants, s.convs - s.convs_int8);
+                        "%d fake-quant ops, %d convs in fp16; %d activation buffers stored as int8\n",
+                        s.convs_int8, s.convs, s.qdq_folded, s.fake_quants, s.convs - s.convs_int8, s.int8_buffers);
         std::printf("memory     weights %s + activations %s + workspace %s = %s (unshared activations %s; %s)\n",
                     ye::format_bytes(r.memory.weight_bytes).c_str(), ye::format_bytes(r.memory.arena_bytes).c_str(),
                     ye::format_bytes(r.memory.workspace_bytes).c_str(), ye::format_bytes(r.memory.total_bytes()).c_str(),

@@ -64,6 +64,91 @@ __device__ __forceinline__ uint2 quant8(const uint4 raw, float s, float inv) {
 }
 #endif
 
+#ifdef YOLOC_I8_ARCH
+// Epilogue of both INT8 kernels: * (s_in * s_w), bias, SiLU, residual (fp16, fp16
+// fake-quantized with res_scale, or int8 of res_scale), then an fp16 store or, with
+// a.ysc (int8 storage), QuantizeLinear with the output channel's scale.
+__device__ __forceinline__ signed char q8_store(float v, float s) {
+    float r = rintf(__fdiv_rn(v, s));
+    r = fminf(fmaxf(r, -128.f), 127.f);
+    return static_cast<signed char>(int(r));
+}
+__device__ __forceinline__ float res_value(const ConvArgs& a, size_t idx) {
+    if (a.res_i8) return float(static_cast<const signed char*>(a.res)[idx]) * a.res_scale;
+    const float r = __half2float(static_cast<const __half*>(a.res)[idx]);
+    return a.res_scale > 0.f ? fake_quant(r, a.res_scale) : r;
+}
+template <int MT, int NT, int WM, int WN>
+__device__ __forceinline__ void i8_epilogue(const ConvArgs& a, int (&acc)[MT][NT][4], int P, int p0, int m0, int wm,
+                                            int wn, int lane) {
+    const int M = a.m;
+    const bool has_res = a.res != nullptr;
+    const int eb = a.ysc ? 1 : 2, rb = a.res_i8 ? 1 : 2;
+    // Two neighbouring channels in one store / load where the views allow it.
+    const bool pair_ok = ((reinterpret_cast<uintptr_t>(a.y) & (2 * eb - 1)) == 0) && (a.ys % 2 == 0) &&
+                         (!has_res || (((reinterpret_cast<uintptr_t>(a.res) & (2 * rb - 1)) == 0) && (a.rs % 2 == 0)));
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+        const int col = m0 + wn * WN + nt * 8 + (lane & 3) * 2;
+        if (col >= M) continue;
+        const bool two = col + 1 < M;
+        const float q0 = a.qscale[col], q1 = two ? a.qscale[col + 1] : 0.f;
+        const float b0 = a.bias[col], b1 = two ? a.bias[col + 1] : 0.f;
+        const float s0 = a.ysc ? a.ysc[col] : 0.f, s1 = a.ysc && two ? a.ysc[col + 1] : 1.f;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int p = p0 + wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                if (p >= P) continue;
+                float v0 = float(acc[mt][nt][2 * h]) * q0 + b0, v1 = float(acc[mt][nt][2 * h + 1]) * q1 + b1;
+                if (a.silu) {
+                    v0 = __fdividef(v0, 1.0f + __expf(-v0));
+                    v1 = __fdividef(v1, 1.0f + __expf(-v1));
+                }
+                const size_t ri = size_t(p) * a.rs + col, yi = size_t(p) * a.ys + col;
+                if (two && pair_ok) {
+                    if (has_res) {
+                        if (a.res_i8) {
+                            const char2 r = *reinterpret_cast<const char2*>(static_cast<const signed char*>(a.res) + ri);
+                            v0 += float(r.x) * a.res_scale;
+                            v1 += float(r.y) * a.res_scale;
+                        } else {
+                            float2 r = __half22float2(*reinterpret_cast<const __half2*>(static_cast<const __half*>(a.res) + ri));
+                            if (a.res_scale > 0.f) {
+                                r.x = fake_quant(r.x, a.res_scale);
+                                r.y = fake_quant(r.y, a.res_scale);
+                            }
+                            v0 += r.x;
+                            v1 += r.y;
+                        }
+                    }
+                    if (a.ysc) {
+                        char2 q;
+                        q.x = q8_store(v0, s0);
+                        q.y = q8_store(v1, s1);
+                        *reinterpret_cast<char2*>(static_cast<signed char*>(a.y) + yi) = q;
+                    } else {
+                        *reinterpret_cast<__half2*>(static_cast<__half*>(a.y) + yi) = __floats2half2_rn(v0, v1);
+                    }
+                } else {
+                    if (has_res) {
+                        v0 += res_value(a, ri);
+                        if (two) v1 += res_value(a, ri + 1);
+                    }
+                    if (a.ysc) {
+                        static_cast<signed char*>(a.y)[yi] = q8_store(v0, s0);
+                        if (two) static_cast<signed char*>(a.y)[yi + 1] = q8_store(v1, s1);
+                    } else {
+                        static_cast<__half*>(a.y)[yi] = __float2half(v0);
+                        if (two) static_cast<__half*>(a.y)[yi + 1] = __float2half(v1);
+                    }
+                }
+            }
+    }
+}
+#endif
+
 // BM x BN output tile per block, K in steps of BK int8 values through two
 // shared-memory stages: weights by cp.async, activations through registers (loaded as
 // fp16 one step ahead, quantized and stored after the step's MMAs); warps of WM x WN.
@@ -287,57 +372,234 @@ __global__ void __launch_bounds__(I8Conv<BM, BN, BK, WM, WN, SK, VEC>::kThreads)
         }
     }
 
-    // Epilogue: * (s_in * s_w), bias, SiLU, residual (fake-quantized when asked), fp16 store.
-    __half* y = static_cast<__half*>(a.y);
-    const __half* res = static_cast<const __half*>(a.res);
-    const float rsc = a.res_scale;
-    const bool pair_ok = ((reinterpret_cast<uintptr_t>(y) & 3) == 0) && (a.ys % 2 == 0) &&
-                         (!res || (((reinterpret_cast<uintptr_t>(res) & 3) == 0) && (a.rs % 2 == 0)));
+    i8_epilogue<C::kMT, C::kNT, WM, WN>(a, acc, P, p0, m0, wm, wn, lane);
+#else
+    (void)a;
+    (void)C::kMT;
+    (void)C::kNT;
+    (void)C::kAIters;
+    (void)C::kBIters;
+#endif
+}
+
+// The INT8 kernel for an int8 input buffer (int8 storage, ConvArgs::x_i8): the A tile
+// is a cp.async copy of the stored integers (16 channels per 16-byte chunk), so A and B
+// both stream through a STAGES-deep shared-memory pipeline as in the fp16 kernel
+// (conv_mma.cu), with twice the K per byte. SK warp groups split each BK tile's k32
+// steps and are summed through shared memory. VEC: cin and the channel stride multiples
+// of 16 and a 16-byte aligned view; else byte loads (odd slices).
+template <int BM, int BN, int BK, int WM, int WN, int SK, int STAGES, bool VEC>
+struct I8InConv {
+    static constexpr int kWarpsM = BM / WM, kWarpsN = BN / WN;
+    static constexpr int kGroupThreads = kWarpsM * kWarpsN * 32;
+    static constexpr int kThreads = kGroupThreads * SK;
+    static constexpr int kMT = WM / 16, kNT = WN / 8;
+    static constexpr int kKSteps = BK / 32;
+    static constexpr int kRow = BK + 16;  // bytes per shared row: conflict-free ldmatrix
+    static constexpr int kAStage = BM * kRow, kBStage = BN * kRow;
+    static constexpr int kPipe = STAGES * (kAStage + kBStage), kRed = (SK - 1) * BM * BN * 4;
+    static constexpr int kSmem = kPipe > kRed ? kPipe : kRed;
+    static constexpr int kCpr = BK / 16;  // 16-byte chunks per row (A and B)
+    static constexpr int kAIters = (BM * kCpr + kThreads - 1) / kThreads;
+    static constexpr int kBIters = (BN * kCpr + kThreads - 1) / kThreads;
+    static_assert(BM % WM == 0 && BN % WN == 0 && WM % 16 == 0 && WN % 16 == 0 && BK % 32 == 0, "tile shape");
+    static_assert(kKSteps % SK == 0, "split-K groups must divide the k32 steps");
+    static_assert(kThreads % kCpr == 0, "A loader mapping");
+    static_assert(kSmem <= 48 * 1024, "static shared memory limit");
+};
+
+template <int BM, int BN, int BK, int WM, int WN, int SK, int STAGES, bool VEC>
+__global__ void __launch_bounds__(I8InConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::kThreads)
+    conv_i8in_kernel(ConvArgs a) {
+    using C = I8InConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>;
+#ifdef YOLOC_I8_ARCH
+    __shared__ __align__(16) unsigned char smem[C::kSmem];
+    unsigned char* As = smem;
+    unsigned char* Bs = smem + STAGES * C::kAStage;
+    const signed char* __restrict__ x = static_cast<const signed char*>(a.x);
+    const signed char* __restrict__ wt = static_cast<const signed char*>(a.wt);
+    const int P = a.n * a.oh * a.ow;
+    const int K = a.kh * a.kw * a.c;
+    const int M = a.m, WK = a.wk;
+    const int p0 = blockIdx.x * BM, m0 = blockIdx.y * BN;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int kg = warp / (C::kWarpsM * C::kWarpsN);
+    const int wrest = warp % (C::kWarpsM * C::kWarpsN);
+    const int wm = wrest / C::kWarpsN, wn = wrest % C::kWarpsN;
+
+    const int a_kc = tid % C::kCpr;
+    const int a_r0 = tid / C::kCpr;
+    constexpr int kARowStep = C::kThreads / C::kCpr;
+    int a_base[C::kAIters], a_iy[C::kAIters], a_ix[C::kAIters];
 #pragma unroll
-    for (int nt = 0; nt < C::kNT; ++nt) {
-        const int col = m0 + wn * WN + nt * 8 + (lane & 3) * 2;
-        if (col >= M) continue;
-        const bool two = col + 1 < M;
-        const float q0 = a.qscale[col], q1 = two ? a.qscale[col + 1] : 0.f;
-        const float b0 = a.bias[col], b1 = two ? a.bias[col + 1] : 0.f;
-#pragma unroll
-        for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const int p = p0 + wm * WM + mt * 16 + (lane >> 2) + h * 8;
-                if (p >= P) continue;
-                float v0 = float(acc[mt][nt][2 * h]) * q0 + b0, v1 = float(acc[mt][nt][2 * h + 1]) * q1 + b1;
-                if (a.silu) {
-                    v0 = __fdividef(v0, 1.0f + __expf(-v0));
-                    v1 = __fdividef(v1, 1.0f + __expf(-v1));
-                }
-                if (two && pair_ok) {
-                    if (res) {
-                        float2 r = __half22float2(*reinterpret_cast<const __half2*>(res + size_t(p) * a.rs + col));
-                        if (rsc > 0.f) {
-                            r.x = fake_quant(r.x, rsc);
-                            r.y = fake_quant(r.y, rsc);
-                        }
-                        v0 += r.x;
-                        v1 += r.y;
-                    }
-                    *reinterpret_cast<__half2*>(y + size_t(p) * a.ys + col) = __floats2half2_rn(v0, v1);
-                } else {
-                    if (res) {
-                        float r = __half2float(res[size_t(p) * a.rs + col]);
-                        v0 += rsc > 0.f ? fake_quant(r, rsc) : r;
-                    }
-                    y[size_t(p) * a.ys + col] = __float2half(v0);
-                    if (two) {
-                        if (res) {
-                            float r = __half2float(res[size_t(p) * a.rs + col + 1]);
-                            v1 += rsc > 0.f ? fake_quant(r, rsc) : r;
-                        }
-                        y[size_t(p) * a.ys + col + 1] = __float2half(v1);
-                    }
-                }
-            }
+    for (int i = 0; i < C::kAIters; ++i) {
+        const int p = p0 + a_r0 + i * kARowStep;
+        if (p < P && a_r0 + i * kARowStep < BM) {
+            const int ox = p % a.ow, t = p / a.ow;
+            const int oy = t % a.oh, n = t / a.oh;
+            a_base[i] = n * a.h;
+            a_iy[i] = oy * a.sh - a.ph;
+            a_ix[i] = ox * a.sw - a.pw;
+        } else {
+            a_base[i] = 0;
+            a_iy[i] = -(1 << 28);  // never inside the image: zero-filled
+            a_ix[i] = 0;
+        }
     }
+    const int ktiles = (K + BK - 1) / BK;
+
+    auto load_a = [&](int stage, int kt) {
+        unsigned char* as = As + stage * C::kAStage;
+        const int k0 = kt * BK;
+        if (VEC) {
+            const int k = k0 + a_kc * 16;
+            const int tap = k / a.c;
+            const int ci = k - tap * a.c;
+            const int ky = tap / a.kw, kx = tap - ky * a.kw;
+            const bool kok = k < K;
+#pragma unroll
+            for (int i = 0; i < C::kAIters; ++i) {
+                const int r = a_r0 + i * kARowStep;
+                if (C::kAIters * kARowStep > BM && r >= BM) break;
+                const int iy = a_iy[i] + ky, ix = a_ix[i] + kx;
+                const bool ok = kok && unsigned(iy) < unsigned(a.h) && unsigned(ix) < unsigned(a.w);
+                const signed char* src = ok ? x + (size_t(a_base[i] + iy) * a.w + ix) * a.xs + ci : x;
+                i8_cp_async16(i8_smem(as + r * C::kRow + a_kc * 16), src, ok ? 16 : 0);
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < C::kAIters; ++i) {
+                const int r = a_r0 + i * kARowStep;
+                if (C::kAIters * kARowStep > BM && r >= BM) break;
+                __align__(16) signed char v[16];
+#pragma unroll
+                for (int j = 0; j < 16; ++j) {
+                    const int k = k0 + a_kc * 16 + j;
+                    signed char u = 0;
+                    if (k < K) {
+                        const int tap = k / a.c;
+                        const int ci = k - tap * a.c;
+                        const int ky = tap / a.kw, kx = tap - ky * a.kw;
+                        const int iy = a_iy[i] + ky, ix = a_ix[i] + kx;
+                        if (unsigned(iy) < unsigned(a.h) && unsigned(ix) < unsigned(a.w))
+                            u = x[(size_t(a_base[i] + iy) * a.w + ix) * a.xs + ci];
+                    }
+                    v[j] = u;
+                }
+                *reinterpret_cast<uint4*>(as + r * C::kRow + a_kc * 16) = *reinterpret_cast<const uint4*>(v);
+            }
+        }
+    };
+    auto load_b = [&](int stage, int kt) {
+        unsigned char* bs = Bs + stage * C::kBStage;
+        const int k0 = kt * BK;
+#pragma unroll
+        for (int i = 0; i < C::kBIters; ++i) {
+            const int idx = tid + i * C::kThreads;
+            if ((BN * C::kCpr) % C::kThreads != 0 && idx >= BN * C::kCpr) break;
+            const int nr = idx / C::kCpr, kc = idx % C::kCpr;
+            const int kk = k0 + kc * 16, n = m0 + nr;
+            const bool ok = n < M && kk < WK;
+            i8_cp_async16(i8_smem(bs + nr * C::kRow + kc * 16), ok ? wt + size_t(n) * WK + kk : wt, ok ? 16 : 0);
+        }
+    };
+
+    int acc[C::kMT][C::kNT][4];
+#pragma unroll
+    for (int i = 0; i < C::kMT; ++i)
+#pragma unroll
+        for (int j = 0; j < C::kNT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0;
+
+    // Weights before the PDL wait (they do not depend on the previous kernel), as in
+    // the fp16 kernel; the first commit group holds them.
+#pragma unroll
+    for (int st = 0; st < STAGES - 1; ++st)
+        if (st < ktiles) load_b(st, st);
+    pdl_wait();
+    if (a.pdl_early) pdl_launch_dependents();
+#pragma unroll
+    for (int st = 0; st < STAGES - 1; ++st) {
+        if (st < ktiles) load_a(st, st);
+        i8_commit();
+    }
+    for (int kt = 0; kt < ktiles; ++kt) {
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 2));
+        __syncthreads();
+        {
+            const int nk = kt + STAGES - 1;
+            if (nk < ktiles) {
+                load_a(nk % STAGES, nk);
+                load_b(nk % STAGES, nk);
+            }
+            i8_commit();
+        }
+        const unsigned char* as = As + (kt % STAGES) * C::kAStage;
+        const unsigned char* bs = Bs + (kt % STAGES) * C::kBStage;
+#pragma unroll
+        for (int kk = 0; kk < C::kKSteps / SK; ++kk) {
+            const int ks = kk * SK + kg;
+            unsigned af[C::kMT][4];
+            unsigned bf[C::kNT][2];
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt) {
+                const int row = wm * WM + mt * 16 + (lane & 15);
+                const int col = ks * 32 + (lane >> 4) * 16;
+                i8_ldmatrix_x4(af[mt][0], af[mt][1], af[mt][2], af[mt][3], i8_smem(as + row * C::kRow + col));
+            }
+#pragma unroll
+            for (int np = 0; np < C::kNT / 2; ++np) {
+                const int j = lane >> 3;
+                const int row = wn * WN + np * 16 + (j >> 1) * 8 + (lane & 7);
+                const int col = ks * 32 + (j & 1) * 16;
+                i8_ldmatrix_x4(bf[2 * np][0], bf[2 * np][1], bf[2 * np + 1][0], bf[2 * np + 1][1],
+                               i8_smem(bs + row * C::kRow + col));
+            }
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::kNT; ++nt) mma_s8(acc[mt][nt], af[mt], bf[nt]);
+        }
+    }
+    if (!a.pdl_early) pdl_launch_dependents();
+    if (SK > 1) {
+        i8_wait_all();
+        __syncthreads();
+        int* red = reinterpret_cast<int*>(smem);
+        if (kg > 0) {
+            int* r = red + (kg - 1) * BM * BN;
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                        *reinterpret_cast<int2*>(r + row * BN + col) = make_int2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+                    }
+        }
+        __syncthreads();
+        if (kg > 0) return;
+#pragma unroll
+        for (int g = 0; g < SK - 1; ++g) {
+            const int* r = red + g * BM * BN;
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                        const int2 v = *reinterpret_cast<const int2*>(r + row * BN + col);
+                        acc[mt][nt][2 * h] += v.x;
+                        acc[mt][nt][2 * h + 1] += v.y;
+                    }
+        }
+    }
+    i8_epilogue<C::kMT, C::kNT, WM, WN>(a, acc, P, p0, m0, wm, wn, lane);
 #else
     (void)a;
     (void)C::kMT;
@@ -392,6 +654,49 @@ const Entry kI8[] = {
 };
 constexpr int kNumI8 = int(sizeof(kI8) / sizeof(kI8[0]));
 
+struct InEntry {
+    MmaConfig cfg;
+    KernelFn vec, gen;
+    int threads;
+};
+
+#define YOLOC_I8IN_ENTRY(BM, BN, BK, WM, WN, SK, ST)                                                       \
+    InEntry {                                                                                              \
+        MmaConfig{BM, BN, BK, WM, WN, SK, ST}, conv_i8in_kernel<BM, BN, BK, WM, WN, SK, ST, true>,         \
+            conv_i8in_kernel<BM, BN, BK, WM, WN, SK, ST, false>,                                           \
+            I8InConv<BM, BN, BK, WM, WN, SK, ST, true>::kThreads                                           \
+    }
+
+// Tile table of the int8-input kernel (tactic ids kConvInt8InMmaBase + index: keep the
+// order stable). Row i is the fp16 table's row i (conv_mma.cu) with twice its K per
+// stage (the same bytes), so mma_default_config() picks for both.
+const InEntry kI8In[] = {
+    YOLOC_I8IN_ENTRY(128, 64, 64, 32, 32, 1, 3),   // 0
+    YOLOC_I8IN_ENTRY(64, 64, 64, 32, 32, 1, 3),    // 1
+    YOLOC_I8IN_ENTRY(64, 32, 64, 32, 16, 1, 3),    // 2
+    YOLOC_I8IN_ENTRY(128, 32, 64, 32, 32, 1, 3),   // 3
+    YOLOC_I8IN_ENTRY(128, 16, 64, 32, 16, 1, 3),   // 4
+    YOLOC_I8IN_ENTRY(64, 16, 64, 16, 16, 1, 3),    // 5
+    YOLOC_I8IN_ENTRY(32, 32, 128, 32, 32, 4, 3),   // 6
+    YOLOC_I8IN_ENTRY(32, 64, 128, 32, 32, 4, 2),   // 7
+    YOLOC_I8IN_ENTRY(64, 64, 128, 32, 32, 2, 2),   // 8
+    YOLOC_I8IN_ENTRY(16, 32, 128, 16, 32, 4, 3),   // 9
+    YOLOC_I8IN_ENTRY(64, 32, 128, 32, 16, 2, 3),   // 10
+    YOLOC_I8IN_ENTRY(32, 16, 128, 16, 16, 2, 3),   // 11
+    YOLOC_I8IN_ENTRY(32, 16, 128, 16, 16, 2, 6),   // 12
+    YOLOC_I8IN_ENTRY(32, 16, 256, 16, 16, 4, 3),   // 13
+    YOLOC_I8IN_ENTRY(64, 32, 64, 32, 16, 1, 5),    // 14
+    YOLOC_I8IN_ENTRY(16, 32, 256, 16, 16, 4, 3),   // 15
+    YOLOC_I8IN_ENTRY(64, 16, 128, 16, 16, 2, 3),   // 16
+    YOLOC_I8IN_ENTRY(128, 16, 64, 32, 16, 1, 4),   // 17
+    YOLOC_I8IN_ENTRY(32, 32, 256, 16, 16, 4, 2),   // 18
+};
+constexpr int kNumI8In = int(sizeof(kI8In) / sizeof(kI8In[0]));
+
+bool i8in_vec_ok(const ConvArgs& a) {
+    return a.c % 16 == 0 && a.xs % 16 == 0 && (reinterpret_cast<uintptr_t>(a.x) & 15) == 0;
+}
+
 bool i8_vec_ok(const ConvArgs& a) {
     return a.c % 8 == 0 && a.xs % 8 == 0 && (reinterpret_cast<uintptr_t>(a.x) & 15) == 0;
 }
@@ -402,8 +707,17 @@ int int8_config_count() { return kNumI8; }
 Int8Config int8_config(int i) { return kI8[i].cfg; }
 
 bool int8_mma_supported(const ConvArgs& a, int cfg) {
-    return cfg >= 0 && cfg < kNumI8 && a.qscale && a.group == 1 && device_cc_major() >= 8 && a.m > 0 && a.c > 0 &&
+    return cfg >= 0 && cfg < kNumI8 && a.qscale && !a.x_i8 && !a.nchw && a.group == 1 && device_cc_major() >= 8 && a.m > 0 && a.c > 0 &&
            a.wk % 16 == 0 && a.wk >= a.kh * a.kw * a.c && (reinterpret_cast<uintptr_t>(a.wt) & 15) == 0;
+}
+
+int int8in_config_count() { return kNumI8In; }
+MmaConfig int8in_config(int i) { return kI8In[i].cfg; }
+
+bool int8in_mma_supported(const ConvArgs& a, int cfg) {
+    return cfg >= 0 && cfg < kNumI8In && a.qscale && a.x_i8 && !a.nchw && a.group == 1 && device_cc_major() >= 8 &&
+           a.m > 0 && a.c > 0 && a.wk % 16 == 0 && a.wk >= a.kh * a.kw * a.c &&
+           (reinterpret_cast<uintptr_t>(a.wt) & 15) == 0;
 }
 
 int int8_default_config(const ConvArgs& a) {
@@ -422,6 +736,23 @@ int int8_default_config(const ConvArgs& a) {
 void conv_int8(const ConvArgs& a, cudaStream_t s) {
     int t = a.kernel;
     int cfg = -1;
+    if (a.x_i8) {  // int8 input buffer: the cp.async kernel, else the direct one
+        int ci = -1;
+        if (t >= kConvInt8InMmaBase && int8in_mma_supported(a, t - kConvInt8InMmaBase))
+            ci = t - kConvInt8InMmaBase;
+        else if (t != kConvInt8Direct && int8in_mma_supported(a, 0))
+            ci = mma_default_config(a);
+        if (ci >= 0) {
+            const InEntry& e = kI8In[ci];
+            const long long P = (long long)a.n * a.oh * a.ow;
+            dim3 grid(unsigned((P + e.cfg.bm - 1) / e.cfg.bm), unsigned((a.m + e.cfg.bn - 1) / e.cfg.bn));
+            ConvArgs b = a;
+            b.pdl_early = pdl_early_trigger() ? 1 : 0;
+            launch_pdl(i8in_vec_ok(a) ? e.vec : e.gen, grid, dim3(unsigned(e.threads)), 0, s, b);
+            return;
+        }
+        t = kConvInt8Direct;
+    }
     if (t >= kConvInt8MmaBase && int8_mma_supported(a, t - kConvInt8MmaBase))
         cfg = t - kConvInt8MmaBase;
     else if (t != kConvInt8Direct && int8_mma_supported(a, 0))

@@ -485,6 +485,12 @@ const char* conv_tactic_name(int tactic, char* buf, int len) {
             std::snprintf(buf, size_t(len), "mma%dx%dk%d", c.bm, c.bn, c.bk);
         return buf;
     }
+    if (tactic >= kConvInt8InMmaBase && tactic - kConvInt8InMmaBase < int8in_config_count()) {
+        const MmaConfig c = int8in_config(tactic - kConvInt8InMmaBase);
+        std::snprintf(buf, size_t(len), "i8in%dx%dk%ds%d%s", c.bm, c.bn, c.bk, c.stages,
+                      c.splitk > 1 ? (c.splitk == 2 ? "sk2" : "sk4") : "");
+        return buf;
+    }
     if (tactic >= kConvInt8MmaBase && tactic - kConvInt8MmaBase < int8_config_count()) {
         const Int8Config c = int8_config(tactic - kConvInt8MmaBase);
         if (c.splitk > 1)

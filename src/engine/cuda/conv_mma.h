@@ -27,6 +27,7 @@ enum ConvTactic : int {
     kConvInt8Direct = 4,    // INT8 conv, one output per thread (any GPU; conv_int8.h)
     kConvMmaBase = 16,      // + index into the mma configuration table
     kConvInt8MmaBase = 64,  // + index into the INT8 mma configuration table (conv_int8.h)
+    kConvInt8InMmaBase = 128,  // + index into the int8-input INT8 table (conv_int8.h)
 };
 
 struct MmaConfig {

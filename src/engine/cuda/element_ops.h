@@ -45,6 +45,11 @@ struct ConvArgs {
     const float* qscale = nullptr;
     float in_scale = 0.f, res_scale = 0.f;
     int wk = 0;
+    // INT8 storage (engine/plan.h): x_i8: the input view holds int8 values already
+    // quantized with in_scale; res_i8: the residual holds int8 values of res_scale;
+    // ysc != null: the output is stored as int8, QuantizeLinear(y, ysc[m]).
+    int x_i8 = 0, res_i8 = 0;
+    const float* ysc = nullptr;
     // Set by the GPU launcher, not the plan: where the tensor-core kernels let the next
     // kernel launch under programmatic dependent launch (engine/cuda/launch.h).
     int pdl_early = 0;
@@ -53,6 +58,7 @@ struct ConvArgs {
 struct PoolArgs {
     const void* x = nullptr;
     int n = 0, h = 0, w = 0, xs = 0, c = 0;
+    int i8 = 0;  // int8 buffers in and out (INT8 storage): the values move unchanged
     void* y = nullptr;
     int oh = 0, ow = 0, ys = 0;
     int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
@@ -67,6 +73,7 @@ struct PoolArgs {
 struct ResizeArgs {
     const void* x = nullptr;
     int n = 0, h = 0, w = 0, xs = 0, c = 0;
+    int i8 = 0;  // int8 buffers in and out (INT8 storage): the values move unchanged
     void* y = nullptr;
     int ys = 0, fy = 1, fx = 1;
 };
@@ -75,6 +82,7 @@ struct ResizeArgs {
 struct CopyArgs {
     const void* x = nullptr;
     int n = 0, h = 0, w = 0, xs = 0, c = 0;
+    int i8 = 0;  // int8 buffers in and out (INT8 storage): the values move unchanged
     void* y = nullptr;
     int ys = 0;
     float scale = 0.f;  // > 0: fake-quantize while copying (a FakeQuant op)
@@ -109,6 +117,9 @@ YOLOC_HD void st(float* p, float v) { *p = v; }
 YOLOC_HD float ld(const __half* p) { return __half2float(*p); }
 YOLOC_HD void st(__half* p, float v) { *p = __float2half(v); }
 #endif
+// int8 storage: the integer itself (its scale is applied by whoever dequantizes).
+YOLOC_HD float ld(const signed char* p) { return float(*p); }
+YOLOC_HD void st(signed char* p, float v) { *p = static_cast<signed char>(int(v)); }
 
 // QuantizeLinear's arithmetic: float division, round half to even (rintf in the default
 // rounding mode), saturate to int8.
@@ -189,7 +200,13 @@ YOLOC_HD void conv_int8_at(const ConvArgs& a, long long i) {
                     acc += int(quant_i8(xf[size_t(ci) * a.h * a.w], a.in_scale)) * int(wp[ci]);
                 continue;
             }
-            const T* xp = x + ((size_t(n) * a.h + iy) * a.w + ix) * a.xs;
+            const size_t xo = ((size_t(n) * a.h + iy) * a.w + ix) * a.xs;
+            if (a.x_i8) {
+                const signed char* xq = static_cast<const signed char*>(a.x) + xo;
+                for (int ci = 0; ci < a.c; ++ci) acc += int(xq[ci]) * int(wp[ci]);
+                continue;
+            }
+            const T* xp = x + xo;
             for (int ci = 0; ci < a.c; ++ci) acc += int(quant_i8(ld(xp + ci), a.in_scale)) * int(wp[ci]);
         }
     }
@@ -197,11 +214,19 @@ YOLOC_HD void conv_int8_at(const ConvArgs& a, long long i) {
     if (a.silu) v = v / (1.0f + expf(-v));
     const size_t pix = (size_t(n) * a.oh + oy) * a.ow + ox;
     if (a.res) {
-        float r = ld(static_cast<const T*>(a.res) + pix * a.rs + m);
-        if (a.res_scale > 0.f) r = fake_quant(r, a.res_scale);
+        float r;
+        if (a.res_i8) {
+            r = float(static_cast<const signed char*>(a.res)[pix * a.rs + m]) * a.res_scale;
+        } else {
+            r = ld(static_cast<const T*>(a.res) + pix * a.rs + m);
+            if (a.res_scale > 0.f) r = fake_quant(r, a.res_scale);
+        }
         v += r;
     }
-    st(static_cast<T*>(a.y) + pix * a.ys + m, v);
+    if (a.ysc)
+        static_cast<signed char*>(a.y)[pix * a.ys + m] = static_cast<signed char>(int(quant_i8(v, a.ysc[m])));
+    else
+        st(static_cast<T*>(a.y) + pix * a.ys + m, v);
 }
 
 template <typename T>

@@ -297,6 +297,57 @@ __global__ void __launch_bounds__(256) sppf_vec8_kernel(PoolArgs a) {
     }
 }
 
+// The SPPF chain on an int8 buffer (INT8 storage): 16 channels per thread in one
+// 16-byte word, max by __vmaxs4 (per-byte signed max): the max of quantized values is
+// the quantized max, so nothing changes but the bytes moved.
+__device__ __forceinline__ uint4 vmax16(uint4 a, uint4 b) {
+    return make_uint4(__vmaxs4(a.x, b.x), __vmaxs4(a.y, b.y), __vmaxs4(a.z, b.z), __vmaxs4(a.w, b.w));
+}
+
+__global__ void __launch_bounds__(256) sppf_i8_kernel(PoolArgs a) {
+    __shared__ uint4 cur[kSppVecMaxPix], tmp[kSppVecMaxPix];
+    const int n = blockIdx.y, c0 = blockIdx.x * 16;
+    const int hw = a.h * a.w;
+    const int ry = a.kh / 2, rx = a.kw / 2;
+    const signed char* x = static_cast<const signed char*>(a.x);
+    const uint4 lowest = make_uint4(0x80808080u, 0x80808080u, 0x80808080u, 0x80808080u);  // -128 x 16
+    pdl_wait();
+    pdl_launch_dependents();
+    for (int pix = threadIdx.x; pix < hw; pix += blockDim.x)
+        cur[pix] = *reinterpret_cast<const uint4*>(x + (size_t(n) * hw + pix) * a.xs + c0);
+    __syncthreads();
+    for (int j = 0; j < a.chain; ++j) {
+        for (int pix = threadIdx.x; pix < hw; pix += blockDim.x) {
+            const int yy = pix / a.w, xx = pix - yy * a.w;
+            const int x0 = max(xx - rx, 0), x1 = min(xx + rx, a.w - 1);
+            uint4 m = lowest;
+            for (int u = x0; u <= x1; ++u) m = vmax16(m, cur[yy * a.w + u]);
+            tmp[pix] = m;
+        }
+        __syncthreads();
+        signed char* y = static_cast<signed char*>(j == 0 ? a.y : a.ym[j - 1]);
+        const int ys = j == 0 ? a.ys : a.yms[j - 1];
+        for (int pix = threadIdx.x; pix < hw; pix += blockDim.x) {
+            const int yy = pix / a.w, xx = pix - yy * a.w;
+            const int y0 = max(yy - ry, 0), y1 = min(yy + ry, a.h - 1);
+            uint4 m = lowest;
+            for (int v = y0; v <= y1; ++v) m = vmax16(m, tmp[v * a.w + xx]);
+            cur[pix] = m;
+            *reinterpret_cast<uint4*>(y + (size_t(n) * hw + pix) * ys + c0) = m;
+        }
+        __syncthreads();
+    }
+}
+
+bool sppf_i8_ok(const PoolArgs& a) {
+    auto al = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
+    bool ok = a.i8 && a.c % 16 == 0 && a.xs % 16 == 0 && a.ys % 16 == 0 && al(a.x) && al(a.y) &&
+              a.h * a.w <= kSppVecMaxPix;
+    for (int j = 1; j < a.chain; ++j) ok = ok && a.yms[j - 1] % 16 == 0 && al(a.ym[j - 1]);
+    const char* v = std::getenv("YOLOC_SPPF");
+    return ok && !(v && v[0] == 'p');
+}
+
 bool sppf_vec8_ok(const PoolArgs& a) {
     auto al = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
     bool ok = a.c % 8 == 0 && a.xs % 8 == 0 && a.ys % 8 == 0 && al(a.x) && al(a.y) && a.h * a.w <= kSppVecMaxPix;
@@ -438,23 +489,26 @@ __global__ void detect_parts_kernel(DetectArgs a) {
     }
 }
 
-// Nearest resize, 8 channels (16 bytes of fp16) per thread when everything is aligned.
-__global__ void resize_vec8_kernel(ResizeArgs a) {
+// Nearest resize, 16 bytes (8 fp16 or 16 int8 channels, EB bytes each) per thread when
+// everything is aligned.
+template <int EB>
+__global__ void resize_vec_kernel(ResizeArgs a) {
     pdl_wait();
     pdl_launch_dependents();
-    const int oh = a.h * a.fy, ow = a.w * a.fx, cv = a.c / 8;
+    constexpr int kV = 16 / EB;
+    const int oh = a.h * a.fy, ow = a.w * a.fx, cv = a.c / kV;
     const long long total = (long long)a.n * oh * ow * cv;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
          i += (long long)gridDim.x * blockDim.x) {
-        const int ch = int(i % cv) * 8;
+        const int ch = int(i % cv) * kV;
         long long p = i / cv;
         const int ox = int(p % ow);
         p /= ow;
         const int oy = int(p % oh);
         const int b = int(p / oh);
-        const uint4 v = *reinterpret_cast<const uint4*>(static_cast<const __half*>(a.x) +
-                                                        ((size_t(b) * a.h + oy / a.fy) * a.w + ox / a.fx) * a.xs + ch);
-        *reinterpret_cast<uint4*>(static_cast<__half*>(a.y) + ((size_t(b) * oh + oy) * ow + ox) * a.ys + ch) = v;
+        const uint4 v = *reinterpret_cast<const uint4*>(static_cast<const char*>(a.x) +
+                                                        (((size_t(b) * a.h + oy / a.fy) * a.w + ox / a.fx) * a.xs + ch) * EB);
+        *reinterpret_cast<uint4*>(static_cast<char*>(a.y) + (((size_t(b) * oh + oy) * ow + ox) * a.ys + ch) * EB) = v;
     }
 }
 
@@ -570,7 +624,7 @@ void launch_stem(const ConvArgs& a, cudaStream_t s) {
 void conv_stem(const ConvArgs& a, bool fp16, cudaStream_t s) {
     const int K = a.kh * a.kw * a.c;
     const bool int8 = a.qscale != nullptr;
-    if (K <= kStemMaxK && a.m <= kStemMaxM && a.m % kStemGroup == 0 && a.group == 1 && !a.res) {
+    if (K <= kStemMaxK && a.m <= kStemMaxM && a.m % kStemGroup == 0 && a.group == 1 && !a.res && !a.ysc) {
         if (int8)
             launch_stem<__half, true>(a, s);
         else if (fp16)
@@ -654,17 +708,35 @@ void conv(const ConvArgs& a, bool fp16, cudaStream_t s) {
             launch_pdl(NAME##_kernel<float>, dim3(g), dim3(kThreads), 0, s, a);                   \
     }
 
-YOLOC_LAUNCH(maxpool_plain, maxpool, PoolArgs, pool_items)
-YOLOC_LAUNCH(resize_plain, resize, ResizeArgs, resize_items)
+// int8 buffers (ARGS::i8, INT8 storage) take the signed char instantiation.
+#define YOLOC_LAUNCH_I8(FN, NAME, ARGS, ITEMS)                                                   \
+    void FN(const ARGS& a, bool fp16, cudaStream_t s) {                                           \
+        const unsigned g = grid_for(ITEMS(a));                                                    \
+        if (a.i8)                                                                                 \
+            launch_pdl(NAME##_kernel<signed char>, dim3(g), dim3(kThreads), 0, s, a);             \
+        else if (fp16)                                                                            \
+            launch_pdl(NAME##_kernel<__half>, dim3(g), dim3(kThreads), 0, s, a);                  \
+        else                                                                                      \
+            launch_pdl(NAME##_kernel<float>, dim3(g), dim3(kThreads), 0, s, a);                   \
+    }
+
+YOLOC_LAUNCH_I8(maxpool_plain, maxpool, PoolArgs, pool_items)
+YOLOC_LAUNCH_I8(resize_plain, resize, ResizeArgs, resize_items)
 
 void maxpool(const PoolArgs& a, bool fp16, cudaStream_t s) {
-    if (a.chain > 1 && a.oh == a.h && a.ow == a.w && fp16 && sppf_vec8_ok(a)) {
+    if (a.chain > 1 && a.oh == a.h && a.ow == a.w && sppf_i8_ok(a)) {
+        launch_pdl(sppf_i8_kernel, dim3(unsigned(a.c / 16), unsigned(a.n)), dim3(256), 0, s, a);
+        return;
+    }
+    if (a.chain > 1 && a.oh == a.h && a.ow == a.w && fp16 && !a.i8 && sppf_vec8_ok(a)) {
         launch_pdl(sppf_vec8_kernel, dim3(unsigned(a.c / 8), unsigned(a.n)), dim3(256), 0, s, a);
         return;
     }
     if (a.chain > 1 && a.h * a.w <= kSppMaxPix && a.oh == a.h && a.ow == a.w) {
         dim3 grid(unsigned((a.c + kSppC - 1) / kSppC), unsigned(a.n));
-        if (fp16)
+        if (a.i8)
+            launch_pdl(sppf_kernel<signed char>, grid, dim3(256), 0, s, a);
+        else if (fp16)
             launch_pdl(sppf_kernel<__half>, grid, dim3(256), 0, s, a);
         else
             launch_pdl(sppf_kernel<float>, grid, dim3(256), 0, s, a);
@@ -674,15 +746,19 @@ void maxpool(const PoolArgs& a, bool fp16, cudaStream_t s) {
 }
 
 void resize_nearest(const ResizeArgs& a, bool fp16, cudaStream_t s) {
-    if (fp16 && a.c % 8 == 0 && a.xs % 8 == 0 && a.ys % 8 == 0 && (reinterpret_cast<uintptr_t>(a.x) & 15) == 0 &&
-        (reinterpret_cast<uintptr_t>(a.y) & 15) == 0) {
-        launch_pdl(resize_vec8_kernel, dim3(grid_for((long long)a.n * a.h * a.fy * a.w * a.fx * (a.c / 8))),
-                   dim3(kThreads), 0, s, a);
+    const int v = a.i8 ? 16 : 8;  // channels per 16 bytes
+    if ((fp16 || a.i8) && a.c % v == 0 && a.xs % v == 0 && a.ys % v == 0 &&
+        (reinterpret_cast<uintptr_t>(a.x) & 15) == 0 && (reinterpret_cast<uintptr_t>(a.y) & 15) == 0) {
+        const dim3 g(grid_for((long long)a.n * a.h * a.fy * a.w * a.fx * (a.c / v)));
+        if (a.i8)
+            launch_pdl(resize_vec_kernel<1>, g, dim3(kThreads), 0, s, a);
+        else
+            launch_pdl(resize_vec_kernel<2>, g, dim3(kThreads), 0, s, a);
         return;
     }
     resize_plain(a, fp16, s);
 }
-YOLOC_LAUNCH(copy_channels, copy, CopyArgs, copy_items)
+YOLOC_LAUNCH_I8(copy_channels, copy, CopyArgs, copy_items)
 YOLOC_LAUNCH(input_pack, pack, PackArgs, pack_items)
 YOLOC_LAUNCH(output_unpack, unpack, UnpackArgs, unpack_items)
 

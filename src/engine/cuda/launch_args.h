@@ -25,19 +25,22 @@ struct OpArgs {
 
 // `arena` + `offsets` (from the memory plan) locate every buffer; `w`/`b` are the
 // op's weights (in the activation precision, or int8 [m][wk] for an INT8 conv) and
-// float bias when it is a Conv; `qs` an INT8 conv's per-channel s_in * s_w.
+// float bias when it is a Conv; `qs` an INT8 conv's per-channel s_in * s_w; `ysc` its
+// output scales (PlanOp::ys_off) when it writes an int8 buffer.
 inline int int8_weight_stride(const engine::PlanOp& op) {
     const int k = op.kh * op.kw * int(op.in.empty() ? 0 : op.in[0].c);
     return (k + 15) / 16 * 16;
 }
 inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, const std::vector<int64_t>& offsets,
-                           const void* w, const float* b, const float* qs = nullptr) {
+                           const void* w, const float* b, const float* qs = nullptr,
+                           const float* ysc = nullptr) {
     using engine::OpKind;
     const engine::PlanOp& op = p.ops[i];
     auto buf = [&](int32_t id) -> const engine::PlanBuffer& { return p.buffers[size_t(id)]; };
     auto base = [&](int32_t id) { return arena + offsets[size_t(id)]; };
     auto at = [&](const engine::View& v) { return static_cast<void*>(base(v.buf) + v.c_off * buf(v.buf).elem_bytes); };
     auto cs = [&](const engine::View& v) { return int(buf(v.buf).shape[3]); };
+    auto i8 = [&](const engine::View& v) { return buf(v.buf).elem_bytes == 1 ? 1 : 0; };
     auto dim = [&](const engine::View& v, int d) { return int(buf(v.buf).shape[size_t(d)]); };
     // An NHWC channel-slice input: pointer, batch, height, width, channel stride, channels.
     auto set_input = [&](auto& c, const engine::View& v) {
@@ -101,12 +104,19 @@ inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, cons
                 c.in_scale = op.in_scale;
                 c.res_scale = op.res_scale;
                 c.wk = int8_weight_stride(op);
+                c.x_i8 = c.nchw ? 0 : i8(op.in[0]);
+                if (op.in.size() == 2) c.res_i8 = i8(op.in[1]);
+                if (op.ys_count > 0) {
+                    YOLOC_CHECK(ysc != nullptr, "INT8 conv ", op.name, " has no output scales on the device");
+                    c.ysc = ysc;
+                }
             }
             break;
         }
         case OpKind::MaxPool: {
             PoolArgs& c = a.pool;
             set_input(c, op.in[0]);
+            c.i8 = i8(op.in[0]);
             c.y = at(op.out);
             c.oh = dim(op.out, 1);
             c.ow = dim(op.out, 2);
@@ -128,6 +138,7 @@ inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, cons
         case OpKind::Resize: {
             ResizeArgs& c = a.resize;
             set_input(c, op.in[0]);
+            c.i8 = i8(op.in[0]);
             c.y = at(op.out);
             c.ys = cs(op.out);
             c.fy = op.fy;
@@ -141,6 +152,7 @@ inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, cons
             CopyArgs& c = a.copy;
             if (op.kind == OpKind::FakeQuant) c.scale = op.in_scale;
             set_input(c, op.in[0]);
+            c.i8 = i8(op.in[0]);
             c.y = at(op.out);
             c.ys = cs(op.out);
             break;

@@ -117,7 +117,8 @@ std::string cache_key(const engine::Plan& p, const engine::PlanOp& op, const cud
     os << engine::precision_name(p.precision) << " n" << a.n << " " << a.h << "x" << a.w << " c" << a.c << " xs" << a.xs
        << " m" << a.m << " ys" << a.ys << " k" << a.kh << "x" << a.kw << " s" << a.sh << "x" << a.sw << " p" << a.ph
        << "x" << a.pw << " g" << a.group << " silu" << a.silu << " res" << (a.res ? a.rs : 0) << " x16:"
-       << ((reinterpret_cast<uintptr_t>(a.x) & 15) == 0) << " o" << op.out.c_off % 8 << (a.qscale ? " int8" : "") << (a.nchw ? " nchw" : "");
+       << ((reinterpret_cast<uintptr_t>(a.x) & 15) == 0) << " o" << op.out.c_off % 8 << (a.qscale ? " int8" : "") << (a.nchw ? " nchw" : "")
+       << (a.x_i8 ? " xi8" : "") << (a.ysc ? " yi8" : "") << (a.res_i8 ? " ri8" : "");
     return os.str();
 }
 
@@ -163,6 +164,7 @@ struct Engine::Impl {
     std::vector<const void*> w_dev;      // per op (null unless Conv)
     std::vector<const float*> b_dev;
     std::vector<const float*> s_dev;     // INT8 convs: s_in * s_w per output channel
+    std::vector<const float*> y_dev;     // INT8 convs writing an int8 buffer: output scales
     // Op DAG for multi-stream capture, arena sharing included: dag.deps[i] = the earlier
     // ops op i must wait for (transitively reduced).
     engine::OpDag dag;
@@ -186,7 +188,8 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
 
     // Weights: converted on the host (fp16 when asked; INT8 convs: int8 [cout][K padded
     // to 16] plus s_in * s_w per channel), each op's block 256-byte aligned.
-    std::vector<int64_t> woff(p.ops.size(), -1), boff(p.ops.size(), -1), soff(p.ops.size(), -1);
+    std::vector<int64_t> woff(p.ops.size(), -1), boff(p.ops.size(), -1), soff(p.ops.size(), -1),
+        yoff(p.ops.size(), -1);
     int64_t total = 0;
     for (size_t i = 0; i < p.ops.size(); ++i) {
         const auto& op = p.ops[i];
@@ -201,6 +204,10 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
         if (op.int8()) {
             soff[i] = total;
             total = align256(total + op.s_count * 4);
+        }
+        if (op.ys_count > 0) {
+            yoff[i] = total;
+            total = align256(total + op.ys_count * 4);
         }
     }
     std::vector<uint8_t> host(size_t(total ? total : 1), 0);
@@ -224,6 +231,7 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
             std::memcpy(host.data() + woff[i], w, size_t(op.w_count) * 4);
         }
         std::memcpy(host.data() + boff[i], p.weights.data() + op.b_off, size_t(op.b_count) * 4);
+        if (yoff[i] >= 0) std::memcpy(host.data() + yoff[i], p.weights.data() + op.ys_off, size_t(op.ys_count) * 4);
     }
     impl->arena_off = (host.size() + 255) / 256 * 256;
     YOLOC_CUDA(cudaMalloc(&impl->weights, impl->arena_off + size_t(std::max<int64_t>(impl->memory.arena_bytes, 256))));
@@ -231,8 +239,11 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
     impl->w_dev.assign(p.ops.size(), nullptr);
     impl->b_dev.assign(p.ops.size(), nullptr);
     impl->s_dev.assign(p.ops.size(), nullptr);
+    impl->y_dev.assign(p.ops.size(), nullptr);
     for (size_t i = 0; i < p.ops.size(); ++i) {
         if (woff[i] < 0) continue;
+        if (yoff[i] >= 0)
+            impl->y_dev[i] = reinterpret_cast<const float*>(static_cast<uint8_t*>(impl->weights) + yoff[i]);
         if (soff[i] >= 0)
             impl->s_dev[i] = reinterpret_cast<const float*>(static_cast<uint8_t*>(impl->weights) + soff[i]);
         impl->w_dev[i] = static_cast<uint8_t*>(impl->weights) + woff[i];
@@ -388,7 +399,7 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
         for (size_t i = 0; i < p.ops.size(); ++i) {
             if (p.ops[i].kind != engine::OpKind::Conv) continue;
             cuda::OpArgs a = cuda::make_op_args(p, i, static_cast<uint8_t*>(arena), E.memory.offsets, E.w_dev[i],
-                                                E.b_dev[i], E.s_dev[i]);
+                                                E.b_dev[i], E.s_dev[i], E.y_dev[i]);
             TacticChoice tc;
             tc.op = int(i);
             tc.name = p.ops[i].name;
@@ -417,6 +428,8 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
                 } else if (a.conv.qscale) {
                     for (int c = 0; c < cuda::int8_config_count(); ++c)
                         if (cuda::int8_mma_supported(a.conv, c)) cands.push_back(cuda::kConvInt8MmaBase + c);
+                    for (int c = 0; c < cuda::int8in_config_count(); ++c)
+                        if (cuda::int8in_mma_supported(a.conv, c)) cands.push_back(cuda::kConvInt8InMmaBase + c);
                 } else if (a.conv.group == 1) {
                     cands.push_back(cuda::kConvSimtGemm);
                 }
@@ -527,7 +540,7 @@ struct Context::Impl {
         const engine::Plan& p = plan();
         const auto& E = engine->impl();
         cuda::OpArgs a =
-            cuda::make_op_args(p, i, static_cast<uint8_t*>(arena), E.memory.offsets, E.w_dev[i], E.b_dev[i], E.s_dev[i]);
+            cuda::make_op_args(p, i, static_cast<uint8_t*>(arena), E.memory.offsets, E.w_dev[i], E.b_dev[i], E.s_dev[i], E.y_dev[i]);
         a.conv.kernel = opts.conv_kernel != 0 ? opts.conv_kernel : p.ops[i].tactic;
         return a;
     }
