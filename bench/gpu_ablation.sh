@@ -33,11 +33,13 @@ build f16b32 "$M" --precision fp16 --batch 32 --timing-cache "$OUT/tc"
 engines="f16"
 if [ -n "${QDQ:-}" ]; then
   build i8 "$QDQ" --precision int8 --timing-cache "$OUT/tc"
+  build i8_fp16io "$QDQ" --precision int8 --no-int8-storage --timing-cache "$OUT/tc"
+  build i8b32 "$QDQ" --precision int8 --batch 32 --timing-cache "$OUT/tc"
   grep -E "^(ops|int8|memory)" "$OUT/build_i8.log"
   engines="f16 i8"
 fi
-for e in f16 f16_fastest; do
-  echo "$e: $(grep -oE "mma[0-9x]+k[0-9]+(sk[0-9])?|i8mma[0-9x]+k[0-9]+(sk[0-9])?|stem\(nchw\)" "$OUT/build_$e.log" | sort -u | wc -l) distinct conv kernels"
+for e in f16 f16_fastest $( [ -f "$OUT/i8.engine" ] && echo i8 ); do
+  echo "$e: $(grep -oE "mma[0-9x]+k[0-9]+(sk[0-9])?|i8mma[0-9x]+k[0-9]+(sk[0-9])?|i8in[0-9x]+k[0-9]+s[0-9](sk[0-9])?|stem\(nchw\)" "$OUT/build_$e.log" | sort -u | wc -l) distinct conv kernels"
 done
 bm() {
   "$Y" bench "$@" --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  p99 %.4f ms  %.0f img/s  memory after inference %.2f MB' % (j['median_ms'], j['p99_ms'], j['throughput_img_per_s'], [s['delta_bytes'] for s in j['mem_get_info_steps'] if s['after'] == 'inference runs'][0]/1e6))"
@@ -59,12 +61,14 @@ for round in 1 2; do
   row "fp16 b1, built with each layer's fastest tactic (no sharing, no kernel cap)" "" f16_fastest
   row "fp16 b1, sequential arena (--memory-budget 15MB)" "" f16seq
   [ -f "$OUT/i8.engine" ] && row "int8 b1, default" "" i8 && row "int8 b1, driver's carveout" "YOLOC_CARVEOUT=-1" i8
+  [ -f "$OUT/i8_fp16io.engine" ] && row "int8 b1, built with --no-int8-storage (fp16 between layers)" "" i8_fp16io
 done
 for e in f16 f16_fastest f16seq $( [ -f "$OUT/i8.engine" ] && echo i8 ); do
   echo -n "$e device memory steps (cudaMemGetInfo drop, MB): "
   "$Y" bench "$OUT/$e.engine" --iters 20 --warmup 5 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print(', '.join('%s %.2f' % (s['after'], s['delta_bytes']/1e6) for s in j['mem_get_info_steps']))"
 done
 echo -n "fp16 b32: "; "$Y" bench "$OUT/f16b32.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))"
+[ -f "$OUT/i8b32.engine" ] && { echo -n "int8 b32: "; "$Y" bench "$OUT/i8b32.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))"; }
 echo -n "fp16 b32, driver's carveout: "; YOLOC_CARVEOUT=-1 "$Y" bench "$OUT/f16b32.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))"
 "$Y" bench "$OUT/f16.engine" --profile --iters 10 > "$OUT/profile_f16.txt" 2>&1
 [ -f "$OUT/i8.engine" ] && "$Y" bench "$OUT/i8.engine" --profile --iters 10 > "$OUT/profile_i8.txt" 2>&1

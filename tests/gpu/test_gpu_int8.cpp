@@ -326,7 +326,7 @@ TEST(GpuInt8, Int8StorageTilesMatchDirectAndReference) {
     const Cfg cfgs[] = {
         {16, 16, 3, 2, 40, 40, 1},  // yolov8n's first C2f at 1/4 size
         {32, 32, 3, 1, 20, 20, 1},
-        {64, 64, 3, 2, 21, 19, 2},  // batch 2, odd sizes
+        {64, 64, 3, 2, 21, 19, 1},  // odd sizes (batch 1: the quantize API's concrete model)
         {24, 24, 3, 1, 12, 12, 1},  // channels not multiples of 16: byte loads
         {128, 128, 3, 1, 10, 10, 1},  // long K
     };

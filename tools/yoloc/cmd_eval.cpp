@@ -82,7 +82,7 @@ int run_eval(const EvalArgs& a) {
         j["data"] = a.data;
         j["split"] = a.split;
         j["imgsz"] = det.imgsz();
-        j["backend"] = a.backend;
+        j["backend"] = yoloc::is_engine_path(a.model) ? std::string("gpu-engine") : a.backend;
         std::printf("%s\n", j.dump(2).c_str());
         return report_image_errors(r.image_errors, r.metrics.images);
     }
@@ -93,9 +93,12 @@ int run_eval(const EvalArgs& a) {
         for (const auto& c : m.per_class)
             print_row(size_t(c.class_id) < r.names.size() ? r.names[size_t(c.class_id)] : std::to_string(c.class_id),
                       c.images, c.instances, c.precision, c.recall, c.ap50, c.ap50_95);
-    std::printf("%d images in %.1f s (%.1f ms/image, %s executor x %d workers, %dx%d letterbox); %d label lines "
-                "skipped\n",
-                m.images, r.seconds, ms, a.backend.c_str(), workers, det.imgsz(), det.imgsz(), r.skipped_label_lines);
+    // An engine runs on the GPU whatever --backend says: name what actually ran.
+    const std::string runner =
+        yoloc::is_engine_path(a.model) ? "GPU engine, " + std::to_string(workers) + " contexts"
+                                       : a.backend + " executor x " + std::to_string(workers) + " workers";
+    std::printf("%d images in %.1f s (%.1f ms/image, %s, %dx%d letterbox); %d label lines skipped\n", m.images,
+                r.seconds, ms, runner.c_str(), det.imgsz(), det.imgsz(), r.skipped_label_lines);
     return report_image_errors(r.image_errors, r.metrics.images);
 }
 
