@@ -39,7 +39,7 @@ if [ -n "${QDQ:-}" ]; then
   engines="f16 i8"
 fi
 for e in f16 f16_fastest $( [ -f "$OUT/i8.engine" ] && echo i8 ); do
-  echo "$e: $(grep -oE "mma[0-9x]+k[0-9]+(sk[0-9])?|i8mma[0-9x]+k[0-9]+(sk[0-9])?|i8in[0-9x]+k[0-9]+s[0-9](sk[0-9])?|stem\(nchw\)" "$OUT/build_$e.log" | sort -u | wc -l) distinct conv kernels"
+  echo "$e: $(grep -oE "mma[0-9x]+k[0-9]+(sk[0-9])?|i8mma[0-9x]+k[0-9]+(sk[0-9])?|i8in[0-9x]+k[0-9]+s[0-9](sk[0-9])?|i8halo[0-9x]+n[0-9]+c[0-9]+s[0-9](x2)?|halo[0-9x]+n[0-9]+c[0-9]+s[0-9](x2)?|stem\(nchw\)" "$OUT/build_$e.log" | sort -u | wc -l) distinct conv kernels"
 done
 bm() {
   "$Y" bench "$@" --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  p99 %.4f ms  %.0f img/s  memory after inference %.2f MB' % (j['median_ms'], j['p99_ms'], j['throughput_img_per_s'], [s['delta_bytes'] for s in j['mem_get_info_steps'] if s['after'] == 'inference runs'][0]/1e6))"
@@ -56,6 +56,7 @@ for round in 1 2; do
   row "fp16 b1, early PDL trigger" "YOLOC_PDL_EARLY=1" f16
   row "fp16 b1, no stream priorities" "YOLOC_PRIORITY=0" f16
   row "fp16 b1, old SPPF and Detect kernels" "YOLOC_SPPF=plain YOLOC_DETECT=rows" f16
+  row "fp16 b1, activation tiles through L2 only" "YOLOC_A_L1=0" f16
   row "fp16 b1, critical chain alone (diagnostic, wrong outputs)" "YOLOC_DEBUG_CHAIN_ONLY=1" f16
   row "fp16 b1, built without horizontal fusion" "" f16_unfused
   row "fp16 b1, built with each layer's fastest tactic (no sharing, no kernel cap)" "" f16_fastest
@@ -69,6 +70,7 @@ for e in f16 f16_fastest f16seq $( [ -f "$OUT/i8.engine" ] && echo i8 ); do
 done
 echo -n "fp16 b32: "; "$Y" bench "$OUT/f16b32.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))"
 [ -f "$OUT/i8b32.engine" ] && { echo -n "int8 b32: "; "$Y" bench "$OUT/i8b32.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))"; }
+echo -n "fp16 b32, activation tiles through L2 only: "; YOLOC_A_L1=0 "$Y" bench "$OUT/f16b32.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))"
 echo -n "fp16 b32, driver's carveout: "; YOLOC_CARVEOUT=-1 "$Y" bench "$OUT/f16b32.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))"
 "$Y" bench "$OUT/f16.engine" --profile --iters 10 > "$OUT/profile_f16.txt" 2>&1
 [ -f "$OUT/i8.engine" ] && "$Y" bench "$OUT/i8.engine" --profile --iters 10 > "$OUT/profile_i8.txt" 2>&1

@@ -251,6 +251,8 @@ TEST(Gpu, MmaConvTilesMatchReference) {
         {40, 36, 5, 1, 1, 7, 9, false, false, 1},     // 5x5, cout not a tile multiple
         {256, 128, 3, 1, 1, 6, 5, true, false, 1},    // long K (2304), few pixels
         {64, 64, 3, 1, 1, 13, 13, true, true, 1},     // residual, 64 channels
+        {32, 144, 3, 1, 1, 24, 40, true, false, 2},   // the heads' fused 144 (halo: 3 chunks of 48, edge tiles)
+        {80, 80, 3, 1, 1, 20, 20, true, false, 1},    // class head: cin 80 = 2.5 halo chunks of 32
     };
     for (const Cfg& c : cfgs) {
         Model m = conv_model(c.c, c.m, c.k, c.s, c.g, c.h, c.w, c.silu, c.res, c.batch);
@@ -260,6 +262,12 @@ TEST(Gpu, MmaConvTilesMatchReference) {
             std::string what = cat("conv c", c.c, " m", c.m, " k", c.k, " s", c.s, " n", c.batch, " ",
                                    gpu::tactic_name(cuda::kConvMmaBase + t));
             expect_close(run_gpu(m, Precision::FP16, x, true, cuda::kConvMmaBase + t), want, 2e-2, what);
+        }
+        // The halo tiles (3x3 stride 1 only; elsewhere the tactic falls back to the heuristic tile).
+        for (int t = 0; t < cuda::halo_config_count(); ++t) {
+            std::string what = cat("conv c", c.c, " m", c.m, " k", c.k, " s", c.s, " n", c.batch, " ",
+                                   gpu::tactic_name(cuda::kConvHaloBase + t));
+            expect_close(run_gpu(m, Precision::FP16, x, true, cuda::kConvHaloBase + t), want, 2e-2, what);
         }
     }
 }

@@ -353,10 +353,17 @@ TEST(GpuInt8, Int8StorageTilesMatchDirectAndReference) {
             worst = std::max(worst, vd);
             EXPECT_LE(vd, 5e-3) << shape << " " << gpu::tactic_name(tac) << " vs i8direct";
         }
+        for (int t = 0; t < cuda::int8halo_config_count(); ++t) {  // conv2 (3x3 s1); conv1 when s matches
+            const int tac = cuda::kConvInt8HaloBase + t;
+            Outputs got = gpu_run(q, Precision::INT8, x, tac);
+            const double vd = max_rel(got[0], direct[0]);
+            worst = std::max(worst, vd);
+            EXPECT_LE(vd, 5e-3) << shape << " " << gpu::tactic_name(tac) << " vs i8direct";
+        }
         Outputs tuned = gpu_run(q, Precision::INT8, x, 0);
         EXPECT_LE(max_rel(tuned[0], direct[0]), 5e-3) << shape << " tuned";
         std::printf("int8 storage %s: %d int8 buffers; direct %.1f dB vs reference (storage off: %.1f dB); int8-input "
-                    "tiles max rel vs direct %.2g\n", shape.c_str(), st.int8_buffers, d_db, off_db, worst);
+                    "and halo tiles max rel vs direct %.2g\n", shape.c_str(), st.int8_buffers, d_db, off_db, worst);
     }
 }
 

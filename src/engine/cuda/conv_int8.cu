@@ -78,9 +78,10 @@ __device__ __forceinline__ float res_value(const ConvArgs& a, size_t idx) {
     const float r = __half2float(static_cast<const __half*>(a.res)[idx]);
     return a.res_scale > 0.f ? fake_quant(r, a.res_scale) : r;
 }
-template <int MT, int NT, int WM, int WN>
-__device__ __forceinline__ void i8_epilogue(const ConvArgs& a, int (&acc)[MT][NT][4], int P, int p0, int m0, int wm,
-                                            int wn, int lane) {
+// row_p(r): the output pixel of tile row r (-1: outside the output).
+template <int MT, int NT, int WM, int WN, class RowP>
+__device__ __forceinline__ void i8_epilogue(const ConvArgs& a, int (&acc)[MT][NT][4], int m0, int wm, int wn, int lane,
+                                            RowP row_p) {
     const int M = a.m;
     const bool has_res = a.res != nullptr;
     const int eb = a.ysc ? 1 : 2, rb = a.res_i8 ? 1 : 2;
@@ -99,8 +100,8 @@ __device__ __forceinline__ void i8_epilogue(const ConvArgs& a, int (&acc)[MT][NT
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
-                const int p = p0 + wm * WM + mt * 16 + (lane >> 2) + h * 8;
-                if (p >= P) continue;
+                const int p = row_p(wm * WM + mt * 16 + (lane >> 2) + h * 8);
+                if (p < 0) continue;
                 float v0 = float(acc[mt][nt][2 * h]) * q0 + b0, v1 = float(acc[mt][nt][2 * h + 1]) * q1 + b1;
                 if (a.silu) {
                     v0 = __fdividef(v0, 1.0f + __expf(-v0));
@@ -372,7 +373,7 @@ __global__ void __launch_bounds__(I8Conv<BM, BN, BK, WM, WN, SK, VEC>::kThreads)
         }
     }
 
-    i8_epilogue<C::kMT, C::kNT, WM, WN>(a, acc, P, p0, m0, wm, wn, lane);
+    i8_epilogue<C::kMT, C::kNT, WM, WN>(a, acc, m0, wm, wn, lane, [&](int r) { return p0 + r < P ? p0 + r : -1; });
 #else
     (void)a;
     (void)C::kMT;
@@ -464,7 +465,11 @@ __global__ void __launch_bounds__(I8InConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>:
                 const int iy = a_iy[i] + ky, ix = a_ix[i] + kx;
                 const bool ok = kok && unsigned(iy) < unsigned(a.h) && unsigned(ix) < unsigned(a.w);
                 const signed char* src = ok ? x + (size_t(a_base[i] + iy) * a.w + ix) * a.xs + ci : x;
-                i8_cp_async16(i8_smem(as + r * C::kRow + a_kc * 16), src, ok ? 16 : 0);
+                if (a.a_l1)
+                    asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(i8_smem(as + r * C::kRow + a_kc * 16)),
+                                 "l"(src), "r"(ok ? 16 : 0));
+                else
+                    i8_cp_async16(i8_smem(as + r * C::kRow + a_kc * 16), src, ok ? 16 : 0);
             }
         } else {
 #pragma unroll
@@ -599,13 +604,152 @@ __global__ void __launch_bounds__(I8InConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>:
                     }
         }
     }
-    i8_epilogue<C::kMT, C::kNT, WM, WN>(a, acc, P, p0, m0, wm, wn, lane);
+    i8_epilogue<C::kMT, C::kNT, WM, WN>(a, acc, m0, wm, wn, lane, [&](int r) { return p0 + r < P ? p0 + r : -1; });
 #else
     (void)a;
     (void)C::kMT;
     (void)C::kNT;
     (void)C::kAIters;
     (void)C::kBIters;
+#endif
+}
+
+// The halo-tile 3x3 conv (conv_mma.cu's conv_halo_kernel) on an int8 input buffer: the
+// patch holds the stored integers (CK channels = CK bytes per pixel), the weights of the
+// chunk are [n][9 taps x CK] bytes (the mma "col" operand), m16n8k32 s8 MMAs.
+template <int TH, int TW, int BN, int WN, int CK, int S, int ST>
+struct I8HaloConv {
+    static constexpr int kBM = TH * TW;
+    static constexpr int kWarpsM = kBM / 32, kWarpsN = BN / WN;
+    static constexpr int kThreads = kWarpsM * kWarpsN * 32;
+    static constexpr int kMT = 2, kNT = WN / 8;
+    static constexpr int kHH = (TH - 1) * S + 3, kHW = (TW - 1) * S + 3;
+    static constexpr int kRow = CK + 16;       // bytes per patch pixel: conflict-free ldmatrix (stride 1)
+    static constexpr int kWRow = 9 * CK + 16;  // bytes per weight row (one output channel)
+    static constexpr int kPatch = kHH * kHW * kRow, kW = BN * kWRow;
+    static constexpr int kSmem = ST * (kPatch + kW);
+    static_assert(kBM % 32 == 0 && TW % 8 == 0 && BN % WN == 0 && WN % 16 == 0 && CK % 32 == 0, "tile shape");
+    static_assert((S == 1 || S == 2) && (ST == 1 || ST == 2), "stride and stages");
+    static_assert(kSmem <= 48 * 1024, "static shared memory limit");
+};
+
+template <int TH, int TW, int BN, int WN, int CK, int S, int ST>
+__global__ void __launch_bounds__(I8HaloConv<TH, TW, BN, WN, CK, S, ST>::kThreads) conv_i8halo_kernel(ConvArgs a) {
+    using C = I8HaloConv<TH, TW, BN, WN, CK, S, ST>;
+#ifdef YOLOC_I8_ARCH
+    __shared__ __align__(16) unsigned char smem[C::kSmem];
+    const signed char* __restrict__ x = static_cast<const signed char*>(a.x);
+    const signed char* __restrict__ wt = static_cast<const signed char*>(a.wt);
+    const int M = a.m;
+    const int tiles_x = (a.ow + TW - 1) / TW, tiles_y = (a.oh + TH - 1) / TH;
+    const int tile = blockIdx.x;
+    const int n = tile / (tiles_x * tiles_y);
+    const int oy0 = (tile / tiles_x) % tiles_y * TH, ox0 = tile % tiles_x * TW;
+    const int m0 = blockIdx.y * BN;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp / C::kWarpsN, wn = warp % C::kWarpsN;
+
+    auto load_w = [&](int c0, int st) {
+        constexpr int kCpt = CK / 16;  // 16-byte chunks per tap
+        unsigned char* ws = smem + st * (C::kPatch + C::kW) + C::kPatch;
+        for (int idx = tid; idx < BN * 9 * kCpt; idx += C::kThreads) {
+            const int nr = idx / (9 * kCpt), rest = idx % (9 * kCpt);
+            const int tap = rest / kCpt, cc = rest % kCpt;
+            const int col = m0 + nr, ci = c0 + cc * 16;
+            const bool ok = col < M && ci < a.c;
+            const signed char* src = ok ? wt + size_t(col) * a.wk + tap * a.c + ci : wt;
+            i8_cp_async16(i8_smem(ws + nr * C::kWRow + tap * CK + cc * 16), src, ok ? 16 : 0);
+        }
+    };
+    auto load_patch = [&](int c0, int st) {
+        constexpr int kCpr = CK / 16;
+        unsigned char* patch = smem + st * (C::kPatch + C::kW);
+        for (int idx = tid; idx < C::kHH * C::kHW * kCpr; idx += C::kThreads) {
+            const int pix = idx / kCpr, cc = idx % kCpr;
+            const int iy = oy0 * S + pix / C::kHW - 1, ix = ox0 * S + pix % C::kHW - 1, ci = c0 + cc * 16;
+            const bool ok = unsigned(iy) < unsigned(a.h) && unsigned(ix) < unsigned(a.w) && ci < a.c;
+            const signed char* src = ok ? x + ((size_t(n) * a.h + iy) * a.w + ix) * a.xs + ci : x;
+            asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(i8_smem(patch + pix * C::kRow + cc * 16)),
+                         "l"(src), "r"(ok ? 16 : 0));
+        }
+    };
+
+    int acc[C::kMT][C::kNT][4];
+#pragma unroll
+    for (int i = 0; i < C::kMT; ++i)
+#pragma unroll
+        for (int j = 0; j < C::kNT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0;
+    int prow[C::kMT];
+#pragma unroll
+    for (int mt = 0; mt < C::kMT; ++mt) {
+        const int r = wm * 32 + mt * 16 + (lane & 15);
+        prow[mt] = (r / TW) * S * C::kHW + (r % TW) * S;
+    }
+    auto compute = [&](int st) {
+        const unsigned char* patch = smem + st * (C::kPatch + C::kW);
+        const unsigned char* ws = patch + C::kPatch;
+#pragma unroll
+        for (int tap = 0; tap < 9; ++tap) {
+            const int off = (tap / 3) * C::kHW + tap % 3;
+#pragma unroll
+            for (int ks = 0; ks < CK / 32; ++ks) {
+                unsigned af[C::kMT][4];
+                unsigned bf[C::kNT][2];
+#pragma unroll
+                for (int mt = 0; mt < C::kMT; ++mt)
+                    i8_ldmatrix_x4(af[mt][0], af[mt][1], af[mt][2], af[mt][3],
+                                   i8_smem(patch + (prow[mt] + off) * C::kRow + ks * 32 + (lane >> 4) * 16));
+#pragma unroll
+                for (int np = 0; np < C::kNT / 2; ++np) {
+                    const int j = lane >> 3;
+                    const int row = wn * WN + np * 16 + (j >> 1) * 8 + (lane & 7);
+                    i8_ldmatrix_x4(bf[2 * np][0], bf[2 * np][1], bf[2 * np + 1][0], bf[2 * np + 1][1],
+                                   i8_smem(ws + row * C::kWRow + tap * CK + ks * 32 + (j & 1) * 16));
+                }
+#pragma unroll
+                for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                    for (int nt = 0; nt < C::kNT; ++nt) mma_s8(acc[mt][nt], af[mt], bf[nt]);
+            }
+        }
+    };
+    const int chunks = (a.c + CK - 1) / CK;
+    load_w(0, 0);  // weights before the PDL wait
+    pdl_wait();
+    load_patch(0, 0);
+    i8_commit();
+    for (int i = 0; i < chunks; ++i) {
+        const int st = ST == 2 ? (i & 1) : 0;
+        if (ST == 2) {
+            if (i + 1 < chunks) {
+                load_w((i + 1) * CK, st ^ 1);
+                load_patch((i + 1) * CK, st ^ 1);
+            }
+            i8_commit();
+            asm volatile("cp.async.wait_group 1;\n" ::);
+        } else {
+            i8_wait_all();
+        }
+        __syncthreads();
+        compute(st);
+        __syncthreads();
+        if (ST == 1 && i + 1 < chunks) {
+            load_w((i + 1) * CK, 0);
+            load_patch((i + 1) * CK, 0);
+            i8_commit();
+        }
+    }
+    pdl_launch_dependents();
+    i8_epilogue<C::kMT, C::kNT, 32, WN>(a, acc, m0, wm, wn, lane, [&](int r) {
+        const int oy = oy0 + r / TW, ox = ox0 + r % TW;
+        return oy < a.oh && ox < a.ow ? (n * a.oh + oy) * a.ow + ox : -1;
+    });
+#else
+    (void)a;
+    (void)C::kMT;
+    (void)C::kNT;
 #endif
 }
 
@@ -693,6 +837,31 @@ const InEntry kI8In[] = {
 };
 constexpr int kNumI8In = int(sizeof(kI8In) / sizeof(kI8In[0]));
 
+struct HaloEntry {
+    HaloConfig cfg;
+    KernelFn fn;
+    int threads;
+};
+#define YOLOC_I8HALO_ENTRY(TH, TW, BN, WN, CK, S, ST)                                                    \
+    HaloEntry {                                                                                          \
+        HaloConfig{TH, TW, BN, WN, CK, S, ST}, conv_i8halo_kernel<TH, TW, BN, WN, CK, S, ST>,            \
+            I8HaloConv<TH, TW, BN, WN, CK, S, ST>::kThreads                                              \
+    }
+
+// INT8 halo tiles (tactic ids kConvInt8HaloBase + index: keep the order stable).
+const HaloEntry kI8Halo[] = {
+    YOLOC_I8HALO_ENTRY(8, 16, 16, 16, 32, 1, 1),  // 0
+    YOLOC_I8HALO_ENTRY(8, 16, 32, 32, 32, 1, 1),  // 1
+    YOLOC_I8HALO_ENTRY(4, 8, 16, 16, 64, 1, 1),   // 2
+    YOLOC_I8HALO_ENTRY(4, 8, 16, 16, 32, 1, 2),   // 3
+    YOLOC_I8HALO_ENTRY(4, 16, 32, 32, 32, 1, 1),  // 4
+    YOLOC_I8HALO_ENTRY(4, 8, 32, 32, 64, 1, 1),   // 5
+    YOLOC_I8HALO_ENTRY(4, 8, 16, 16, 32, 2, 1),   // 6: stride 2
+    YOLOC_I8HALO_ENTRY(4, 16, 16, 16, 32, 2, 1),  // 7
+    YOLOC_I8HALO_ENTRY(4, 8, 32, 32, 64, 2, 1),   // 8
+};
+constexpr int kNumI8Halo = int(sizeof(kI8Halo) / sizeof(kI8Halo[0]));
+
 bool i8in_vec_ok(const ConvArgs& a) {
     return a.c % 16 == 0 && a.xs % 16 == 0 && (reinterpret_cast<uintptr_t>(a.x) & 15) == 0;
 }
@@ -720,6 +889,16 @@ bool int8in_mma_supported(const ConvArgs& a, int cfg) {
            (reinterpret_cast<uintptr_t>(a.wt) & 15) == 0;
 }
 
+int int8halo_config_count() { return kNumI8Halo; }
+HaloConfig int8halo_config(int i) { return kI8Halo[i].cfg; }
+
+bool int8halo_supported(const ConvArgs& a, int cfg) {
+    if (cfg < 0 || cfg >= kNumI8Halo) return false;
+    const int st = kI8Halo[cfg].cfg.s;
+    return int8in_mma_supported(a, 0) && i8in_vec_ok(a) && a.kh == 3 && a.kw == 3 && a.sh == st && a.sw == st &&
+           a.ph == 1 && a.pw == 1 && a.oh == (a.h - 1) / st + 1 && a.ow == (a.w - 1) / st + 1;
+}
+
 int int8_default_config(const ConvArgs& a) {
     const long long P = (long long)a.n * a.oh * a.ow;
     const long long K = (long long)a.kh * a.kw * a.c;
@@ -736,7 +915,15 @@ int int8_default_config(const ConvArgs& a) {
 void conv_int8(const ConvArgs& a, cudaStream_t s) {
     int t = a.kernel;
     int cfg = -1;
-    if (a.x_i8) {  // int8 input buffer: the cp.async kernel, else the direct one
+    if (a.x_i8) {  // int8 input buffer: the halo or cp.async kernel, else the direct one
+        if (t >= kConvInt8HaloBase && int8halo_supported(a, t - kConvInt8HaloBase)) {
+            const HaloEntry& e = kI8Halo[t - kConvInt8HaloBase];
+            const long long tiles =
+                (long long)a.n * ((a.oh + e.cfg.th - 1) / e.cfg.th) * ((a.ow + e.cfg.tw - 1) / e.cfg.tw);
+            launch_pdl(e.fn, dim3(unsigned(tiles), unsigned((a.m + e.cfg.bn - 1) / e.cfg.bn)),
+                       dim3(unsigned(e.threads)), 0, s, a);
+            return;
+        }
         int ci = -1;
         if (t >= kConvInt8InMmaBase && int8in_mma_supported(a, t - kConvInt8InMmaBase))
             ci = t - kConvInt8InMmaBase;
@@ -748,6 +935,7 @@ void conv_int8(const ConvArgs& a, cudaStream_t s) {
             dim3 grid(unsigned((P + e.cfg.bm - 1) / e.cfg.bm), unsigned((a.m + e.cfg.bn - 1) / e.cfg.bn));
             ConvArgs b = a;
             b.pdl_early = pdl_early_trigger() ? 1 : 0;
+            b.a_l1 = a_tile_l1() ? 1 : 0;
             launch_pdl(i8in_vec_ok(a) ? e.vec : e.gen, grid, dim3(unsigned(e.threads)), 0, s, b);
             return;
         }

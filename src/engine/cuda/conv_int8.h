@@ -31,6 +31,10 @@ int int8_default_config(const ConvArgs& a);
 int int8in_config_count();
 MmaConfig int8in_config(int i);
 bool int8in_mma_supported(const ConvArgs& a, int cfg);
+// 3x3 halo tiles on an int8 input buffer (tactics kConvInt8HaloBase + i).
+int int8halo_config_count();
+HaloConfig int8halo_config(int i);
+bool int8halo_supported(const ConvArgs& a, int cfg);
 // An INT8 conv (a.qscale != null) with tactic a.kernel (kConvInt8MmaBase + i or
 // kConvInt8Direct; anything else: the heuristic tile, or the direct kernel below sm_80).
 void conv_int8(const ConvArgs& a, cudaStream_t s);

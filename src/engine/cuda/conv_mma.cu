@@ -29,6 +29,9 @@ __device__ __forceinline__ unsigned smem_u32(const void* p) {
 __device__ __forceinline__ void cp_async16(unsigned dst, const void* src, int src_bytes) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
 }
+__device__ __forceinline__ void cp_async16_ca(unsigned dst, const void* src, int src_bytes) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -51,6 +54,54 @@ __device__ __forceinline__ void mma16816(float* d, const unsigned* a, const unsi
         "{%0,%1,%2,%3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#endif
+
+#ifdef YOLOC_MMA_ARCH
+// Epilogue of the fp16 tensor-core kernels: bias, SiLU, residual, fp16 store into the
+// output view. row_p(r) maps a tile row to its output pixel (-1: outside the output).
+template <int MT, int NT, int WM, int WN, class RowP>
+__device__ __forceinline__ void mma_epilogue(const ConvArgs& a, float (&acc)[MT][NT][4], int m0, int wm, int wn,
+                                             int lane, RowP row_p) {
+    const int M = a.m;
+    __half* y = static_cast<__half*>(a.y);
+    const __half* res = static_cast<const __half*>(a.res);
+    const bool pair_ok = ((reinterpret_cast<uintptr_t>(y) & 3) == 0) && (a.ys % 2 == 0) &&
+                         (!res || (((reinterpret_cast<uintptr_t>(res) & 3) == 0) && (a.rs % 2 == 0)));
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+        const int col = m0 + wn * WN + nt * 8 + (lane & 3) * 2;
+        if (col >= M) continue;
+        const bool two = col + 1 < M;
+        const float b0 = a.bias[col], b1 = two ? a.bias[col + 1] : 0.f;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int p = row_p(wm * WM + mt * 16 + (lane >> 2) + h * 8);
+                if (p < 0) continue;
+                float v0 = acc[mt][nt][2 * h] + b0, v1 = acc[mt][nt][2 * h + 1] + b1;
+                if (a.silu) {
+                    v0 = __fdividef(v0, 1.0f + __expf(-v0));
+                    v1 = __fdividef(v1, 1.0f + __expf(-v1));
+                }
+                if (two && pair_ok) {
+                    if (res) {
+                        const float2 r = __half22float2(*reinterpret_cast<const __half2*>(res + size_t(p) * a.rs + col));
+                        v0 += r.x;
+                        v1 += r.y;
+                    }
+                    *reinterpret_cast<__half2*>(y + size_t(p) * a.ys + col) = __floats2half2_rn(v0, v1);
+                } else {
+                    if (res) v0 += __half2float(res[size_t(p) * a.rs + col]);
+                    y[size_t(p) * a.ys + col] = __float2half(v0);
+                    if (two) {
+                        if (res) v1 += __half2float(res[size_t(p) * a.rs + col + 1]);
+                        y[size_t(p) * a.ys + col + 1] = __float2half(v1);
+                    }
+                }
+            }
+    }
 }
 #endif
 
@@ -142,7 +193,10 @@ __global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::
                 const int iy = a_iy[i] + ky, ix = a_ix[i] + kx;
                 const bool ok = kok && unsigned(iy) < unsigned(a.h) && unsigned(ix) < unsigned(a.w);
                 const __half* src = ok ? x + (size_t(a_base[i] + iy) * a.w + ix) * a.xs + ci : x;
-                cp_async16(smem_u32(as + r * C::kAS + a_kc * 8), src, ok ? 16 : 0);
+                if (a.a_l1)
+                    cp_async16_ca(smem_u32(as + r * C::kAS + a_kc * 8), src, ok ? 16 : 0);
+                else
+                    cp_async16(smem_u32(as + r * C::kAS + a_kc * 8), src, ok ? 16 : 0);
             }
 #pragma unroll
             for (int i = 0; i < C::kBIters && load_b; ++i) {
@@ -293,45 +347,7 @@ __global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::
         }
     }
 
-    // Epilogue: bias, SiLU, residual, fp16 store into the output view.
-    __half* y = static_cast<__half*>(a.y);
-    const __half* res = static_cast<const __half*>(a.res);
-    const bool pair_ok = ((reinterpret_cast<uintptr_t>(y) & 3) == 0) && (a.ys % 2 == 0) &&
-                         (!res || (((reinterpret_cast<uintptr_t>(res) & 3) == 0) && (a.rs % 2 == 0)));
-#pragma unroll
-    for (int nt = 0; nt < C::kNT; ++nt) {
-        const int col = m0 + wn * WN + nt * 8 + (lane & 3) * 2;
-        if (col >= M) continue;
-        const bool two = col + 1 < M;
-        const float b0 = a.bias[col], b1 = two ? a.bias[col + 1] : 0.f;
-#pragma unroll
-        for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const int p = p0 + wm * WM + mt * 16 + (lane >> 2) + h * 8;
-                if (p >= P) continue;
-                float v0 = acc[mt][nt][2 * h] + b0, v1 = acc[mt][nt][2 * h + 1] + b1;
-                if (a.silu) {
-                    v0 = __fdividef(v0, 1.0f + __expf(-v0));
-                    v1 = __fdividef(v1, 1.0f + __expf(-v1));
-                }
-                if (two && pair_ok) {
-                    if (res) {
-                        const float2 r = __half22float2(*reinterpret_cast<const __half2*>(res + size_t(p) * a.rs + col));
-                        v0 += r.x;
-                        v1 += r.y;
-                    }
-                    *reinterpret_cast<__half2*>(y + size_t(p) * a.ys + col) = __floats2half2_rn(v0, v1);
-                } else {
-                    if (res) v0 += __half2float(res[size_t(p) * a.rs + col]);
-                    y[size_t(p) * a.ys + col] = __float2half(v0);
-                    if (two) {
-                        if (res) v1 += __half2float(res[size_t(p) * a.rs + col + 1]);
-                        y[size_t(p) * a.ys + col + 1] = __float2half(v1);
-                    }
-                }
-            }
-    }
+    mma_epilogue<C::kMT, C::kNT, WM, WN>(a, acc, m0, wm, wn, lane, [&](int r) { return p0 + r < P ? p0 + r : -1; });
 #else
     // Below sm_80: never launched (mma_supported() says no); keep the tile constants used.
     using C = MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>;
@@ -341,6 +357,149 @@ __global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::
     (void)C::kBCpr;
     (void)C::kAIters;
     (void)C::kBIters;
+#endif
+}
+
+// 3x3 convs (pad 1, stride S = 1 or 2) from a halo tile: the block's TH x TW output
+// pixels need a ((TH-1)S+3) x ((TW-1)S+3) input patch per channel chunk; it is loaded
+// into shared memory once (cp.async, zero-filled outside the image) with all 9 taps'
+// weights of the chunk, and the 9 taps read it through ldmatrix row addresses
+// (implicit im2col in shared memory). The implicit GEMM above re-reads each input
+// pixel for every tap through L1/L2 and walks K in many short steps, each a
+// global-load latency; here a layer with at most CK input channels has one load phase,
+// and with ST = 2 the next chunk loads while this one computes. Warps of 32 pixels x
+// WN channels.
+template <int TH, int TW, int BN, int WN, int CK, int S, int ST>
+struct HaloConv {
+    static constexpr int kBM = TH * TW;
+    static constexpr int kWarpsM = kBM / 32, kWarpsN = BN / WN;
+    static constexpr int kThreads = kWarpsM * kWarpsN * 32;
+    static constexpr int kMT = 2, kNT = WN / 8;
+    static constexpr int kHH = (TH - 1) * S + 3, kHW = (TW - 1) * S + 3;
+    static constexpr int kRow = CK + 8;   // halves per patch pixel: conflict-free ldmatrix (stride 1)
+    static constexpr int kWRow = BN + 8;  // halves per weight row
+    static constexpr int kPatch = kHH * kHW * kRow, kW = 9 * CK * kWRow;
+    static constexpr int kSmem = ST * (kPatch + kW) * 2;
+    static_assert(kBM % 32 == 0 && TW % 8 == 0 && BN % WN == 0 && WN % 16 == 0 && CK % 16 == 0, "tile shape");
+    static_assert((S == 1 || S == 2) && (ST == 1 || ST == 2), "stride and stages");
+    static_assert(kSmem <= 48 * 1024, "static shared memory limit");
+};
+
+template <int TH, int TW, int BN, int WN, int CK, int S, int ST>
+__global__ void __launch_bounds__(HaloConv<TH, TW, BN, WN, CK, S, ST>::kThreads) conv_halo_kernel(ConvArgs a) {
+    using C = HaloConv<TH, TW, BN, WN, CK, S, ST>;
+#ifdef YOLOC_MMA_ARCH
+    __shared__ __align__(16) __half smem[ST * (C::kPatch + C::kW)];
+    const __half* __restrict__ x = static_cast<const __half*>(a.x);
+    const __half* __restrict__ wt = static_cast<const __half*>(a.wt);
+    const int M = a.m;
+    const int tiles_x = (a.ow + TW - 1) / TW, tiles_y = (a.oh + TH - 1) / TH;
+    const int tile = blockIdx.x;
+    const int n = tile / (tiles_x * tiles_y);
+    const int oy0 = (tile / tiles_x) % tiles_y * TH, ox0 = tile % tiles_x * TW;
+    const int m0 = blockIdx.y * BN;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp / C::kWarpsN, wn = warp % C::kWarpsN;
+
+    auto load_w = [&](int c0, int st) {
+        constexpr int kCpr = BN / 8;
+        __half* ws = smem + st * (C::kPatch + C::kW) + C::kPatch;
+        for (int idx = tid; idx < 9 * CK * kCpr; idx += C::kThreads) {
+            const int r = idx / kCpr, nc = idx % kCpr;
+            const int tap = r / CK, ci = c0 + r % CK, col = m0 + nc * 8;
+            const bool ok = ci < a.c && col < M;
+            const __half* src = ok ? wt + (size_t(tap) * a.c + ci) * M + col : wt;
+            cp_async16(smem_u32(ws + r * C::kWRow + nc * 8), src, ok ? 16 : 0);
+        }
+    };
+    auto load_patch = [&](int c0, int st) {
+        constexpr int kCpr = CK / 8;
+        __half* patch = smem + st * (C::kPatch + C::kW);
+        for (int idx = tid; idx < C::kHH * C::kHW * kCpr; idx += C::kThreads) {
+            const int pix = idx / kCpr, cc = idx % kCpr;
+            const int iy = oy0 * S + pix / C::kHW - 1, ix = ox0 * S + pix % C::kHW - 1, ci = c0 + cc * 8;
+            const bool ok = unsigned(iy) < unsigned(a.h) && unsigned(ix) < unsigned(a.w) && ci < a.c;
+            const __half* src = ok ? x + ((size_t(n) * a.h + iy) * a.w + ix) * a.xs + ci : x;
+            cp_async16_ca(smem_u32(patch + pix * C::kRow + cc * 8), src, ok ? 16 : 0);
+        }
+    };
+
+    float acc[C::kMT][C::kNT][4];
+#pragma unroll
+    for (int i = 0; i < C::kMT; ++i)
+#pragma unroll
+        for (int j = 0; j < C::kNT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+
+    // This lane's ldmatrix row for each m16 tile: output pixel (ty, tx) of the tile.
+    int prow[C::kMT];
+#pragma unroll
+    for (int mt = 0; mt < C::kMT; ++mt) {
+        const int r = wm * 32 + mt * 16 + (lane & 15);
+        prow[mt] = (r / TW) * S * C::kHW + (r % TW) * S;
+    }
+    auto compute = [&](int st) {
+        const __half* patch = smem + st * (C::kPatch + C::kW);
+        const __half* ws = patch + C::kPatch;
+#pragma unroll
+        for (int tap = 0; tap < 9; ++tap) {
+            const int off = (tap / 3) * C::kHW + tap % 3;
+#pragma unroll
+            for (int ks = 0; ks < CK / 16; ++ks) {
+                unsigned af[C::kMT][4];
+                unsigned bf[C::kNT][2];
+#pragma unroll
+                for (int mt = 0; mt < C::kMT; ++mt)
+                    ldmatrix_x4(af[mt][0], af[mt][1], af[mt][2], af[mt][3],
+                                smem_u32(patch + (prow[mt] + off) * C::kRow + ks * 16 + (lane >> 4) * 8));
+#pragma unroll
+                for (int np = 0; np < C::kNT / 2; ++np)
+                    ldmatrix_x4_trans(bf[2 * np][0], bf[2 * np][1], bf[2 * np + 1][0], bf[2 * np + 1][1],
+                                      smem_u32(ws + (tap * CK + ks * 16 + (lane & 15)) * C::kWRow + wn * WN + np * 16 +
+                                               (lane >> 4) * 8));
+#pragma unroll
+                for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                    for (int nt = 0; nt < C::kNT; ++nt) mma16816(acc[mt][nt], af[mt], bf[nt]);
+            }
+        }
+    };
+    const int chunks = (a.c + CK - 1) / CK;
+    load_w(0, 0);  // weights do not depend on the previous kernel (PDL)
+    pdl_wait();
+    load_patch(0, 0);
+    cp_async_commit();
+    for (int i = 0; i < chunks; ++i) {
+        const int st = ST == 2 ? (i & 1) : 0;
+        if (ST == 2) {
+            if (i + 1 < chunks) {  // the other stage was last read in iteration i - 1 (synced below)
+                load_w((i + 1) * CK, st ^ 1);
+                load_patch((i + 1) * CK, st ^ 1);
+            }
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        compute(st);
+        __syncthreads();
+        if (ST == 1 && i + 1 < chunks) {
+            load_w((i + 1) * CK, 0);
+            load_patch((i + 1) * CK, 0);
+            cp_async_commit();
+        }
+    }
+    pdl_launch_dependents();
+    mma_epilogue<C::kMT, C::kNT, 32, WN>(a, acc, m0, wm, wn, lane, [&](int r) {
+        const int oy = oy0 + r / TW, ox = ox0 + r % TW;
+        return oy < a.oh && ox < a.ow ? (n * a.oh + oy) * a.ow + ox : -1;
+    });
+#else
+    (void)a;
+    (void)C::kMT;
+    (void)C::kNT;
 #endif
 }
 
@@ -383,8 +542,48 @@ const Entry kEntries[] = {
     YOLOC_MMA_ENTRY(64, 16, 64, 16, 16, 2, 3),   // 16
     YOLOC_MMA_ENTRY(128, 16, 32, 32, 16, 1, 4),  // 17
     YOLOC_MMA_ENTRY(32, 32, 128, 16, 16, 4, 2),  // 18
+    // Output widths that 16/32/64 tiles waste: the Detect heads' fused 144-channel conv
+    // (3 x 48) and their 80-channel class convs.
+    YOLOC_MMA_ENTRY(64, 48, 32, 32, 48, 1, 3),   // 19
+    YOLOC_MMA_ENTRY(64, 48, 64, 32, 48, 2, 3),   // 20
+    YOLOC_MMA_ENTRY(128, 48, 32, 32, 48, 1, 3),  // 21
+    YOLOC_MMA_ENTRY(64, 80, 32, 32, 80, 1, 3),   // 22
+    YOLOC_MMA_ENTRY(32, 80, 64, 32, 80, 2, 3),   // 23
 };
 constexpr int kNumEntries = int(sizeof(kEntries) / sizeof(kEntries[0]));
+
+struct HaloEntry {
+    HaloConfig cfg;
+    KernelFn fn;
+    int threads;
+};
+#define YOLOC_HALO_ENTRY(TH, TW, BN, WN, CK, S, ST)                                                      \
+    HaloEntry {                                                                                          \
+        HaloConfig{TH, TW, BN, WN, CK, S, ST}, conv_halo_kernel<TH, TW, BN, WN, CK, S, ST>,              \
+            HaloConv<TH, TW, BN, WN, CK, S, ST>::kThreads                                                \
+    }
+
+// Halo tiles (tactic ids kConvHaloBase + index: keep the order stable).
+const HaloEntry kHalo[] = {
+    YOLOC_HALO_ENTRY(8, 16, 32, 32, 32, 1, 1),  // 0: 128 pixels, 4 warps
+    YOLOC_HALO_ENTRY(8, 16, 64, 32, 16, 1, 1),  // 1: 8 warps
+    YOLOC_HALO_ENTRY(4, 16, 32, 32, 32, 1, 1),  // 2: 64 pixels (small maps)
+    YOLOC_HALO_ENTRY(4, 8, 32, 32, 32, 1, 1),   // 3: 32 pixels, 1 warp (20x20 maps)
+    YOLOC_HALO_ENTRY(8, 16, 16, 16, 32, 1, 1),  // 4: cout 16
+    YOLOC_HALO_ENTRY(4, 16, 64, 32, 16, 1, 1),  // 5
+    YOLOC_HALO_ENTRY(4, 8, 16, 16, 64, 1, 1),   // 6: few pixels, cout 16-32, long K chunks
+    // Two stages (the next channel chunk loads during this one's MMAs): long K.
+    YOLOC_HALO_ENTRY(4, 8, 16, 16, 32, 1, 2),   // 7
+    YOLOC_HALO_ENTRY(8, 16, 16, 16, 16, 1, 2),  // 8
+    YOLOC_HALO_ENTRY(4, 16, 32, 32, 16, 1, 2),  // 9
+    // Stride 2 (the downsampling convs).
+    YOLOC_HALO_ENTRY(4, 8, 32, 32, 32, 2, 1),   // 10
+    YOLOC_HALO_ENTRY(4, 8, 16, 16, 32, 2, 1),   // 11
+    YOLOC_HALO_ENTRY(4, 16, 16, 16, 32, 2, 1),  // 12
+    YOLOC_HALO_ENTRY(4, 16, 32, 32, 32, 2, 1),  // 13
+    YOLOC_HALO_ENTRY(4, 8, 16, 16, 16, 2, 2),   // 14
+};
+constexpr int kNumHalo = int(sizeof(kHalo) / sizeof(kHalo[0]));
 
 bool vec_ok(const ConvArgs& a) {
     return a.c % 8 == 0 && a.xs % 8 == 0 && a.m % 8 == 0 && (reinterpret_cast<uintptr_t>(a.x) & 15) == 0 &&
@@ -417,6 +616,24 @@ int device_sm_count() {
     return n;
 }
 
+int halo_config_count() { return kNumHalo; }
+HaloConfig halo_config(int i) { return kHalo[i].cfg; }
+
+bool halo_supported(const ConvArgs& a, int cfg) {
+    if (cfg < 0 || cfg >= kNumHalo) return false;
+    const int st = kHalo[cfg].cfg.s;
+    return !a.qscale && !a.nchw && a.group == 1 && device_cc_major() >= 8 && a.kh == 3 && a.kw == 3 && a.sh == st &&
+           a.sw == st && a.ph == 1 && a.pw == 1 && a.oh == (a.h - 1) / st + 1 && a.ow == (a.w - 1) / st + 1 &&
+           vec_ok(a);
+}
+
+void conv_halo(const ConvArgs& a, int cfg, cudaStream_t s) {
+    const HaloEntry& e = kHalo[cfg];
+    const long long tiles = (long long)a.n * ((a.oh + e.cfg.th - 1) / e.cfg.th) * ((a.ow + e.cfg.tw - 1) / e.cfg.tw);
+    dim3 grid(unsigned(tiles), unsigned((a.m + e.cfg.bn - 1) / e.cfg.bn));
+    launch_pdl(e.fn, grid, dim3(unsigned(e.threads)), 0, s, a);
+}
+
 int mma_config_count() { return kNumEntries; }
 MmaConfig mma_config(int i) { return kEntries[i].cfg; }
 
@@ -444,6 +661,7 @@ void conv_mma(const ConvArgs& a, int cfg, cudaStream_t s) {
     KernelFn fn = vec_ok(a) ? e.vec : e.gen;
     ConvArgs b = a;
     b.pdl_early = pdl_early_trigger() ? 1 : 0;
+    b.a_l1 = a_tile_l1() ? 1 : 0;
     launch_pdl(fn, grid, dim3(unsigned(e.threads)), 0, s, b);
 }
 
@@ -467,6 +685,15 @@ int kernel_carveout() {
     return pct;
 }
 
+bool a_tile_l1() {
+    static int on = -1;
+    if (on < 0) {
+        const char* v = std::getenv("YOLOC_A_L1");  // "0": L2 only (cp.async.cg), the old default
+        on = (v && v[0] == '0') ? 0 : 1;
+    }
+    return on == 1;
+}
+
 bool pdl_early_trigger() {
     static int on = -1;
     if (on < 0) {
@@ -483,6 +710,16 @@ const char* conv_tactic_name(int tactic, char* buf, int len) {
             std::snprintf(buf, size_t(len), "mma%dx%dk%dsk%d", c.bm, c.bn, c.bk, c.splitk);
         else
             std::snprintf(buf, size_t(len), "mma%dx%dk%d", c.bm, c.bn, c.bk);
+        return buf;
+    }
+    if (tactic >= kConvInt8HaloBase && tactic - kConvInt8HaloBase < int8halo_config_count()) {
+        const HaloConfig c = int8halo_config(tactic - kConvInt8HaloBase);
+        std::snprintf(buf, size_t(len), "i8halo%dx%dn%dc%ds%d%s", c.th, c.tw, c.bn, c.ck, c.s, c.stages == 2 ? "x2" : "");
+        return buf;
+    }
+    if (tactic >= kConvHaloBase && tactic - kConvHaloBase < kNumHalo) {
+        const HaloConfig c = kHalo[tactic - kConvHaloBase].cfg;
+        std::snprintf(buf, size_t(len), "halo%dx%dn%dc%ds%d%s", c.th, c.tw, c.bn, c.ck, c.s, c.stages == 2 ? "x2" : "");
         return buf;
     }
     if (tactic >= kConvInt8InMmaBase && tactic - kConvInt8InMmaBase < int8in_config_count()) {

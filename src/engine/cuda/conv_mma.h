@@ -28,6 +28,8 @@ enum ConvTactic : int {
     kConvMmaBase = 16,      // + index into the mma configuration table
     kConvInt8MmaBase = 64,  // + index into the INT8 mma configuration table (conv_int8.h)
     kConvInt8InMmaBase = 128,  // + index into the int8-input INT8 table (conv_int8.h)
+    kConvHaloBase = 192,       // + index into the fp16 3x3 halo-tile table
+    kConvInt8HaloBase = 256,   // + index into the INT8 (int8 input) 3x3 halo-tile table (conv_int8.h)
 };
 
 struct MmaConfig {
@@ -42,6 +44,15 @@ bool mma_supported(const ConvArgs& a, int cfg);
 // Heuristic configuration for a conv (used for kConvAuto).
 int mma_default_config(const ConvArgs& a);
 void conv_mma(const ConvArgs& a, int cfg, cudaStream_t s);
+
+// fp16 3x3 convs (pad 1, stride 1 or 2) from a shared-memory halo tile (conv_halo_kernel).
+struct HaloConfig {
+    int th, tw, bn, wn, ck, s, stages;
+};
+int halo_config_count();
+HaloConfig halo_config(int i);
+bool halo_supported(const ConvArgs& a, int cfg);
+void conv_halo(const ConvArgs& a, int cfg, cudaStream_t s);
 // Compute capability major of the current device (cached; first call outside capture).
 int device_cc_major();
 int device_sm_count();
@@ -49,6 +60,9 @@ int device_sm_count();
 // successor launch, after its main loop (default) or right after its own wait
 // (YOLOC_PDL_EARLY=1; slower on the H100). Cached; first call outside capture.
 bool pdl_early_trigger();
+// Whether the tensor-core kernels load activation tiles through L1 (cp.async.ca, default;
+// YOLOC_A_L1=0: L2 only). H100: FP16 b32 3.58 vs 3.76 ms, b1 0.352 vs 0.355. Cached.
+bool a_tile_l1();
 
 // "mma128x64k32s3", "direct", ...: for reports.
 const char* conv_tactic_name(int tactic, char* buf, int len);

@@ -53,6 +53,10 @@ struct ConvArgs {
     // Set by the GPU launcher, not the plan: where the tensor-core kernels let the next
     // kernel launch under programmatic dependent launch (engine/cuda/launch.h).
     int pdl_early = 0;
+    // Set by the launcher too: the tensor-core kernels load their activation tiles
+    // through L1 (cp.async.ca: a 3x3 conv's neighbouring taps re-read the same pixels)
+    // instead of L2 only (cp.async.cg; YOLOC_A_L1=0).
+    int a_l1 = 0;
 };
 
 struct PoolArgs {

@@ -234,126 +234,85 @@ __global__ void __launch_bounds__(256) sppf_kernel(PoolArgs a) {
     }
 }
 
-// The same SPPF chain, 8 fp16 channels per thread and 16-byte loads and stores (all
-// views 16-byte aligned with channel strides that are multiples of 8): one block per
-// (image, 8 channels); the plane is kept in shared memory as fp16 (the max of fp16
-// values is one of them, so nothing rounds) and compared in float. The 1-channel
-// kernel above read each channel with its own 2-byte load.
-constexpr int kSppVecMaxPix = 1024;  // h*w that fits: 2 planes of 8 halves = 32 KiB
+// The same SPPF chain on packed channels: each thread keeps W 32-bit words of a pixel
+// (W = 4: 16-byte loads and stores, 8 fp16 or 16 int8 channels; W = 1: 2 fp16 or 4 int8
+// channels, 4x the blocks for small batches, where one block per 8 channels left most
+// SMs idle: 16 blocks for yolov8n's 128 channels at batch 1). One block per (image,
+// channel group); the plane stays in shared memory in the storage type. The max of
+// fp16 values (__hmax2) or of int8 values (__vmaxs4, per byte) is one of them, so
+// nothing rounds; quantized values need no scale (the max of Q(x) is Q(max x)).
+constexpr int kSppVecMaxPix = 1024;  // h*w that fits: 2 planes of 16-byte words = 32 KiB
 
-__device__ __forceinline__ void max8(float* m, uint4 v) {
-    const __half2* h = reinterpret_cast<const __half2*>(&v);
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-        const float2 f = __half22float2(h[k]);
-        m[2 * k] = fmaxf(m[2 * k], f.x);
-        m[2 * k + 1] = fmaxf(m[2 * k + 1], f.y);
-    }
+template <bool I8>
+__device__ __forceinline__ unsigned max_word(unsigned a, unsigned b) {
+    if (I8) return __vmaxs4(a, b);
+    const __half2 r = __hmax2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b));
+    return *reinterpret_cast<const unsigned*>(&r);
 }
-__device__ __forceinline__ uint4 pack8(const float* m) {
-    uint4 v;
-    __half2* h = reinterpret_cast<__half2*>(&v);
+template <int W>
+struct Words {
+    unsigned w[W];
+};
+template <bool I8, int W>
+__device__ __forceinline__ Words<W> max_words(Words<W> a, const Words<W>& b) {
 #pragma unroll
-    for (int k = 0; k < 4; ++k) h[k] = __floats2half2_rn(m[2 * k], m[2 * k + 1]);
-    return v;
+    for (int k = 0; k < W; ++k) a.w[k] = max_word<I8>(a.w[k], b.w[k]);
+    return a;
 }
 
-__global__ void __launch_bounds__(256) sppf_vec8_kernel(PoolArgs a) {
-    __shared__ uint4 cur[kSppVecMaxPix], tmp[kSppVecMaxPix];
-    const int n = blockIdx.y, c0 = blockIdx.x * 8;
+template <bool I8, int W>
+__global__ void __launch_bounds__(256) sppf_words_kernel(PoolArgs a) {
+    using V = Words<W>;
+    __shared__ V cur[kSppVecMaxPix], tmp[kSppVecMaxPix];
+    constexpr int kEB = I8 ? 1 : 2;             // bytes per channel
+    constexpr int kCh = W * 4 / kEB;            // channels per thread
+    const int n = blockIdx.y, c0 = blockIdx.x * kCh;
     const int hw = a.h * a.w;
     const int ry = a.kh / 2, rx = a.kw / 2;
-    const __half* x = static_cast<const __half*>(a.x);
+    const char* x = static_cast<const char*>(a.x);
+    V lowest;
+#pragma unroll
+    for (int k = 0; k < W; ++k) lowest.w[k] = I8 ? 0x80808080u : 0xFC00FC00u;  // -128 bytes / -inf halves
     pdl_wait();
     pdl_launch_dependents();
     for (int pix = threadIdx.x; pix < hw; pix += blockDim.x)
-        cur[pix] = *reinterpret_cast<const uint4*>(x + (size_t(n) * hw + pix) * a.xs + c0);
+        cur[pix] = *reinterpret_cast<const V*>(x + ((size_t(n) * hw + pix) * a.xs + c0) * kEB);
     __syncthreads();
     for (int j = 0; j < a.chain; ++j) {
         for (int pix = threadIdx.x; pix < hw; pix += blockDim.x) {
             const int yy = pix / a.w, xx = pix - yy * a.w;
             const int x0 = max(xx - rx, 0), x1 = min(xx + rx, a.w - 1);
-            float m[8];
-#pragma unroll
-            for (int k = 0; k < 8; ++k) m[k] = -FLT_MAX;
-            for (int u = x0; u <= x1; ++u) max8(m, cur[yy * a.w + u]);
-            tmp[pix] = pack8(m);
-        }
-        __syncthreads();
-        __half* y = static_cast<__half*>(j == 0 ? a.y : a.ym[j - 1]);
-        const int ys = j == 0 ? a.ys : a.yms[j - 1];
-        for (int pix = threadIdx.x; pix < hw; pix += blockDim.x) {
-            const int yy = pix / a.w, xx = pix - yy * a.w;
-            const int y0 = max(yy - ry, 0), y1 = min(yy + ry, a.h - 1);
-            float m[8];
-#pragma unroll
-            for (int k = 0; k < 8; ++k) m[k] = -FLT_MAX;
-            for (int v = y0; v <= y1; ++v) max8(m, tmp[v * a.w + xx]);
-            const uint4 r = pack8(m);
-            cur[pix] = r;
-            *reinterpret_cast<uint4*>(y + (size_t(n) * hw + pix) * ys + c0) = r;
-        }
-        __syncthreads();
-    }
-}
-
-// The SPPF chain on an int8 buffer (INT8 storage): 16 channels per thread in one
-// 16-byte word, max by __vmaxs4 (per-byte signed max): the max of quantized values is
-// the quantized max, so nothing changes but the bytes moved.
-__device__ __forceinline__ uint4 vmax16(uint4 a, uint4 b) {
-    return make_uint4(__vmaxs4(a.x, b.x), __vmaxs4(a.y, b.y), __vmaxs4(a.z, b.z), __vmaxs4(a.w, b.w));
-}
-
-__global__ void __launch_bounds__(256) sppf_i8_kernel(PoolArgs a) {
-    __shared__ uint4 cur[kSppVecMaxPix], tmp[kSppVecMaxPix];
-    const int n = blockIdx.y, c0 = blockIdx.x * 16;
-    const int hw = a.h * a.w;
-    const int ry = a.kh / 2, rx = a.kw / 2;
-    const signed char* x = static_cast<const signed char*>(a.x);
-    const uint4 lowest = make_uint4(0x80808080u, 0x80808080u, 0x80808080u, 0x80808080u);  // -128 x 16
-    pdl_wait();
-    pdl_launch_dependents();
-    for (int pix = threadIdx.x; pix < hw; pix += blockDim.x)
-        cur[pix] = *reinterpret_cast<const uint4*>(x + (size_t(n) * hw + pix) * a.xs + c0);
-    __syncthreads();
-    for (int j = 0; j < a.chain; ++j) {
-        for (int pix = threadIdx.x; pix < hw; pix += blockDim.x) {
-            const int yy = pix / a.w, xx = pix - yy * a.w;
-            const int x0 = max(xx - rx, 0), x1 = min(xx + rx, a.w - 1);
-            uint4 m = lowest;
-            for (int u = x0; u <= x1; ++u) m = vmax16(m, cur[yy * a.w + u]);
+            V m = lowest;
+            for (int u = x0; u <= x1; ++u) m = max_words<I8, W>(m, cur[yy * a.w + u]);
             tmp[pix] = m;
         }
         __syncthreads();
-        signed char* y = static_cast<signed char*>(j == 0 ? a.y : a.ym[j - 1]);
+        char* y = static_cast<char*>(j == 0 ? a.y : a.ym[j - 1]);
         const int ys = j == 0 ? a.ys : a.yms[j - 1];
         for (int pix = threadIdx.x; pix < hw; pix += blockDim.x) {
             const int yy = pix / a.w, xx = pix - yy * a.w;
             const int y0 = max(yy - ry, 0), y1 = min(yy + ry, a.h - 1);
-            uint4 m = lowest;
-            for (int v = y0; v <= y1; ++v) m = vmax16(m, tmp[v * a.w + xx]);
+            V m = lowest;
+            for (int v = y0; v <= y1; ++v) m = max_words<I8, W>(m, tmp[v * a.w + xx]);
             cur[pix] = m;
-            *reinterpret_cast<uint4*>(y + (size_t(n) * hw + pix) * ys + c0) = m;
+            *reinterpret_cast<V*>(y + ((size_t(n) * hw + pix) * ys + c0) * kEB) = m;
         }
         __syncthreads();
     }
 }
 
-bool sppf_i8_ok(const PoolArgs& a) {
-    auto al = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
-    bool ok = a.i8 && a.c % 16 == 0 && a.xs % 16 == 0 && a.ys % 16 == 0 && al(a.x) && al(a.y) &&
-              a.h * a.w <= kSppVecMaxPix;
-    for (int j = 1; j < a.chain; ++j) ok = ok && a.yms[j - 1] % 16 == 0 && al(a.ym[j - 1]);
-    const char* v = std::getenv("YOLOC_SPPF");
-    return ok && !(v && v[0] == 'p');
-}
-
-bool sppf_vec8_ok(const PoolArgs& a) {
-    auto al = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
-    bool ok = a.c % 8 == 0 && a.xs % 8 == 0 && a.ys % 8 == 0 && al(a.x) && al(a.y) && a.h * a.w <= kSppVecMaxPix;
-    for (int j = 1; j < a.chain; ++j) ok = ok && a.yms[j - 1] % 8 == 0 && al(a.ym[j - 1]);
+// Channels per thread-word group the packed SPPF kernel can use here (0: none).
+int sppf_words_channels(const PoolArgs& a, bool fp16, int words) {
     const char* v = std::getenv("YOLOC_SPPF");  // "plain": the 1-channel kernel (A/B runs, GPU tests)
-    return ok && !(v && v[0] == 'p');
+    if (v && v[0] == 'p') return 0;
+    if (!(a.i8 || fp16) || a.chain < 2 || a.oh != a.h || a.ow != a.w || a.h * a.w > kSppVecMaxPix) return 0;
+    const int eb = a.i8 ? 1 : 2, ch = words * 4 / eb, al = words * 4;
+    auto aligned = [&](const void* p, int s) {
+        return (reinterpret_cast<uintptr_t>(p) % unsigned(al)) == 0 && s % ch == 0;
+    };
+    bool ok = a.c % ch == 0 && aligned(a.x, a.xs) && aligned(a.y, a.ys);
+    for (int j = 1; j < a.chain; ++j) ok = ok && aligned(a.ym[j - 1], a.yms[j - 1]);
+    return ok ? ch : 0;
 }
 
 // Detect decode, one thread per output element (anchor fastest: coalesced writes):
@@ -667,6 +626,13 @@ void conv(const ConvArgs& a, bool fp16, cudaStream_t s) {
         return;
     }
     int t = a.kernel;
+    if (t >= kConvHaloBase && t - kConvHaloBase < halo_config_count()) {
+        if (fp16 && halo_supported(a, t - kConvHaloBase)) {
+            conv_halo(a, t - kConvHaloBase, s);
+            return;
+        }
+        t = kConvAuto;
+    }
     if (t == kConvInt8Direct || t >= kConvInt8MmaBase) t = kConvAuto;
     if (t >= kConvMmaBase && !(fp16 && mma_supported(a, t - kConvMmaBase))) t = kConvAuto;
     if (t == kConvWmma && !(fp16 && a.group == 1 && tensor_cores_available())) t = kConvAuto;
@@ -724,12 +690,17 @@ YOLOC_LAUNCH_I8(maxpool_plain, maxpool, PoolArgs, pool_items)
 YOLOC_LAUNCH_I8(resize_plain, resize, ResizeArgs, resize_items)
 
 void maxpool(const PoolArgs& a, bool fp16, cudaStream_t s) {
-    if (a.chain > 1 && a.oh == a.h && a.ow == a.w && sppf_i8_ok(a)) {
-        launch_pdl(sppf_i8_kernel, dim3(unsigned(a.c / 16), unsigned(a.n)), dim3(256), 0, s, a);
-        return;
-    }
-    if (a.chain > 1 && a.oh == a.h && a.ow == a.w && fp16 && !a.i8 && sppf_vec8_ok(a)) {
-        launch_pdl(sppf_vec8_kernel, dim3(unsigned(a.c / 8), unsigned(a.n)), dim3(256), 0, s, a);
+    // Packed SPPF: 16-byte words unless that leaves SMs idle and 4-byte words can run.
+    int ch = sppf_words_channels(a, fp16, 4);
+    const int ch1 = sppf_words_channels(a, fp16, 1);
+    const bool narrow = ch1 > 0 && (ch == 0 || (long long)a.n * (a.c / ch) < device_sm_count());
+    if (narrow) ch = ch1;
+    if (ch > 0) {
+        const dim3 grid(unsigned(a.c / ch), unsigned(a.n));
+        if (a.i8)
+            launch_pdl(narrow ? sppf_words_kernel<true, 1> : sppf_words_kernel<true, 4>, grid, dim3(256), 0, s, a);
+        else
+            launch_pdl(narrow ? sppf_words_kernel<false, 1> : sppf_words_kernel<false, 4>, grid, dim3(256), 0, s, a);
         return;
     }
     if (a.chain > 1 && a.h * a.w <= kSppMaxPix && a.oh == a.h && a.ow == a.w) {

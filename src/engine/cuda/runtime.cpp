@@ -430,14 +430,19 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
                         if (cuda::int8_mma_supported(a.conv, c)) cands.push_back(cuda::kConvInt8MmaBase + c);
                     for (int c = 0; c < cuda::int8in_config_count(); ++c)
                         if (cuda::int8in_mma_supported(a.conv, c)) cands.push_back(cuda::kConvInt8InMmaBase + c);
+                    for (int c = 0; c < cuda::int8halo_config_count(); ++c)
+                        if (cuda::int8halo_supported(a.conv, c)) cands.push_back(cuda::kConvInt8HaloBase + c);
                 } else if (a.conv.group == 1) {
                     cands.push_back(cuda::kConvSimtGemm);
                 }
                 if (fp16 && !a.conv.qscale && !a.conv.nchw && a.conv.group == 1 && cuda::device_cc_major() >= 7)
                     cands.push_back(cuda::kConvWmma);
-                if (fp16 && !a.conv.qscale && !a.conv.nchw)
+                if (fp16 && !a.conv.qscale && !a.conv.nchw) {
                     for (int c = 0; c < cuda::mma_config_count(); ++c)
                         if (cuda::mma_supported(a.conv, c)) cands.push_back(cuda::kConvMmaBase + c);
+                    for (int c = 0; c < cuda::halo_config_count(); ++c)
+                        if (cuda::halo_supported(a.conv, c)) cands.push_back(cuda::kConvHaloBase + c);
+                }
                 tc.best_us = INFINITY;
                 for (int t : cands) {
                     const double us = time_tactic(t, tc.best_us);
