@@ -549,6 +549,12 @@ const Entry kEntries[] = {
     YOLOC_MMA_ENTRY(128, 48, 32, 32, 48, 1, 3),  // 21
     YOLOC_MMA_ENTRY(64, 80, 32, 32, 80, 1, 3),   // 22
     YOLOC_MMA_ENTRY(32, 80, 64, 32, 80, 2, 3),   // 23
+    // 8-way in-block split-K: the 20x20 layers with K >= 1152 had ~100 blocks of 4 warps
+    // (fewer than the H100's SMs), each walking 9+ K steps.
+    YOLOC_MMA_ENTRY(16, 16, 128, 16, 16, 8, 3),  // 24
+    YOLOC_MMA_ENTRY(32, 16, 128, 16, 16, 8, 3),  // 25
+    YOLOC_MMA_ENTRY(16, 32, 128, 16, 32, 8, 3),  // 26
+    YOLOC_MMA_ENTRY(16, 16, 256, 16, 16, 8, 2),  // 27
 };
 constexpr int kNumEntries = int(sizeof(kEntries) / sizeof(kEntries[0]));
 
