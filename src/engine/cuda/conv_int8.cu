@@ -806,7 +806,7 @@ struct InEntry {
 
 #define YOLOC_I8IN_ENTRY(BM, BN, BK, WM, WN, SK, ST)                                                       \
     InEntry {                                                                                              \
-        MmaConfig{BM, BN, BK, WM, WN, SK, ST}, conv_i8in_kernel<BM, BN, BK, WM, WN, SK, ST, true>,         \
+        MmaConfig{BM, BN, BK, WM, WN, SK, ST, 1}, conv_i8in_kernel<BM, BN, BK, WM, WN, SK, ST, true>,         \
             conv_i8in_kernel<BM, BN, BK, WM, WN, SK, ST, false>,                                           \
             I8InConv<BM, BN, BK, WM, WN, SK, ST, true>::kThreads                                           \
     }

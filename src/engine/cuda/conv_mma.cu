@@ -21,6 +21,35 @@ namespace {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
 #define YOLOC_MMA_ARCH 1
 #endif
+// Thread-block clusters (sm_90, CUDA 12): the cluster split-K tiles. Raw PTX rather than
+// cooperative_groups, whose CUDA 13 headers need C++17 (these sources stay C++14).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && CUDART_VERSION >= 12000
+#define YOLOC_CLUSTER_ARCH 1
+__device__ __forceinline__ unsigned cluster_rank() {
+    unsigned r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+    return r;
+}
+__device__ __forceinline__ unsigned cluster_blocks() {
+    unsigned r;
+    asm volatile("mov.u32 %0, %%cluster_nctarank;\n" : "=r"(r));
+    return r;
+}
+__device__ __forceinline__ void cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+// The shared-memory address `addr` (this block's window) in block `rank` of the cluster.
+__device__ __forceinline__ unsigned cluster_map(unsigned addr, unsigned rank) {
+    unsigned r;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(addr), "r"(rank));
+    return r;
+}
+__device__ __forceinline__ float2 cluster_ld2(unsigned addr) {
+    float2 v;
+    asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];\n" : "=f"(v.x), "=f"(v.y) : "r"(addr) : "memory");
+    return v;
+}
+#endif
 
 #ifdef YOLOC_MMA_ARCH
 __device__ __forceinline__ unsigned smem_u32(const void* p) {
@@ -174,13 +203,19 @@ __global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::
         }
     }
 
-    const int ktiles = (K + BK - 1) / BK;
+    // Cluster split-K (gridDim.z > 1, launched as clusters of (1, 1, z) on sm_90): block z
+    // of the cluster takes its share of the K tiles; the partial sums meet in block 0's
+    // registers through distributed shared memory below. Otherwise all K tiles.
+    const int ktotal = (K + BK - 1) / BK;
+    const int kper = (ktotal + int(gridDim.z) - 1) / int(gridDim.z);
+    const int kt0 = int(blockIdx.z) * kper;
+    const int ktiles = max(0, min(ktotal, kt0 + kper) - kt0);
 
     // load_a: the activation tile (written by the previous kernel); load_b: the weights.
     auto load_stage = [&](int stage, int kt, bool load_a, bool load_b) {
         __half* as = As + stage * C::kAStage;
         __half* bs = Bs + stage * C::kBStage;
-        const int k0 = kt * BK;
+        const int k0 = (kt0 + kt) * BK;
         if (VEC) {
             const int k = k0 + a_kc * 8;
             const int tap = k / a.c;
@@ -347,6 +382,47 @@ __global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::
         }
     }
 
+#ifdef YOLOC_CLUSTER_ARCH
+    if (gridDim.z > 1) {  // SK == 1 here (mma_supported): every thread is still running
+        cp_async_wait<0>();
+        __syncthreads();
+        float* red = reinterpret_cast<float*>(smem);  // BM x BN floats (mma_supported checks the size)
+        const unsigned rank = cluster_rank();
+        if (rank != 0) {
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                        *reinterpret_cast<float2*>(red + row * BN + col) =
+                            make_float2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+                    }
+        }
+        cluster_sync();
+        if (rank == 0) {
+            for (unsigned g = 1; g < cluster_blocks(); ++g) {
+                const unsigned r = cluster_map(smem_u32(red), g);
+#pragma unroll
+                for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                    for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+                        for (int h = 0; h < 2; ++h) {
+                            const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                            const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                            const float2 v = cluster_ld2(r + unsigned(row * BN + col) * 4u);
+                            acc[mt][nt][2 * h] += v.x;
+                            acc[mt][nt][2 * h + 1] += v.y;
+                        }
+            }
+        }
+        cluster_sync();  // the other blocks' shared memory stays until block 0 has read it
+        if (rank != 0) return;
+    }
+#endif
     mma_epilogue<C::kMT, C::kNT, WM, WN>(a, acc, m0, wm, wn, lane, [&](int r) { return p0 + r < P ? p0 + r : -1; });
 #else
     // Below sm_80: never launched (mma_supported() says no); keep the tile constants used.
@@ -508,15 +584,17 @@ using KernelFn = void (*)(ConvArgs);
 struct Entry {
     MmaConfig cfg;
     KernelFn vec, gen;
-    int threads;
+    int threads, smem;
 };
 
-#define YOLOC_MMA_ENTRY(BM, BN, BK, WM, WN, SK, ST)                                                       \
+#define YOLOC_MMA_CENTRY(BM, BN, BK, WM, WN, SK, ST, CL)                                                  \
     Entry {                                                                                               \
-        MmaConfig{BM, BN, BK, WM, WN, SK, ST}, conv_mma_kernel<BM, BN, BK, WM, WN, SK, ST, true>,         \
+        MmaConfig{BM, BN, BK, WM, WN, SK, ST, CL}, conv_mma_kernel<BM, BN, BK, WM, WN, SK, ST, true>,     \
             conv_mma_kernel<BM, BN, BK, WM, WN, SK, ST, false>,                                           \
-            MmaConv<BM, BN, BK, WM, WN, SK, ST, true>::kThreads                                           \
+            MmaConv<BM, BN, BK, WM, WN, SK, ST, true>::kThreads,                                          \
+            MmaConv<BM, BN, BK, WM, WN, SK, ST, true>::kSmemBytes                                         \
     }
+#define YOLOC_MMA_ENTRY(BM, BN, BK, WM, WN, SK, ST) YOLOC_MMA_CENTRY(BM, BN, BK, WM, WN, SK, ST, 1)
 
 // The tile table (tactic ids are kConvMmaBase + index: keep the order stable, engine
 // files store the index).
@@ -555,6 +633,15 @@ const Entry kEntries[] = {
     YOLOC_MMA_ENTRY(32, 16, 128, 16, 16, 8, 3),  // 25
     YOLOC_MMA_ENTRY(16, 32, 128, 16, 32, 8, 3),  // 26
     YOLOC_MMA_ENTRY(16, 16, 256, 16, 16, 8, 2),  // 27
+    // Split-K across a cluster of 2 or 4 blocks (sm_90): the partial sums are added through
+    // distributed shared memory, no global workspace. For the 20x20 layers whose K
+    // (1152-2304) made ~50-100 blocks each walk 9-18 K tiles.
+    YOLOC_MMA_CENTRY(32, 32, 64, 16, 16, 1, 3, 2),   // 28
+    YOLOC_MMA_CENTRY(32, 32, 64, 16, 16, 1, 3, 4),   // 29
+    YOLOC_MMA_CENTRY(32, 16, 64, 16, 16, 1, 3, 4),   // 30
+    YOLOC_MMA_CENTRY(32, 64, 64, 32, 32, 1, 3, 4),   // 31
+    YOLOC_MMA_CENTRY(64, 32, 64, 32, 16, 1, 3, 2),   // 32
+    YOLOC_MMA_CENTRY(32, 32, 128, 16, 16, 1, 2, 4),  // 33
 };
 constexpr int kNumEntries = int(sizeof(kEntries) / sizeof(kEntries[0]));
 
@@ -644,7 +731,17 @@ int mma_config_count() { return kNumEntries; }
 MmaConfig mma_config(int i) { return kEntries[i].cfg; }
 
 bool mma_supported(const ConvArgs& a, int cfg) {
-    return cfg >= 0 && cfg < kNumEntries && a.group == 1 && device_cc_major() >= 8 && a.m > 0 && a.c > 0;
+    if (!(cfg >= 0 && cfg < kNumEntries && a.group == 1 && device_cc_major() >= 8 && a.m > 0 && a.c > 0)) return false;
+    const Entry& e = kEntries[cfg];
+    if (e.cfg.cluster > 1) {
+        // Clusters: sm_90 and CUDA 12.3 launches; one warp group (every thread reaches the
+        // cluster barriers); the reduction's BM x BN floats fit the pipeline's shared memory;
+        // at least two K tiles per block.
+        const int ktiles = (a.kh * a.kw * a.c + e.cfg.bk - 1) / e.cfg.bk;
+        return CUDART_VERSION >= 12030 && device_cc_major() >= 9 && e.cfg.splitk == 1 &&
+               e.cfg.bm * e.cfg.bn * 4 <= e.smem && ktiles >= 2 * e.cfg.cluster;
+    }
+    return true;
 }
 
 int mma_default_config(const ConvArgs& a) {
@@ -663,12 +760,13 @@ int mma_default_config(const ConvArgs& a) {
 void conv_mma(const ConvArgs& a, int cfg, cudaStream_t s) {
     const Entry& e = kEntries[cfg];
     const long long P = (long long)a.n * a.oh * a.ow;
-    dim3 grid(unsigned((P + e.cfg.bm - 1) / e.cfg.bm), unsigned((a.m + e.cfg.bn - 1) / e.cfg.bn));
+    const int cl = e.cfg.cluster > 1 ? e.cfg.cluster : 1;
+    dim3 grid(unsigned((P + e.cfg.bm - 1) / e.cfg.bm), unsigned((a.m + e.cfg.bn - 1) / e.cfg.bn), unsigned(cl));
     KernelFn fn = vec_ok(a) ? e.vec : e.gen;
     ConvArgs b = a;
     b.pdl_early = pdl_early_trigger() ? 1 : 0;
     b.a_l1 = a_tile_l1() ? 1 : 0;
-    launch_pdl(fn, grid, dim3(unsigned(e.threads)), 0, s, b);
+    launch_kernel_ex(fn, grid, dim3(unsigned(e.threads)), 0, s, true, cl, b);
 }
 
 bool pdl_enabled() {
@@ -712,7 +810,9 @@ bool pdl_early_trigger() {
 const char* conv_tactic_name(int tactic, char* buf, int len) {
     if (tactic >= kConvMmaBase && tactic - kConvMmaBase < kNumEntries) {
         const MmaConfig c = kEntries[tactic - kConvMmaBase].cfg;
-        if (c.splitk > 1)
+        if (c.cluster > 1)
+            std::snprintf(buf, size_t(len), "mma%dx%dk%dcl%d", c.bm, c.bn, c.bk, c.cluster);
+        else if (c.splitk > 1)
             std::snprintf(buf, size_t(len), "mma%dx%dk%dsk%d", c.bm, c.bn, c.bk, c.splitk);
         else
             std::snprintf(buf, size_t(len), "mma%dx%dk%d", c.bm, c.bn, c.bk);

@@ -34,6 +34,7 @@ enum ConvTactic : int {
 
 struct MmaConfig {
     int bm, bn, bk, wm, wn, splitk, stages;
+    int cluster;  // > 1: K split across a thread-block cluster of this many blocks (sm_90)
 };
 
 int mma_config_count();

@@ -47,12 +47,21 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 // Launches `fn` with the engine's launch attributes: programmatic dependent launch when
 // `pdl` and pdl_enabled() (the kernel must then call pdl_wait() before it reads its
 // inputs), and the shared-memory carveout. Plain <<<>>> where neither applies.
+// cluster_z > 1: thread-block clusters of (1, 1, cluster_z) (sm_90, CUDA 12; the grid's z
+// must be a multiple; the conv kernels split K across a cluster, conv_mma.cu).
 template <typename... KArgs, typename... Args>
-void launch_kernel(void (*fn)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, bool pdl,
-                   Args... args) {
+void launch_kernel_ex(void (*fn)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, bool pdl,
+                      int cluster_z, Args... args) {
 #if CUDART_VERSION >= 12030
-    cudaLaunchAttribute attr[2];
+    cudaLaunchAttribute attr[3];
     unsigned n = 0;
+    if (cluster_z > 1) {
+        attr[n].id = cudaLaunchAttributeClusterDimension;
+        attr[n].val.clusterDim.x = 1;
+        attr[n].val.clusterDim.y = 1;
+        attr[n].val.clusterDim.z = unsigned(cluster_z);
+        ++n;
+    }
     if (pdl && pdl_enabled()) {
         attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
         attr[n].val.programmaticStreamSerializationAllowed = 1;
@@ -79,7 +88,14 @@ void launch_kernel(void (*fn)(KArgs...), dim3 grid, dim3 block, size_t smem, cud
     }
 #endif
     (void)pdl;
+    (void)cluster_z;
     fn<<<grid, block, smem, s>>>(args...);
+}
+
+template <typename... KArgs, typename... Args>
+void launch_kernel(void (*fn)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, bool pdl,
+                   Args... args) {
+    launch_kernel_ex(fn, grid, block, smem, s, pdl, 1, args...);
 }
 
 // A kernel that waits for its predecessor with pdl_wait().
