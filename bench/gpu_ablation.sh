@@ -39,7 +39,7 @@ if [ -n "${QDQ:-}" ]; then
   engines="f16 i8"
 fi
 for e in f16 f16_fastest $( [ -f "$OUT/i8.engine" ] && echo i8 ); do
-  echo "$e: $(grep -oE "mma[0-9x]+k[0-9]+(sk[0-9])?|i8mma[0-9x]+k[0-9]+(sk[0-9])?|i8in[0-9x]+k[0-9]+s[0-9](sk[0-9])?|i8halo[0-9x]+n[0-9]+c[0-9]+s[0-9](x2)?|halo[0-9x]+n[0-9]+c[0-9]+s[0-9](x2)?|stem\(nchw\)" "$OUT/build_$e.log" | sort -u | wc -l) distinct conv kernels"
+  echo "$e: $(grep -oE "mma[0-9x]+k[0-9]+(sk[0-9]|cl[0-9])?|i8mma[0-9x]+k[0-9]+(sk[0-9])?|i8in[0-9x]+k[0-9]+s[0-9](sk[0-9])?|i8halo[0-9x]+n[0-9]+c[0-9]+s[0-9](x2)?|halo[0-9x]+n[0-9]+c[0-9]+s[0-9](x2)?|stem\(nchw\)" "$OUT/build_$e.log" | sort -u | wc -l) distinct conv kernels"
 done
 bm() {
   "$Y" bench "$@" --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  p99 %.4f ms  %.0f img/s  memory after inference %.2f MB' % (j['median_ms'], j['p99_ms'], j['throughput_img_per_s'], [s['delta_bytes'] for s in j['mem_get_info_steps'] if s['after'] == 'inference runs'][0]/1e6))"
