@@ -10,7 +10,6 @@
 #include <cstdint>
 
 #include "engine/cuda/conv_mma.h"
-#include "engine/cuda/mma_tile.h"
 
 namespace yoloc {
 namespace cuda {
@@ -342,12 +341,36 @@ __global__ void __launch_bounds__(I8Conv<BM, BN, BK, WM, WN, SK, VEC>::kThreads)
         __syncthreads();
         int* red = reinterpret_cast<int*>(smem);
         if (kg > 0) {
-            store_acc_tile<C::kMT, C::kNT, WM, WN, BN>(red + (kg - 1) * BM * BN, acc, wm, wn, lane);
+            int* r = red + (kg - 1) * BM * BN;
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                        *reinterpret_cast<int2*>(r + row * BN + col) = make_int2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+                    }
         }
         __syncthreads();
         if (kg > 0) return;
 #pragma unroll
-        for (int g = 0; g < SK - 1; ++g) add_acc_tile<C::kMT, C::kNT, WM, WN, BN>(acc, red + g * BM * BN, wm, wn, lane);
+        for (int g = 0; g < SK - 1; ++g) {
+            const int* r = red + g * BM * BN;
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                        const int2 v = *reinterpret_cast<const int2*>(r + row * BN + col);
+                        acc[mt][nt][2 * h] += v.x;
+                        acc[mt][nt][2 * h + 1] += v.y;
+                    }
+        }
     }
 
     i8_epilogue<C::kMT, C::kNT, WM, WN>(a, acc, m0, wm, wn, lane, [&](int r) { return p0 + r < P ? p0 + r : -1; });
@@ -550,12 +573,36 @@ __global__ void __launch_bounds__(I8InConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>:
         __syncthreads();
         int* red = reinterpret_cast<int*>(smem);
         if (kg > 0) {
-            store_acc_tile<C::kMT, C::kNT, WM, WN, BN>(red + (kg - 1) * BM * BN, acc, wm, wn, lane);
+            int* r = red + (kg - 1) * BM * BN;
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                        *reinterpret_cast<int2*>(r + row * BN + col) = make_int2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+                    }
         }
         __syncthreads();
         if (kg > 0) return;
 #pragma unroll
-        for (int g = 0; g < SK - 1; ++g) add_acc_tile<C::kMT, C::kNT, WM, WN, BN>(acc, red + g * BM * BN, wm, wn, lane);
+        for (int g = 0; g < SK - 1; ++g) {
+            const int* r = red + g * BM * BN;
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                        const int2 v = *reinterpret_cast<const int2*>(r + row * BN + col);
+                        acc[mt][nt][2 * h] += v.x;
+                        acc[mt][nt][2 * h + 1] += v.y;
+                    }
+        }
     }
     i8_epilogue<C::kMT, C::kNT, WM, WN>(a, acc, m0, wm, wn, lane, [&](int r) { return p0 + r < P ? p0 + r : -1; });
 #else

@@ -5,7 +5,6 @@
 
 #include "engine/cuda/conv_int8.h"
 #include "engine/cuda/launch.h"
-#include "engine/cuda/mma_tile.h"
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -350,12 +349,37 @@ __global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::
         __syncthreads();
         float* red = reinterpret_cast<float*>(smem);
         if (kg > 0) {
-            store_acc_tile<C::kMT, C::kNT, WM, WN, BN>(red + (kg - 1) * BM * BN, acc, wm, wn, lane);
+            float* r = red + (kg - 1) * BM * BN;
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                        *reinterpret_cast<float2*>(r + row * BN + col) =
+                            make_float2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+                    }
         }
         __syncthreads();
         if (kg > 0) return;
 #pragma unroll
-        for (int g = 0; g < SK - 1; ++g) add_acc_tile<C::kMT, C::kNT, WM, WN, BN>(acc, red + g * BM * BN, wm, wn, lane);
+        for (int g = 0; g < SK - 1; ++g) {
+            const float* r = red + g * BM * BN;
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                        const float2 v = *reinterpret_cast<const float2*>(r + row * BN + col);
+                        acc[mt][nt][2 * h] += v.x;
+                        acc[mt][nt][2 * h + 1] += v.y;
+                    }
+        }
     }
 
 #ifdef YOLOC_CLUSTER_ARCH
@@ -364,7 +388,19 @@ __global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::
         __syncthreads();
         float* red = reinterpret_cast<float*>(smem);  // BM x BN floats (mma_supported checks the size)
         const unsigned rank = cluster_rank();
-        if (rank != 0) store_acc_tile<C::kMT, C::kNT, WM, WN, BN>(red, acc, wm, wn, lane);
+        if (rank != 0) {
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                        *reinterpret_cast<float2*>(red + row * BN + col) =
+                            make_float2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+                    }
+        }
         cluster_sync();
         if (rank == 0) {
             for (unsigned g = 1; g < cluster_blocks(); ++g) {
