@@ -168,10 +168,10 @@ TEST(Gpu, ConvShapesFp32AndFp16) {
     }
 }
 
-// The SPPF chain (packed fp16 channels: 2 per thread at small batch, 8 at large) and the Detect decode (one thread per
-// anchor and part) against their one-element-per-thread twins, which the tiny model and
-// fp32 engines run: the same values (maxima are exact; the decode does the same
-// arithmetic), and both against the reference executor. The twins are picked with
+// The SPPF chain (packed fp16 channels: 2 per thread at small batch, 8 at large) and the
+// Detect decode (one thread per anchor and part) against their one-element-per-thread
+// twins, which the tiny model and fp32 engines run: the same values (maxima are exact;
+// the decode does the same arithmetic), and both against the reference executor. The twins are picked with
 // YOLOC_SPPF / YOLOC_DETECT, read when a context captures its graph.
 TEST(Gpu, SppfAndDetectKernelsMatchTheirTwins) {
     GenerateOptions go;
