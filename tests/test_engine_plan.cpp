@@ -529,6 +529,20 @@ TEST(EnginePlanInt8, Int8StorageIsExactAndFollowsTheScales) {
         for (size_t i = 0; i < a.size(); ++i) diff += a[i] != b[i];
         EXPECT_EQ(diff, 0u) << (own ? "own ranges" : "shared ranges");
     }
+    // Batch 2 (the static export re-targeted): the same exactness per image.
+    Model q = qdq_yolo();
+    PlanOptions o;
+    o.precision = Precision::INT8;
+    o.batch = 2;
+    Plan with = build_plan(q, o);
+    o.int8_storage = false;
+    Plan without = build_plan(q, o);
+    ASSERT_EQ(with.batch, 2);
+    EXPECT_GT(with.stats.int8_buffers, 0);
+    Tensor x2 = image_like({2, 3, 64, 64});
+    std::vector<float> a = emulate_int8(with, x2), b = emulate_int8(without, x2);
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(a, b) << "batch 2";
 }
 
 // Convs left in float (`--keep-fp`, `--exclude`) stay float: their weights are
