@@ -149,6 +149,7 @@ TEST(Gpu, ConvShapesFp32AndFp16) {
         {3, 64, 3, 1, 1, 17, 19, true, false},   // stem kernel, widest output it takes
         {4, 8, 5, 1, 1, 9, 9, false, false},     // a stem with K = 100: the element-function fallback
         {3, 12, 3, 2, 1, 15, 15, true, false},   // a stem 12 wide: the element-function fallback too
+        {3, 48, 3, 2, 1, 21, 140, true, false},  // tiled stem: 3 groups of 16, two partial 4 x 64 tiles
         {16, 16, 3, 1, 1, 20, 20, true, true},   // bottleneck with residual
         {64, 128, 3, 2, 1, 20, 20, true, false}, // downsampling
         {96, 64, 1, 1, 1, 10, 12, true, false},  // 1x1
@@ -160,7 +161,8 @@ TEST(Gpu, ConvShapesFp32AndFp16) {
         Model m = conv_model(c.c, c.m, c.k, c.s, c.g, c.h, c.w, c.silu, c.res);
         Tensor x = random_input({1, c.c, c.h, c.w}, uint32_t(c.c * 31 + c.m), -1.f, 1.f);
         Outputs want = run_ref(m, x);
-        for (int kern : {0, 1, 2, 3}) {
+        // 5: the tiled stem (kConvStemTile) where it applies; other convs take the direct kernel.
+        for (int kern : {0, 1, 2, 3, int(cuda::kConvStemTile)}) {
             std::string what = cat("conv c", c.c, " m", c.m, " k", c.k, " s", c.s, " g", c.g, " kernel ", kern);
             expect_close(run_gpu(m, Precision::FP32, x, true, kern), want, 1e-4, what + " fp32");
             expect_close(run_gpu(m, Precision::FP16, x, true, kern), want, 2e-2, what + " fp16");
@@ -253,6 +255,10 @@ TEST(Gpu, MmaConvTilesMatchReference) {
         {64, 64, 3, 1, 1, 13, 13, true, true, 1},     // residual, 64 channels
         {32, 144, 3, 1, 1, 24, 40, true, false, 2},   // the heads' fused 144 (halo: 3 chunks of 48, edge tiles)
         {80, 80, 3, 1, 1, 20, 20, true, false, 1},    // class head: cin 80 = 2.5 halo chunks of 32
+        // More tiles than the persistent halo blocks (pb x SMs): each block walks several.
+        {16, 16, 3, 1, 1, 320, 320, true, true, 1},   // 800 tiles of 8x16, residual
+        {32, 32, 3, 1, 1, 160, 160, true, false, 2},  // 800 tiles of 8x8 over 2 images
+        {16, 32, 3, 2, 1, 319, 317, true, false, 1},  // model.1-like stride 2, odd sizes
     };
     for (const Cfg& c : cfgs) {
         Model m = conv_model(c.c, c.m, c.k, c.s, c.g, c.h, c.w, c.silu, c.res, c.batch);
@@ -263,7 +269,7 @@ TEST(Gpu, MmaConvTilesMatchReference) {
                                    gpu::tactic_name(cuda::kConvMmaBase + t));
             expect_close(run_gpu(m, Precision::FP16, x, true, cuda::kConvMmaBase + t), want, 2e-2, what);
         }
-        // The halo tiles (3x3 stride 1 only; elsewhere the tactic falls back to the heuristic tile).
+        // The halo tiles (3x3 stride 1 or 2; elsewhere the tactic falls back to the heuristic tile).
         for (int t = 0; t < cuda::halo_config_count(); ++t) {
             std::string what = cat("conv c", c.c, " m", c.m, " k", c.k, " s", c.s, " n", c.batch, " ",
                                    gpu::tactic_name(cuda::kConvHaloBase + t));

@@ -844,7 +844,7 @@ struct HaloEntry {
 };
 #define YOLOC_I8HALO_ENTRY(TH, TW, BN, WN, CK, S, ST)                                                    \
     HaloEntry {                                                                                          \
-        HaloConfig{TH, TW, BN, WN, CK, S, ST}, conv_i8halo_kernel<TH, TW, BN, WN, CK, S, ST>,            \
+        HaloConfig{TH, TW, BN, WN, CK, S, ST, 0}, conv_i8halo_kernel<TH, TW, BN, WN, CK, S, ST>,         \
             I8HaloConv<TH, TW, BN, WN, CK, S, ST>::kThreads                                              \
     }
 

@@ -9,6 +9,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -445,7 +446,11 @@ __global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::
 // global-load latency; here a layer with at most CK input channels has one load phase,
 // and with ST = 2 the next chunk loads while this one computes. Warps of 32 pixels x
 // WN channels.
-template <int TH, int TW, int BN, int WN, int CK, int S, int ST>
+// PB > 0 (persistent, layers with at most CK input channels, ST = 2): PB blocks per SM
+// walk the tiles; each loads its weights once and the next tile's patch while it
+// computes this one. One tile per block reloads the weights for every tile: for the
+// 16- and 32-channel layers at 160x160 and 80x80 that is as many bytes as the patch.
+template <int TH, int TW, int BN, int WN, int CK, int S, int ST, int PB = 0>
 struct HaloConv {
     static constexpr int kBM = TH * TW;
     static constexpr int kWarpsM = kBM / 32, kWarpsN = BN / WN;
@@ -455,31 +460,44 @@ struct HaloConv {
     static constexpr int kRow = CK + 8;   // halves per patch pixel: conflict-free ldmatrix (stride 1)
     static constexpr int kWRow = BN + 8;  // halves per weight row
     static constexpr int kPatch = kHH * kHW * kRow, kW = 9 * CK * kWRow;
-    static constexpr int kSmem = ST * (kPatch + kW) * 2;
+    // Shared memory (halves): stage st's patch and weights; persistent blocks keep one
+    // set of weights after the two patches.
+    static constexpr int kHalves = PB > 0 ? 2 * kPatch + kW : ST * (kPatch + kW);
+    static constexpr int kSmem = kHalves * 2;
+    __host__ __device__ static constexpr int patch_off(int st) { return PB > 0 ? st * kPatch : st * (kPatch + kW); }
+    __host__ __device__ static constexpr int w_off(int st) { return PB > 0 ? 2 * kPatch : st * (kPatch + kW) + kPatch; }
     static_assert(kBM % 32 == 0 && TW % 8 == 0 && BN % WN == 0 && WN % 16 == 0 && CK % 16 == 0, "tile shape");
     static_assert((S == 1 || S == 2) && (ST == 1 || ST == 2), "stride and stages");
+    static_assert(PB == 0 || ST == 2, "persistent blocks double-buffer the patch");
     static_assert(kSmem <= 48 * 1024, "static shared memory limit");
 };
 
-template <int TH, int TW, int BN, int WN, int CK, int S, int ST>
-__global__ void __launch_bounds__(HaloConv<TH, TW, BN, WN, CK, S, ST>::kThreads) conv_halo_kernel(ConvArgs a) {
-    using C = HaloConv<TH, TW, BN, WN, CK, S, ST>;
+template <int TH, int TW, int BN, int WN, int CK, int S, int ST, int PB>
+__global__ void __launch_bounds__(HaloConv<TH, TW, BN, WN, CK, S, ST, PB>::kThreads) conv_halo_kernel(ConvArgs a) {
+    using C = HaloConv<TH, TW, BN, WN, CK, S, ST, PB>;
 #ifdef YOLOC_MMA_ARCH
-    __shared__ __align__(16) __half smem[ST * (C::kPatch + C::kW)];
+    __shared__ __align__(16) __half smem[C::kHalves];
     const __half* __restrict__ x = static_cast<const __half*>(a.x);
     const __half* __restrict__ wt = static_cast<const __half*>(a.wt);
     const int M = a.m;
     const int tiles_x = (a.ow + TW - 1) / TW, tiles_y = (a.oh + TH - 1) / TH;
-    const int tile = blockIdx.x;
-    const int n = tile / (tiles_x * tiles_y);
-    const int oy0 = (tile / tiles_x) % tiles_y * TH, ox0 = tile % tiles_x * TW;
     const int m0 = blockIdx.y * BN;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp / C::kWarpsN, wn = warp % C::kWarpsN;
+    struct Tile {
+        int n, oy0, ox0;
+    };
+    auto tile_at = [&](int t) {
+        Tile r;
+        r.n = t / (tiles_x * tiles_y);
+        r.oy0 = (t / tiles_x) % tiles_y * TH;
+        r.ox0 = t % tiles_x * TW;
+        return r;
+    };
 
     auto load_w = [&](int c0, int st) {
         constexpr int kCpr = BN / 8;
-        __half* ws = smem + st * (C::kPatch + C::kW) + C::kPatch;
+        __half* ws = smem + C::w_off(st);
         for (int idx = tid; idx < 9 * CK * kCpr; idx += C::kThreads) {
             const int r = idx / kCpr, nc = idx % kCpr;
             const int tap = r / CK, ci = c0 + r % CK, col = m0 + nc * 8;
@@ -488,25 +506,28 @@ __global__ void __launch_bounds__(HaloConv<TH, TW, BN, WN, CK, S, ST>::kThreads)
             cp_async16(smem_u32(ws + r * C::kWRow + nc * 8), src, ok ? 16 : 0);
         }
     };
-    auto load_patch = [&](int c0, int st) {
+    auto load_patch = [&](int c0, int st, const Tile& tl) {
         constexpr int kCpr = CK / 8;
-        __half* patch = smem + st * (C::kPatch + C::kW);
+        __half* patch = smem + C::patch_off(st);
         for (int idx = tid; idx < C::kHH * C::kHW * kCpr; idx += C::kThreads) {
             const int pix = idx / kCpr, cc = idx % kCpr;
-            const int iy = oy0 * S + pix / C::kHW - 1, ix = ox0 * S + pix % C::kHW - 1, ci = c0 + cc * 8;
+            const int iy = tl.oy0 * S + pix / C::kHW - 1, ix = tl.ox0 * S + pix % C::kHW - 1, ci = c0 + cc * 8;
             const bool ok = unsigned(iy) < unsigned(a.h) && unsigned(ix) < unsigned(a.w) && ci < a.c;
-            const __half* src = ok ? x + ((size_t(n) * a.h + iy) * a.w + ix) * a.xs + ci : x;
+            const __half* src = ok ? x + ((size_t(tl.n) * a.h + iy) * a.w + ix) * a.xs + ci : x;
             cp_async16_ca(smem_u32(patch + pix * C::kRow + cc * 8), src, ok ? 16 : 0);
         }
     };
 
     float acc[C::kMT][C::kNT][4];
+    auto zero = [&]() {
 #pragma unroll
-    for (int i = 0; i < C::kMT; ++i)
+        for (int i = 0; i < C::kMT; ++i)
 #pragma unroll
-        for (int j = 0; j < C::kNT; ++j)
+            for (int j = 0; j < C::kNT; ++j)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+                for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+    };
+    zero();
 
     // This lane's ldmatrix row for each m16 tile: output pixel (ty, tx) of the tile.
     int prow[C::kMT];
@@ -515,9 +536,10 @@ __global__ void __launch_bounds__(HaloConv<TH, TW, BN, WN, CK, S, ST>::kThreads)
         const int r = wm * 32 + mt * 16 + (lane & 15);
         prow[mt] = (r / TW) * S * C::kHW + (r % TW) * S;
     }
-    auto compute = [&](int st) {
-        const __half* patch = smem + st * (C::kPatch + C::kW);
-        const __half* ws = patch + C::kPatch;
+    // The patch of stage `pst` times the weights of stage `wst`.
+    auto compute = [&](int pst, int wst) {
+        const __half* patch = smem + C::patch_off(pst);
+        const __half* ws = smem + C::w_off(wst);
 #pragma unroll
         for (int tap = 0; tap < 9; ++tap) {
             const int off = (tap / 3) * C::kHW + tap % 3;
@@ -541,17 +563,50 @@ __global__ void __launch_bounds__(HaloConv<TH, TW, BN, WN, CK, S, ST>::kThreads)
             }
         }
     };
+    auto epilogue = [&](const Tile& tl) {
+        mma_epilogue<C::kMT, C::kNT, 32, WN>(a, acc, m0, wm, wn, lane, [&](int r) {
+            const int oy = tl.oy0 + r / TW, ox = tl.ox0 + r % TW;
+            return oy < a.oh && ox < a.ow ? (tl.n * a.oh + oy) * a.ow + ox : -1;
+        });
+    };
+
+    if (PB > 0) {
+        // Persistent: one channel chunk (halo_supported), one set of weights, the patches
+        // of this tile and the next in stages 0 and 1.
+        const int ntiles = a.n * tiles_y * tiles_x;
+        load_w(0, 0);  // weights do not depend on the previous kernel (PDL)
+        pdl_wait();
+        pdl_launch_dependents();  // every block of this grid is resident: nothing to crowd out
+        int t = blockIdx.x;
+        if (t < ntiles) load_patch(0, 0, tile_at(t));
+        cp_async_commit();
+        for (int i = 0; t < ntiles; t += gridDim.x, ++i) {
+            const int st = i & 1;
+            const int nt = t + int(gridDim.x);
+            if (nt < ntiles) load_patch(0, st ^ 1, tile_at(nt));  // stage st^1 was last read in iteration i-1
+            cp_async_commit();
+            cp_async_wait<1>();
+            __syncthreads();
+            compute(st, 0);
+            epilogue(tile_at(t));
+            zero();
+            __syncthreads();  // stage st is loaded again in iteration i+1
+        }
+        return;
+    }
+
+    const Tile tl = tile_at(blockIdx.x);
     const int chunks = (a.c + CK - 1) / CK;
     load_w(0, 0);  // weights do not depend on the previous kernel (PDL)
     pdl_wait();
-    load_patch(0, 0);
+    load_patch(0, 0, tl);
     cp_async_commit();
     for (int i = 0; i < chunks; ++i) {
         const int st = ST == 2 ? (i & 1) : 0;
         if (ST == 2) {
             if (i + 1 < chunks) {  // the other stage was last read in iteration i - 1 (synced below)
                 load_w((i + 1) * CK, st ^ 1);
-                load_patch((i + 1) * CK, st ^ 1);
+                load_patch((i + 1) * CK, st ^ 1, tl);
             }
             cp_async_commit();
             cp_async_wait<1>();
@@ -559,19 +614,16 @@ __global__ void __launch_bounds__(HaloConv<TH, TW, BN, WN, CK, S, ST>::kThreads)
             cp_async_wait<0>();
         }
         __syncthreads();
-        compute(st);
+        compute(st, st);
         __syncthreads();
         if (ST == 1 && i + 1 < chunks) {
             load_w((i + 1) * CK, 0);
-            load_patch((i + 1) * CK, 0);
+            load_patch((i + 1) * CK, 0, tl);
             cp_async_commit();
         }
     }
     pdl_launch_dependents();
-    mma_epilogue<C::kMT, C::kNT, 32, WN>(a, acc, m0, wm, wn, lane, [&](int r) {
-        const int oy = oy0 + r / TW, ox = ox0 + r % TW;
-        return oy < a.oh && ox < a.ow ? (n * a.oh + oy) * a.ow + ox : -1;
-    });
+    epilogue(tl);
 #else
     (void)a;
     (void)C::kMT;
@@ -650,11 +702,12 @@ struct HaloEntry {
     KernelFn fn;
     int threads;
 };
-#define YOLOC_HALO_ENTRY(TH, TW, BN, WN, CK, S, ST)                                                      \
+#define YOLOC_HALO_PENTRY(TH, TW, BN, WN, CK, S, ST, PB)                                                 \
     HaloEntry {                                                                                          \
-        HaloConfig{TH, TW, BN, WN, CK, S, ST}, conv_halo_kernel<TH, TW, BN, WN, CK, S, ST>,              \
-            HaloConv<TH, TW, BN, WN, CK, S, ST>::kThreads                                                \
+        HaloConfig{TH, TW, BN, WN, CK, S, ST, PB}, conv_halo_kernel<TH, TW, BN, WN, CK, S, ST, PB>,      \
+            HaloConv<TH, TW, BN, WN, CK, S, ST, PB>::kThreads                                            \
     }
+#define YOLOC_HALO_ENTRY(TH, TW, BN, WN, CK, S, ST) YOLOC_HALO_PENTRY(TH, TW, BN, WN, CK, S, ST, 0)
 
 // Halo tiles (tactic ids kConvHaloBase + index: keep the order stable).
 const HaloEntry kHalo[] = {
@@ -675,6 +728,18 @@ const HaloEntry kHalo[] = {
     YOLOC_HALO_ENTRY(4, 16, 16, 16, 32, 2, 1),  // 12
     YOLOC_HALO_ENTRY(4, 16, 32, 32, 32, 2, 1),  // 13
     YOLOC_HALO_ENTRY(4, 8, 16, 16, 16, 2, 2),   // 14
+    // Stride 2 with 16-channel chunks: model.1 (16 -> 32 at 320 -> 160), model.3 (32 -> 64).
+    YOLOC_HALO_ENTRY(8, 16, 32, 32, 16, 2, 1),  // 15
+    YOLOC_HALO_ENTRY(4, 16, 32, 32, 16, 2, 1),  // 16
+    YOLOC_HALO_ENTRY(4, 16, 64, 32, 16, 2, 1),  // 17
+    // Persistent blocks (PB per SM; layers of at most CK input channels): the weights
+    // load once per block, the next tile's patch during this tile's MMAs.
+    YOLOC_HALO_PENTRY(8, 16, 16, 16, 16, 1, 2, 4),   // 18: 16 -> 16 at 160x160
+    YOLOC_HALO_PENTRY(8, 16, 16, 16, 16, 1, 2, 8),   // 19
+    YOLOC_HALO_PENTRY(16, 16, 16, 16, 16, 1, 2, 4),  // 20: 256 pixels, 8 warps
+    YOLOC_HALO_PENTRY(8, 8, 32, 32, 32, 1, 2, 4),    // 21: 32 -> 32 at 80x80
+    YOLOC_HALO_PENTRY(4, 16, 32, 32, 32, 1, 2, 4),   // 22
+    YOLOC_HALO_PENTRY(8, 8, 32, 32, 32, 1, 2, 8),    // 23
 };
 constexpr int kNumHalo = int(sizeof(kHalo) / sizeof(kHalo[0]));
 
@@ -715,6 +780,7 @@ HaloConfig halo_config(int i) { return kHalo[i].cfg; }
 bool halo_supported(const ConvArgs& a, int cfg) {
     if (cfg < 0 || cfg >= kNumHalo) return false;
     const int st = kHalo[cfg].cfg.s;
+    if (kHalo[cfg].cfg.pb > 0 && a.c > kHalo[cfg].cfg.ck) return false;  // persistent: one channel chunk
     return !a.qscale && !a.nchw && a.group == 1 && device_cc_major() >= 8 && a.kh == 3 && a.kw == 3 && a.sh == st &&
            a.sw == st && a.ph == 1 && a.pw == 1 && a.oh == (a.h - 1) / st + 1 && a.ow == (a.w - 1) / st + 1 &&
            vec_ok(a);
@@ -722,7 +788,11 @@ bool halo_supported(const ConvArgs& a, int cfg) {
 
 void conv_halo(const ConvArgs& a, int cfg, cudaStream_t s) {
     const HaloEntry& e = kHalo[cfg];
-    const long long tiles = (long long)a.n * ((a.oh + e.cfg.th - 1) / e.cfg.th) * ((a.ow + e.cfg.tw - 1) / e.cfg.tw);
+    long long tiles = (long long)a.n * ((a.oh + e.cfg.th - 1) / e.cfg.th) * ((a.ow + e.cfg.tw - 1) / e.cfg.tw);
+    if (e.cfg.pb > 0) {  // persistent: pb blocks per SM across the column blocks, at least one tile each
+        const long long cols = (a.m + e.cfg.bn - 1) / e.cfg.bn;
+        tiles = std::min(tiles, std::max(1LL, (long long)e.cfg.pb * device_sm_count() / cols));
+    }
     dim3 grid(unsigned(tiles), unsigned((a.m + e.cfg.bn - 1) / e.cfg.bn));
     launch_pdl(e.fn, grid, dim3(unsigned(e.threads)), 0, s, a);
 }
@@ -825,7 +895,10 @@ const char* conv_tactic_name(int tactic, char* buf, int len) {
     }
     if (tactic >= kConvHaloBase && tactic - kConvHaloBase < kNumHalo) {
         const HaloConfig c = kHalo[tactic - kConvHaloBase].cfg;
-        std::snprintf(buf, size_t(len), "halo%dx%dn%dc%ds%d%s", c.th, c.tw, c.bn, c.ck, c.s, c.stages == 2 ? "x2" : "");
+        if (c.pb > 0)
+            std::snprintf(buf, size_t(len), "halo%dx%dn%dc%ds%dp%d", c.th, c.tw, c.bn, c.ck, c.s, c.pb);
+        else
+            std::snprintf(buf, size_t(len), "halo%dx%dn%dc%ds%d%s", c.th, c.tw, c.bn, c.ck, c.s, c.stages == 2 ? "x2" : "");
         return buf;
     }
     if (tactic >= kConvInt8InMmaBase && tactic - kConvInt8InMmaBase < int8in_config_count()) {
@@ -843,7 +916,8 @@ const char* conv_tactic_name(int tactic, char* buf, int len) {
         return buf;
     }
     const char* n = tactic == kConvAuto ? "auto" : tactic == kConvDirect ? "direct" : tactic == kConvWmma ? "wmma"
-                    : tactic == kConvSimtGemm ? "simt-gemm" : tactic == kConvInt8Direct ? "i8direct" : "?";
+                    : tactic == kConvSimtGemm ? "simt-gemm" : tactic == kConvInt8Direct ? "i8direct"
+                    : tactic == kConvStemTile ? "stemtile" : "?";
     std::snprintf(buf, size_t(len), "%s", n);
     return buf;
 }

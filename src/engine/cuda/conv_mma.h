@@ -25,6 +25,7 @@ enum ConvTactic : int {
     kConvWmma = 2,      // old WMMA 64x64 kernel (fp16, sm_70+)
     kConvSimtGemm = 3,  // tiled implicit GEMM on CUDA cores (fp32 / fp16)
     kConvInt8Direct = 4,    // INT8 conv, one output per thread (any GPU; conv_int8.h)
+    kConvStemTile = 5,      // the NCHW stem from a shared-memory input tile (kernels.cu)
     kConvMmaBase = 16,      // + index into the mma configuration table
     kConvInt8MmaBase = 64,  // + index into the INT8 mma configuration table (conv_int8.h)
     kConvInt8InMmaBase = 128,  // + index into the int8-input INT8 table (conv_int8.h)
@@ -49,6 +50,7 @@ void conv_mma(const ConvArgs& a, int cfg, cudaStream_t s);
 // fp16 3x3 convs (pad 1, stride 1 or 2) from a shared-memory halo tile (conv_halo_kernel).
 struct HaloConfig {
     int th, tw, bn, wn, ck, s, stages;
+    int pb;  // > 0: persistent, pb blocks per SM walk the tiles (layers of at most ck input channels)
 };
 int halo_config_count();
 HaloConfig halo_config(int i);

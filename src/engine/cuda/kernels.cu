@@ -569,6 +569,102 @@ __global__ void __launch_bounds__(128) conv_stem_kernel(ConvArgs a) {
     }
 }
 
+// The 3x3 stride-2 pad-1 stem from a shared-memory tile (kConvStemTile): a block of
+// 256 threads makes 2 x 64 output pixels. It loads the 5 x 129 input patch of each of
+// the 3 channels once, with coalesced loads (the kernel above reads every tap of every
+// pixel from global memory, once per 8-channel group: 54 loads per pixel for 16
+// channels), even and odd columns apart so that the stride-2 taps of a warp read
+// consecutive shared-memory words. Each thread then makes one pixel's channels 8 at a
+// time (its group, then every 256 / 128 = 2nd group) from the 27 values in registers:
+// few registers, so that many blocks hide the load latency. Same arithmetic as
+// conv_stem_kernel.
+constexpr int kStemTH = 2, kStemTW = 64, kStemThreads = 256;
+constexpr int kStemPH = 2 * kStemTH + 1, kStemPW = 2 * kStemTW + 1;
+constexpr int kStemOdd = kStemTW + 1;  // where a patch row's odd columns start
+
+__device__ __forceinline__ int stem_col(int j) { return (j & 1) ? kStemOdd + (j >> 1) : (j >> 1); }
+
+template <typename T, bool INT8>
+__global__ void __launch_bounds__(kStemThreads) conv_stem_tile_kernel(ConvArgs a) {
+    __shared__ __align__(16) float sw[27 * kStemMaxM];
+    __shared__ float sb[kStemMaxM], sq[kStemMaxM];
+    __shared__ float patch[3][kStemPH][kStemPW];
+    const int M = a.m;  // a multiple of 8, at most kStemMaxM (stem_tile_supported)
+    for (int i = threadIdx.x; i < 27 * M; i += blockDim.x) {
+        const int k = i / M, m = i - k * M;  // sw[k][m]; k in [ky][kx][c] order
+        sw[i] = INT8 ? float(static_cast<const signed char*>(a.wt)[size_t(m) * a.wk + k])
+                     : ld(static_cast<const T*>(a.wt) + i);
+    }
+    for (int m = threadIdx.x; m < M; m += blockDim.x) {
+        sb[m] = a.bias[m];
+        sq[m] = INT8 ? a.qscale[m] : 1.f;
+    }
+    const int tiles_x = (a.ow + kStemTW - 1) / kStemTW, tiles_y = (a.oh + kStemTH - 1) / kStemTH;
+    const int tile = blockIdx.x;
+    const int n = tile / (tiles_x * tiles_y);
+    const int oy0 = (tile / tiles_x) % tiles_y * kStemTH, ox0 = tile % tiles_x * kStemTW;
+    pdl_wait();  // the weights above overlapped the previous kernel; the input is read below
+    pdl_launch_dependents();
+    const float* x = static_cast<const float*>(a.x);
+    const int iy0 = oy0 * 2 - 1, ix0 = ox0 * 2 - 1;
+    for (int i = threadIdx.x; i < 3 * kStemPH * kStemPW; i += kStemThreads) {
+        const int j = i % kStemPW, r = (i / kStemPW) % kStemPH, c = i / (kStemPW * kStemPH);
+        const int iy = iy0 + r, ix = ix0 + j;
+        float u = 0.f;
+        if (unsigned(iy) < unsigned(a.h) && unsigned(ix) < unsigned(a.w))
+            u = x[((size_t(n) * 3 + c) * a.h + iy) * a.w + ix];
+        patch[c][r][stem_col(j)] = INT8 ? quant_i8(u, a.in_scale) : u;
+    }
+    __syncthreads();
+    constexpr int kPix = kStemTH * kStemTW;
+    const int pix = threadIdx.x % kPix;
+    const int ty = pix / kStemTW, tx = pix % kStemTW;
+    const int oy = oy0 + ty, ox = ox0 + tx;
+    if (oy >= a.oh || ox >= a.ow) return;
+    float v[27];
+#pragma unroll
+    for (int ky = 0; ky < 3; ++ky)
+#pragma unroll
+        for (int kx = 0; kx < 3; ++kx)
+#pragma unroll
+            for (int c = 0; c < 3; ++c) v[(ky * 3 + kx) * 3 + c] = patch[c][2 * ty + ky][stem_col(2 * tx + kx)];
+    T* y = static_cast<T*>(a.y) + ((size_t(n) * a.oh + oy) * a.ow + ox) * a.ys;
+    const bool vec = sizeof(T) == 2 && a.ys % 8 == 0 && (reinterpret_cast<uintptr_t>(a.y) & 15) == 0;
+    for (int m0 = threadIdx.x / kPix * kStemGroup; m0 < M; m0 += kStemThreads / kPix * kStemGroup) {
+        float acc[kStemGroup];
+#pragma unroll
+        for (int j = 0; j < kStemGroup; ++j) acc[j] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < 27; ++kk) {
+            const float4 w0 = *reinterpret_cast<const float4*>(sw + kk * M + m0);
+            const float4 w1 = *reinterpret_cast<const float4*>(sw + kk * M + m0 + 4);
+            acc[0] += v[kk] * w0.x;
+            acc[1] += v[kk] * w0.y;
+            acc[2] += v[kk] * w0.z;
+            acc[3] += v[kk] * w0.w;
+            acc[4] += v[kk] * w1.x;
+            acc[5] += v[kk] * w1.y;
+            acc[6] += v[kk] * w1.z;
+            acc[7] += v[kk] * w1.w;
+        }
+#pragma unroll
+        for (int j = 0; j < kStemGroup; ++j) {
+            float r = acc[j] * sq[m0 + j] + sb[m0 + j];
+            if (a.silu) r = __fdividef(r, 1.0f + __expf(-r));
+            acc[j] = r;
+        }
+        if (vec) {
+            __align__(16) __half h[kStemGroup];
+#pragma unroll
+            for (int j = 0; j < kStemGroup; ++j) h[j] = __float2half(acc[j]);
+            *reinterpret_cast<uint4*>(y + m0) = *reinterpret_cast<const uint4*>(h);
+        } else {
+#pragma unroll
+            for (int j = 0; j < kStemGroup; ++j) st(y + m0 + j, acc[j]);
+        }
+    }
+}
+
 template <typename T, bool INT8>
 void launch_stem(const ConvArgs& a, cudaStream_t s) {
     long long b = ((long long)a.n * a.oh * a.ow * (a.m / kStemGroup) + 127) / 128;
@@ -583,6 +679,18 @@ void launch_stem(const ConvArgs& a, cudaStream_t s) {
 void conv_stem(const ConvArgs& a, bool fp16, cudaStream_t s) {
     const int K = a.kh * a.kw * a.c;
     const bool int8 = a.qscale != nullptr;
+    if (a.kernel == kConvStemTile && stem_tile_supported(a)) {
+        const long long tiles =
+            (long long)a.n * ((a.oh + kStemTH - 1) / kStemTH) * ((a.ow + kStemTW - 1) / kStemTW);
+        const dim3 grid{unsigned(tiles)}, block{unsigned(kStemThreads)};
+        if (int8)
+            launch_pdl(conv_stem_tile_kernel<__half, true>, grid, block, 0, s, a);
+        else if (fp16)
+            launch_pdl(conv_stem_tile_kernel<__half, false>, grid, block, 0, s, a);
+        else
+            launch_pdl(conv_stem_tile_kernel<float, false>, grid, block, 0, s, a);
+        return;
+    }
     if (K <= kStemMaxK && a.m <= kStemMaxM && a.m % kStemGroup == 0 && a.group == 1 && !a.res && !a.ysc) {
         if (int8)
             launch_stem<__half, true>(a, s);
@@ -604,6 +712,12 @@ void conv_stem(const ConvArgs& a, bool fp16, cudaStream_t s) {
 }
 
 }  // namespace
+
+bool stem_tile_supported(const ConvArgs& a) {
+    return a.nchw && a.c == 3 && a.kh == 3 && a.kw == 3 && a.sh == 2 && a.sw == 2 && a.ph == 1 && a.pw == 1 &&
+           a.group == 1 && a.m % kStemGroup == 0 && a.m <= kStemMaxM && !a.res && !a.ysc && a.oh == (a.h - 1) / 2 + 1 &&
+           a.ow == (a.w - 1) / 2 + 1;
+}
 
 bool tensor_cores_available() {
     device_sm_count();  // cached too: the tactic heuristics read it during capture

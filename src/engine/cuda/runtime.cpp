@@ -424,7 +424,9 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
             } else {
                 std::vector<int> cands = {a.conv.qscale ? int(cuda::kConvInt8Direct) : int(cuda::kConvDirect)};
                 if (a.conv.nchw) {
-                    // The stem reading the input has one kernel whatever the tactic: time it once.
+                    // The stem reading the input: its one-pixel-per-thread kernel (kConvDirect
+                    // here) and the shared-memory tile where the shape allows.
+                    if (cuda::stem_tile_supported(a.conv)) cands.push_back(cuda::kConvStemTile);
                 } else if (a.conv.qscale) {
                     for (int c = 0; c < cuda::int8_config_count(); ++c)
                         if (cuda::int8_mma_supported(a.conv, c)) cands.push_back(cuda::kConvInt8MmaBase + c);
