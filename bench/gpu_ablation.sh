@@ -30,6 +30,8 @@ build f16_unfused "$M" --precision fp16 --no-horizontal-fusion
 YOLOC_TACTIC_SHARE=0 YOLOC_MAX_CONV_KERNELS=0 build f16_fastest "$M" --precision fp16
 build f16seq "$M" --precision fp16 --memory-budget 15MB --timing-cache "$OUT/tc"
 build f16b32 "$M" --precision fp16 --batch 32 --timing-cache "$OUT/tc"
+# Batch 32 with the batch-1 tactic policy (shared tactics, at most 8 kernels), no cache.
+YOLOC_TACTIC_SHARE=0.03 YOLOC_MAX_CONV_KERNELS=8 build f16b32_cap8 "$M" --precision fp16 --batch 32
 engines="f16"
 if [ -n "${QDQ:-}" ]; then
   build i8 "$QDQ" --precision int8 --timing-cache "$OUT/tc"
@@ -71,7 +73,13 @@ done
 echo -n "fp16 b32: "; "$Y" bench "$OUT/f16b32.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))"
 [ -f "$OUT/i8b32.engine" ] && { echo -n "int8 b32: "; "$Y" bench "$OUT/i8b32.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))"; }
 echo -n "fp16 b32, activation tiles through L2 only: "; YOLOC_A_L1=0 "$Y" bench "$OUT/f16b32.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))"
-echo -n "fp16 b32, driver's carveout: "; YOLOC_CARVEOUT=-1 "$Y" bench "$OUT/f16b32.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))"
+b32() {  # label, env assignments ("" for none), engine
+  echo -n "$1: "; ( [ -n "$2" ] && export $2; "$Y" bench "$OUT/$3.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))" )
+}
+b32 "fp16 b32, carveout 100 (the batch-1 choice; default from batch 8: the driver's)" "YOLOC_CARVEOUT=100" f16b32
+b32 "fp16 b32, built with the batch-1 tactic policy (shared, at most 8 kernels)" "" f16b32_cap8
+b32 "fp16 b32, one stream" "YOLOC_GRAPH_STREAMS=1" f16b32
+b32 "fp16 b32, default (again)" "" f16b32
 "$Y" bench "$OUT/f16.engine" --profile --iters 10 > "$OUT/profile_f16.txt" 2>&1
 [ -f "$OUT/i8.engine" ] && "$Y" bench "$OUT/i8.engine" --profile --iters 10 > "$OUT/profile_i8.txt" 2>&1
 for e in $engines; do

@@ -13,6 +13,7 @@
 #include "core/file.h"
 #include "engine/cpu/executor.h"
 #include "engine/cuda/conv_mma.h"
+#include "engine/cuda/launch.h"
 #include "engine/cuda/runtime.h"
 #include "models.h"
 #include "onnx/onnx_io.h"
@@ -208,6 +209,22 @@ TEST(Gpu, SppfAndDetectKernelsMatchTheirTwins) {
     EXPECT_GT(db, 30.0);
     std::printf("generated yolov8n 160 fp16: fast vs twin kernels %.2g (max rel), engine vs reference %.1f dB\n",
                 max_err(fast[0], twin[0]), db);
+}
+
+// The carveout follows the engine's batch (runtime.cpp, engine_carveout) and scopes nest;
+// this process has no YOLOC_CARVEOUT (test-gpu.sh does not set it), which would win.
+TEST(Gpu, LaunchCarveoutFollowsTheEngine) {
+    if (std::getenv("YOLOC_CARVEOUT")) GTEST_SKIP() << "YOLOC_CARVEOUT overrides the engine's carveout";
+    engine::Plan p;
+    p.batch = 1;
+    EXPECT_EQ(gpu::engine_carveout(p), 100);
+    p.batch = 32;
+    EXPECT_EQ(gpu::engine_carveout(p), -1);
+    EXPECT_EQ(cuda::kernel_carveout(), 100);  // nothing set on this thread
+    const int prev = cuda::set_launch_carveout(-1);
+    EXPECT_EQ(cuda::kernel_carveout(), -1);
+    EXPECT_EQ(cuda::set_launch_carveout(prev), -1);
+    EXPECT_EQ(cuda::kernel_carveout(), 100);
 }
 
 TEST(Gpu, TinyModelAllOpsFp32) {

@@ -469,14 +469,15 @@ struct HaloConv {
     static_assert(kBM % 32 == 0 && TW % 8 == 0 && BN % WN == 0 && WN % 16 == 0 && CK % 16 == 0, "tile shape");
     static_assert((S == 1 || S == 2) && (ST == 1 || ST == 2), "stride and stages");
     static_assert(PB == 0 || ST == 2, "persistent blocks double-buffer the patch");
-    static_assert(kSmem <= 48 * 1024, "static shared memory limit");
+    static_assert(kSmem <= 227 * 1024, "shared memory per block (H100); halo_supported checks this GPU's");
 };
 
 template <int TH, int TW, int BN, int WN, int CK, int S, int ST, int PB>
 __global__ void __launch_bounds__(HaloConv<TH, TW, BN, WN, CK, S, ST, PB>::kThreads) conv_halo_kernel(ConvArgs a) {
     using C = HaloConv<TH, TW, BN, WN, CK, S, ST, PB>;
 #ifdef YOLOC_MMA_ARCH
-    __shared__ __align__(16) __half smem[C::kHalves];
+    extern __shared__ __align__(16) unsigned char halo_smem[];  // C::kSmem bytes (conv_halo)
+    __half* smem = reinterpret_cast<__half*>(halo_smem);
     const __half* __restrict__ x = static_cast<const __half*>(a.x);
     const __half* __restrict__ wt = static_cast<const __half*>(a.wt);
     const int M = a.m;
@@ -700,12 +701,12 @@ constexpr int kNumEntries = int(sizeof(kEntries) / sizeof(kEntries[0]));
 struct HaloEntry {
     HaloConfig cfg;
     KernelFn fn;
-    int threads;
+    int threads, smem;  // smem: dynamic shared memory bytes
 };
 #define YOLOC_HALO_PENTRY(TH, TW, BN, WN, CK, S, ST, PB)                                                 \
     HaloEntry {                                                                                          \
         HaloConfig{TH, TW, BN, WN, CK, S, ST, PB}, conv_halo_kernel<TH, TW, BN, WN, CK, S, ST, PB>,      \
-            HaloConv<TH, TW, BN, WN, CK, S, ST, PB>::kThreads                                            \
+            HaloConv<TH, TW, BN, WN, CK, S, ST, PB>::kThreads, HaloConv<TH, TW, BN, WN, CK, S, ST, PB>::kSmem \
     }
 #define YOLOC_HALO_ENTRY(TH, TW, BN, WN, CK, S, ST) YOLOC_HALO_PENTRY(TH, TW, BN, WN, CK, S, ST, 0)
 
@@ -740,6 +741,17 @@ const HaloEntry kHalo[] = {
     YOLOC_HALO_PENTRY(8, 8, 32, 32, 32, 1, 2, 4),    // 21: 32 -> 32 at 80x80
     YOLOC_HALO_PENTRY(4, 16, 32, 32, 32, 1, 2, 4),   // 22
     YOLOC_HALO_PENTRY(8, 8, 32, 32, 32, 1, 2, 8),    // 23
+    // Weights-stationary (more than 48 KiB of shared memory: sm_80+ GPUs that have it,
+    // halo_supported): all 9 x cin weights of the block's BN outputs stay in shared memory
+    // while one block per SM walks the tiles. The Detect heads at 80x80 and 40x40 and the
+    // 64-channel 3x3 convs reloaded 23-65 KiB of weights for every 128-pixel tile.
+    YOLOC_HALO_PENTRY(8, 32, 48, 48, 64, 1, 2, 1),   // 24: cin 64 -> the fused 144 (3 x 48)
+    YOLOC_HALO_PENTRY(8, 16, 64, 32, 64, 1, 2, 1),   // 25: 64 -> 64
+    YOLOC_HALO_PENTRY(8, 16, 80, 16, 80, 1, 2, 1),   // 26: 80 -> 80 (class head), 20 warps
+    YOLOC_HALO_PENTRY(8, 16, 80, 80, 80, 1, 2, 1),   // 27: 80 -> 80, 4 warps of 32 x 80
+    YOLOC_HALO_PENTRY(8, 16, 48, 48, 64, 1, 2, 1),   // 28
+    YOLOC_HALO_PENTRY(8, 32, 64, 32, 64, 1, 2, 1),   // 29: 64 -> 64, 16 warps
+    YOLOC_HALO_PENTRY(8, 16, 48, 48, 128, 1, 2, 1),  // 30: cin 128 -> 144 at 40x40
 };
 constexpr int kNumHalo = int(sizeof(kHalo) / sizeof(kHalo[0]));
 
@@ -777,8 +789,22 @@ int device_sm_count() {
 int halo_config_count() { return kNumHalo; }
 HaloConfig halo_config(int i) { return kHalo[i].cfg; }
 
+// Dynamic shared memory one block may opt into on this device (0 if unknown). Cached.
+int device_smem_optin() {
+    static int b = -1;
+    if (b < 0) {
+        int dev = 0, v = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
+            v = 0;
+        b = v;
+    }
+    return b;
+}
+
 bool halo_supported(const ConvArgs& a, int cfg) {
     if (cfg < 0 || cfg >= kNumHalo) return false;
+    if (kHalo[cfg].smem > 48 * 1024 && kHalo[cfg].smem > device_smem_optin()) return false;
     const int st = kHalo[cfg].cfg.s;
     if (kHalo[cfg].cfg.pb > 0 && a.c > kHalo[cfg].cfg.ck) return false;  // persistent: one channel chunk
     return !a.qscale && !a.nchw && a.group == 1 && device_cc_major() >= 8 && a.kh == 3 && a.kw == 3 && a.sh == st &&
@@ -794,7 +820,16 @@ void conv_halo(const ConvArgs& a, int cfg, cudaStream_t s) {
         tiles = std::min(tiles, std::max(1LL, (long long)e.cfg.pb * device_sm_count() / cols));
     }
     dim3 grid(unsigned(tiles), unsigned((a.m + e.cfg.bn - 1) / e.cfg.bn));
-    launch_pdl(e.fn, grid, dim3(unsigned(e.threads)), 0, s, a);
+    if (e.smem > 48 * 1024) {
+        // Opt in once per kernel, when it is first used (not up front: that would load every
+        // kernel's code, launch.h). Not a stream operation, so allowed during graph capture.
+        static bool opted[kNumHalo] = {};
+        if (!opted[cfg]) {
+            cudaFuncSetAttribute(e.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, e.smem);
+            opted[cfg] = true;
+        }
+    }
+    launch_pdl(e.fn, grid, dim3(unsigned(e.threads)), size_t(e.smem), s, a);
 }
 
 int mma_config_count() { return kNumEntries; }
@@ -848,15 +883,24 @@ bool pdl_enabled() {
     return on == 1;
 }
 
+namespace {
+thread_local int g_launch_carveout = kCarveoutUnset;
+}
+
+int set_launch_carveout(int pct) {
+    const int prev = g_launch_carveout;
+    g_launch_carveout = pct;
+    return prev;
+}
+
 int kernel_carveout() {
-    static int pct = -2;
-    if (pct == -2) {
+    static int env = -3;  // -3: not read yet; kCarveoutUnset: YOLOC_CARVEOUT not set
+    if (env == -3) {
         const char* v = std::getenv("YOLOC_CARVEOUT");
-        pct = v ? std::atoi(v) : 100;
-        if (pct > 100) pct = 100;
-        if (pct < 0) pct = -1;
+        env = v ? std::max(-1, std::min(100, std::atoi(v))) : kCarveoutUnset;
     }
-    return pct;
+    if (env != kCarveoutUnset) return env;
+    return g_launch_carveout != kCarveoutUnset ? g_launch_carveout : 100;
 }
 
 bool a_tile_l1() {

@@ -59,6 +59,8 @@ void conv_halo(const ConvArgs& a, int cfg, cudaStream_t s);
 // Compute capability major of the current device (cached; first call outside capture).
 int device_cc_major();
 int device_sm_count();
+// Shared memory one block may opt into (cudaDevAttrMaxSharedMemoryPerBlockOptin; cached).
+int device_smem_optin();
 // Programmatic dependent launch (launch.h) for the mma kernels: where a kernel lets its
 // successor launch, after its main loop (default) or right after its own wait
 // (YOLOC_PDL_EARLY=1; slower on the H100). Cached; first call outside capture.

@@ -721,6 +721,7 @@ bool stem_tile_supported(const ConvArgs& a) {
 
 bool tensor_cores_available() {
     device_sm_count();  // cached too: the tactic heuristics read it during capture
+    device_smem_optin();
     pdl_enabled();
     pdl_early_trigger();
     kernel_carveout();
@@ -807,7 +808,9 @@ void maxpool(const PoolArgs& a, bool fp16, cudaStream_t s) {
     // Packed SPPF: 16-byte words unless that leaves SMs idle and 4-byte words can run.
     int ch = sppf_words_channels(a, fp16, 4);
     const int ch1 = sppf_words_channels(a, fp16, 1);
-    const bool narrow = ch1 > 0 && (ch == 0 || (long long)a.n * (a.c / ch) < device_sm_count());
+    bool narrow = ch1 > 0 && (ch == 0 || (long long)a.n * (a.c / ch) < device_sm_count());
+    if (const char* v = std::getenv("YOLOC_SPPF"))  // "w1" / "w4": the word width, for A/B runs
+        if (v[0] == 'w') narrow = ch1 > 0 && (v[1] == '1' || ch == 0);
     if (narrow) ch = ch1;
     if (ch > 0) {
         const dim3 grid(unsigned(a.c / ch), unsigned(a.n));

@@ -25,12 +25,18 @@ namespace cuda {
 // it off). Cached; the first call must happen outside stream capture.
 bool pdl_enabled();
 
-// The carveout every kernel asks for, in percent of the maximum shared memory
-// (YOLOC_CARVEOUT: 0-100, or -1 to leave the driver's choice per kernel; default 100).
+// The carveout every kernel asks for, in percent of the maximum shared memory, or -1 to
+// leave the driver's choice per kernel: YOLOC_CARVEOUT (0-100 or -1) if set, else what
+// the engine being launched asked for on this thread (set_launch_carveout), else 100.
 // Passed as a launch attribute (CUDA 12.8+), so no kernel is loaded before it is used:
 // setting it as a function attribute on every kernel up front loaded them all (lazy
 // module loading is the default) and cost 6 MB of device memory.
 int kernel_carveout();
+// The carveout for this thread's launches until reset (kCarveoutUnset); returns the
+// previous one. The runtime sets it around each engine's launches and graph capture
+// (engine_carveout in runtime.cpp).
+constexpr int kCarveoutUnset = -2;
+int set_launch_carveout(int pct);
 
 #if defined(__CUDACC__)
 __device__ __forceinline__ void pdl_wait() {

@@ -54,6 +54,10 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
 // Name of a conv tactic id ("mma64x64k32", "direct", ...).
 std::string tactic_name(int tactic);
 
+// The shared-memory carveout (percent, or -1: the driver's choice per kernel) the engine's
+// kernels are launched with, unless YOLOC_CARVEOUT says otherwise (engine/cuda/launch.h).
+int engine_carveout(const engine::Plan& p);
+
 // Profile mode: every op timed alone (CUDA graph of back-to-back launches, median
 // over `reps` replays) on a context's own arena; what `yoloc bench --profile` prints.
 struct OpProfile {
