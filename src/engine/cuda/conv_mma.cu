@@ -762,45 +762,33 @@ bool vec_ok(const ConvArgs& a) {
 
 }  // namespace
 
+namespace {
+// One attribute of the current device, or `fallback` where it cannot be read.
+int current_device_attr(cudaDeviceAttr attr, int fallback) {
+    int dev = 0, v = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, attr, dev) != cudaSuccess) return fallback;
+    return v;
+}
+}  // namespace
+
 int device_cc_major() {
-    static int cc = -1;
-    if (cc < 0) {
-        int dev = 0, major = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
-            major = 0;
-        cc = major;
-    }
+    static const int cc = current_device_attr(cudaDevAttrComputeCapabilityMajor, 0);
     return cc;
 }
 
 int device_sm_count() {
-    static int n = -1;
-    if (n < 0) {
-        int dev = 0, c = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-            c = 1;
-        n = c;
-    }
+    static const int n = current_device_attr(cudaDevAttrMultiProcessorCount, 1);
     return n;
+}
+
+// Dynamic shared memory one block may opt into on this device (0 if unknown). Cached.
+int device_smem_optin() {
+    static const int b = current_device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin, 0);
+    return b;
 }
 
 int halo_config_count() { return kNumHalo; }
 HaloConfig halo_config(int i) { return kHalo[i].cfg; }
-
-// Dynamic shared memory one block may opt into on this device (0 if unknown). Cached.
-int device_smem_optin() {
-    static int b = -1;
-    if (b < 0) {
-        int dev = 0, v = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
-            v = 0;
-        b = v;
-    }
-    return b;
-}
 
 bool halo_supported(const ConvArgs& a, int cfg) {
     if (cfg < 0 || cfg >= kNumHalo) return false;

@@ -490,15 +490,13 @@ void conv_direct(const ConvArgs& a, bool fp16, cudaStream_t s) {
 // K <= 48) scaled by qscale, as conv_int8_at.
 constexpr int kStemMaxK = 48, kStemMaxM = 64, kStemGroup = 8;
 
-template <typename T, bool INT8, int KH, int KW, int C>
-__global__ void __launch_bounds__(128) conv_stem_kernel(ConvArgs a) {
-    constexpr int KMAX = KH > 0 ? KH * KW * C : kStemMaxK;
-    __shared__ __align__(16) float sw[kStemMaxK * kStemMaxM];
-    __shared__ float sb[kStemMaxM], sq[kStemMaxM];
-    const int kh = KH > 0 ? KH : a.kh, kw = KH > 0 ? KW : a.kw, c = KH > 0 ? C : a.c;
-    const int K = kh * kw * c, M = a.m;  // M: a multiple of kStemGroup (conv_stem checks)
+// The stem's weights into shared memory as float sw[k][m] (k in [ky][kx][c] order; INT8:
+// the int8 [m][wk] rows), with the per-channel scales sq (1 for float) and the bias sb.
+template <typename T, bool INT8>
+__device__ __forceinline__ void stem_weights(const ConvArgs& a, int K, float* sw, float* sq, float* sb) {
+    const int M = a.m;
     for (int i = threadIdx.x; i < K * M; i += blockDim.x) {
-        const int k = i / M, m = i - k * M;  // sw[k][m]; k in [ky][kx][c] order
+        const int k = i / M, m = i - k * M;
         sw[i] = INT8 ? float(static_cast<const signed char*>(a.wt)[size_t(m) * a.wk + k])
                      : ld(static_cast<const T*>(a.wt) + i);
     }
@@ -506,6 +504,58 @@ __global__ void __launch_bounds__(128) conv_stem_kernel(ConvArgs a) {
         sb[m] = a.bias[m];
         sq[m] = INT8 ? a.qscale[m] : 1.f;
     }
+}
+
+// One pixel's stem outputs m0..m0+7 from its K receptive-field values v: the dot products
+// with the weights sw[k][m] (shared memory, read 4 channels at a time), scale sq, bias sb,
+// SiLU, stored at y[m0..m0+7] (one 16-byte store where `vec`). Both stem kernels.
+template <typename T, int KMAX>
+__device__ __forceinline__ void stem_group(const ConvArgs& a, const float (&v)[KMAX], int K, const float* sw,
+                                           const float* sq, const float* sb, int m0, T* y, bool vec) {
+    const int M = a.m;
+    float acc[kStemGroup];
+#pragma unroll
+    for (int j = 0; j < kStemGroup; ++j) acc[j] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < KMAX; ++kk) {
+        if (kk < K) {
+            const float4 w0 = *reinterpret_cast<const float4*>(sw + kk * M + m0);
+            const float4 w1 = *reinterpret_cast<const float4*>(sw + kk * M + m0 + 4);
+            acc[0] += v[kk] * w0.x;
+            acc[1] += v[kk] * w0.y;
+            acc[2] += v[kk] * w0.z;
+            acc[3] += v[kk] * w0.w;
+            acc[4] += v[kk] * w1.x;
+            acc[5] += v[kk] * w1.y;
+            acc[6] += v[kk] * w1.z;
+            acc[7] += v[kk] * w1.w;
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < kStemGroup; ++j) {
+        float r = acc[j] * sq[m0 + j] + sb[m0 + j];
+        if (a.silu) r = __fdividef(r, 1.0f + __expf(-r));
+        acc[j] = r;
+    }
+    if (vec) {
+        __align__(16) __half h[kStemGroup];
+#pragma unroll
+        for (int j = 0; j < kStemGroup; ++j) h[j] = __float2half(acc[j]);
+        *reinterpret_cast<uint4*>(y + m0) = *reinterpret_cast<const uint4*>(h);
+    } else {
+#pragma unroll
+        for (int j = 0; j < kStemGroup; ++j) st(y + m0 + j, acc[j]);
+    }
+}
+
+template <typename T, bool INT8, int KH, int KW, int C>
+__global__ void __launch_bounds__(128) conv_stem_kernel(ConvArgs a) {
+    constexpr int KMAX = KH > 0 ? KH * KW * C : kStemMaxK;
+    __shared__ __align__(16) float sw[kStemMaxK * kStemMaxM];
+    __shared__ float sb[kStemMaxM], sq[kStemMaxM];
+    const int kh = KH > 0 ? KH : a.kh, kw = KH > 0 ? KW : a.kw, c = KH > 0 ? C : a.c;
+    const int K = kh * kw * c, M = a.m;  // M: a multiple of kStemGroup (conv_stem checks)
+    stem_weights<T, INT8>(a, K, sw, sq, sb);
     __syncthreads();
     pdl_wait();  // the weights above overlapped the previous kernel; the input is read below
     pdl_launch_dependents();
@@ -531,41 +581,7 @@ __global__ void __launch_bounds__(128) conv_stem_kernel(ConvArgs a) {
             }
             v[kk] = INT8 ? quant_i8(u, a.in_scale) : u;
         }
-        const int m0 = g * kStemGroup;
-        float acc[kStemGroup];
-#pragma unroll
-        for (int j = 0; j < kStemGroup; ++j) acc[j] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < KMAX; ++kk) {
-            if (kk < K) {
-                const float4 w0 = *reinterpret_cast<const float4*>(sw + kk * M + m0);
-                const float4 w1 = *reinterpret_cast<const float4*>(sw + kk * M + m0 + 4);
-                acc[0] += v[kk] * w0.x;
-                acc[1] += v[kk] * w0.y;
-                acc[2] += v[kk] * w0.z;
-                acc[3] += v[kk] * w0.w;
-                acc[4] += v[kk] * w1.x;
-                acc[5] += v[kk] * w1.y;
-                acc[6] += v[kk] * w1.z;
-                acc[7] += v[kk] * w1.w;
-            }
-        }
-#pragma unroll
-        for (int j = 0; j < kStemGroup; ++j) {
-            float r = acc[j] * sq[m0 + j] + sb[m0 + j];
-            if (a.silu) r = __fdividef(r, 1.0f + __expf(-r));
-            acc[j] = r;
-        }
-        T* y = static_cast<T*>(a.y) + size_t(p) * a.ys + m0;
-        if (vec) {
-            __align__(16) __half h[kStemGroup];
-#pragma unroll
-            for (int j = 0; j < kStemGroup; ++j) h[j] = __float2half(acc[j]);
-            *reinterpret_cast<uint4*>(y) = *reinterpret_cast<const uint4*>(h);
-        } else {
-#pragma unroll
-            for (int j = 0; j < kStemGroup; ++j) st(y + j, acc[j]);
-        }
+        stem_group(a, v, K, sw, sq, sb, g * kStemGroup, static_cast<T*>(a.y) + size_t(p) * a.ys, vec);
     }
 }
 
@@ -590,15 +606,7 @@ __global__ void __launch_bounds__(kStemThreads) conv_stem_tile_kernel(ConvArgs a
     __shared__ float sb[kStemMaxM], sq[kStemMaxM];
     __shared__ float patch[3][kStemPH][kStemPW];
     const int M = a.m;  // a multiple of 8, at most kStemMaxM (stem_tile_supported)
-    for (int i = threadIdx.x; i < 27 * M; i += blockDim.x) {
-        const int k = i / M, m = i - k * M;  // sw[k][m]; k in [ky][kx][c] order
-        sw[i] = INT8 ? float(static_cast<const signed char*>(a.wt)[size_t(m) * a.wk + k])
-                     : ld(static_cast<const T*>(a.wt) + i);
-    }
-    for (int m = threadIdx.x; m < M; m += blockDim.x) {
-        sb[m] = a.bias[m];
-        sq[m] = INT8 ? a.qscale[m] : 1.f;
-    }
+    stem_weights<T, INT8>(a, 27, sw, sq, sb);
     const int tiles_x = (a.ow + kStemTW - 1) / kStemTW, tiles_y = (a.oh + kStemTH - 1) / kStemTH;
     const int tile = blockIdx.x;
     const int n = tile / (tiles_x * tiles_y);
@@ -630,39 +638,8 @@ __global__ void __launch_bounds__(kStemThreads) conv_stem_tile_kernel(ConvArgs a
             for (int c = 0; c < 3; ++c) v[(ky * 3 + kx) * 3 + c] = patch[c][2 * ty + ky][stem_col(2 * tx + kx)];
     T* y = static_cast<T*>(a.y) + ((size_t(n) * a.oh + oy) * a.ow + ox) * a.ys;
     const bool vec = sizeof(T) == 2 && a.ys % 8 == 0 && (reinterpret_cast<uintptr_t>(a.y) & 15) == 0;
-    for (int m0 = threadIdx.x / kPix * kStemGroup; m0 < M; m0 += kStemThreads / kPix * kStemGroup) {
-        float acc[kStemGroup];
-#pragma unroll
-        for (int j = 0; j < kStemGroup; ++j) acc[j] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < 27; ++kk) {
-            const float4 w0 = *reinterpret_cast<const float4*>(sw + kk * M + m0);
-            const float4 w1 = *reinterpret_cast<const float4*>(sw + kk * M + m0 + 4);
-            acc[0] += v[kk] * w0.x;
-            acc[1] += v[kk] * w0.y;
-            acc[2] += v[kk] * w0.z;
-            acc[3] += v[kk] * w0.w;
-            acc[4] += v[kk] * w1.x;
-            acc[5] += v[kk] * w1.y;
-            acc[6] += v[kk] * w1.z;
-            acc[7] += v[kk] * w1.w;
-        }
-#pragma unroll
-        for (int j = 0; j < kStemGroup; ++j) {
-            float r = acc[j] * sq[m0 + j] + sb[m0 + j];
-            if (a.silu) r = __fdividef(r, 1.0f + __expf(-r));
-            acc[j] = r;
-        }
-        if (vec) {
-            __align__(16) __half h[kStemGroup];
-#pragma unroll
-            for (int j = 0; j < kStemGroup; ++j) h[j] = __float2half(acc[j]);
-            *reinterpret_cast<uint4*>(y + m0) = *reinterpret_cast<const uint4*>(h);
-        } else {
-#pragma unroll
-            for (int j = 0; j < kStemGroup; ++j) st(y + m0 + j, acc[j]);
-        }
-    }
+    for (int m0 = threadIdx.x / kPix * kStemGroup; m0 < M; m0 += kStemThreads / kPix * kStemGroup)
+        stem_group(a, v, 27, sw, sq, sb, m0, y, vec);
 }
 
 template <typename T, bool INT8>
