@@ -238,6 +238,23 @@ TEST(GpuInt8, ConvTilesMatchDirectAndReference) {
     }
 }
 
+// Ranges of the quantized layers' inputs from the float model on this input (max |x|):
+// what minmax calibration gives.
+std::map<std::string, double> minmax_amax(const Model& m, const QuantPlan& qp, const Tensor& x) {
+    std::vector<std::string> vals;
+    for (const auto& l : qp.layers)
+        if (std::find(vals.begin(), vals.end(), l.input) == vals.end()) vals.push_back(l.input);
+    TensorMap acts = ReferenceExecutor(with_extra_outputs(m, vals)).run({{m.graph.inputs[0].name, x}});
+    std::map<std::string, double> amax;
+    for (const auto& v : vals) {
+        double a = 0;
+        const Tensor& t = acts.at(v);
+        for (int64_t i = 0; i < t.numel(); ++i) a = std::max(a, double(std::fabs(t.data<float>()[i])));
+        amax[v] = a;
+    }
+    return amax;
+}
+
 // A C2f-like block in float: conv1 (c -> 2m, k x k, stride s, SiLU) -> Split(m, m);
 // the second half -> conv2 (3x3, SiLU) + the half itself (residual); Concat(half 1,
 // half 2, sum) -> 1x1 conv3 -> y. Quantized like `yoloc quantize` (minmax ranges from
@@ -305,18 +322,7 @@ Model qdq_c2f(int64_t c, int64_t m, int64_t k, int64_t s, int64_t h, int64_t w, 
     G.nodes.push_back(cat);
     conv("conv3", "cc", 3 * m, m, 1, 1, false, "y");
     QuantPlan qp = plan_quantization(md, {}, false);
-    std::vector<std::string> vals;
-    for (const auto& l : qp.layers)
-        if (std::find(vals.begin(), vals.end(), l.input) == vals.end()) vals.push_back(l.input);
-    TensorMap acts = ReferenceExecutor(with_extra_outputs(md, vals)).run({{"x", x}});
-    std::map<std::string, double> amax;
-    for (const auto& v : vals) {
-        double a = 0;
-        const Tensor& t = acts.at(v);
-        for (int64_t i = 0; i < t.numel(); ++i) a = std::max(a, double(std::fabs(t.data<float>()[i])));
-        amax[v] = a;
-    }
-    return insert_qdq(md, qp, share_concat_amax(md, amax), true);
+    return insert_qdq(md, qp, share_concat_amax(md, minmax_amax(md, qp, x)), true);
 }
 
 // INT8 storage on the GPU: the int8-input tiles (cp.async of the stored integers), the
@@ -383,21 +389,8 @@ TEST(GpuInt8, GeneratedYolov8nInt8EngineMatchesReference) {
     for (const auto& n : m.graph.nodes)
         if (n.op_type == "Conv" && n.name.find("/m.0/cv2/") != std::string::npos && keep.empty()) keep = n.name;
     QuantPlan qp = plan_quantization(m, {keep}, false);
-    // Ranges from the float model on this input (max |x|): what minmax calibration gives.
     Tensor x = rand_input({1, 3, 160, 160}, 5, 0.f, 1.f);
-    std::vector<std::string> vals;
-    for (const auto& l : qp.layers) vals.push_back(l.input);
-    Model probe = with_extra_outputs(m, vals);
-    ReferenceExecutor pe(probe);
-    TensorMap acts = pe.run({{m.graph.inputs[0].name, x}});
-    std::map<std::string, double> amax;
-    for (const auto& v : vals) {
-        double a = 0;
-        const Tensor& t = acts.at(v);
-        for (int64_t i = 0; i < t.numel(); ++i) a = std::max(a, double(std::fabs(t.data<float>()[i])));
-        amax[v] = a;
-    }
-    Model q = insert_qdq(m, qp, amax, true);
+    Model q = insert_qdq(m, qp, minmax_amax(m, qp, x), true);
     Tensor want = ref_run(q, x);
     engine::PlanStats st;
     Outputs i8 = gpu_run(q, Precision::INT8, x, 0, &st);
