@@ -274,16 +274,12 @@ std::shared_ptr<Engine> Engine::load(const std::string& path) {
     return make_engine(engine::read_engine(path), path);
 }
 
-namespace {
-
 // The shared-memory carveout an engine's kernels ask for (launch.h). Batch 1: the most
 // shared memory for every kernel, so that consecutive kernels never wait for an SM to
 // change its split (H100, FP16: 0.313 vs 0.326-0.331 ms with the driver's choice; INT8
 // 0.299 vs 0.307). Batch 8 and up: the driver's choice per kernel, which leaves the
 // kernels with little shared memory more L1 (batch 32: 3.15-3.18 vs 3.26-3.27 ms).
 // Batches 2-7 were not measured; they take the batch-1 choice.
-}  // namespace
-
 int engine_carveout(const engine::Plan& p) { return p.batch >= 8 ? -1 : 100; }
 
 namespace {
