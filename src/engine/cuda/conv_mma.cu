@@ -808,15 +808,10 @@ void conv_halo(const ConvArgs& a, int cfg, cudaStream_t s) {
         tiles = std::min(tiles, std::max(1LL, (long long)e.cfg.pb * device_sm_count() / cols));
     }
     dim3 grid(unsigned(tiles), unsigned((a.m + e.cfg.bn - 1) / e.cfg.bn));
-    if (e.smem > 48 * 1024) {
-        // Opt in once per kernel, when it is first used (not up front: that would load every
-        // kernel's code, launch.h). Not a stream operation, so allowed during graph capture.
-        static bool opted[kNumHalo] = {};
-        if (!opted[cfg]) {
-            cudaFuncSetAttribute(e.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, e.smem);
-            opted[cfg] = true;
-        }
-    }
+    // Opt in to more than 48 KiB at each launch, on the current device (a cached flag would
+    // miss a second GPU), not up front: that would load every kernel's code (launch.h). Not
+    // a stream operation, so allowed during graph capture; engines launch at capture only.
+    if (e.smem > 48 * 1024) cudaFuncSetAttribute(e.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, e.smem);
     launch_pdl(e.fn, grid, dim3(unsigned(e.threads)), size_t(e.smem), s, a);
 }
 
