@@ -28,6 +28,7 @@ grep -E "^(ops|memory)" "$OUT/build_f16.log"
 # Build-time choices, each off (no timing cache: the cache holds the default's choices).
 build f16_unfused "$M" --precision fp16 --no-horizontal-fusion
 YOLOC_TACTIC_SHARE=0 YOLOC_MAX_CONV_KERNELS=0 build f16_fastest "$M" --precision fp16
+YOLOC_CAP_SEARCH=0 build f16_greedycap "$M" --precision fp16
 build f16seq "$M" --precision fp16 --memory-budget 15MB --timing-cache "$OUT/tc"
 build f16b32 "$M" --precision fp16 --batch 32 --timing-cache "$OUT/tc"
 # Batch 32 with the batch-1 tactic policy (shared tactics, at most 8 kernels), no cache.
@@ -40,7 +41,7 @@ if [ -n "${QDQ:-}" ]; then
   grep -E "^(ops|int8|memory)" "$OUT/build_i8.log"
   engines="f16 i8"
 fi
-for e in f16 f16_fastest $( [ -f "$OUT/i8.engine" ] && echo i8 ); do
+for e in f16 f16_fastest f16_greedycap $( [ -f "$OUT/i8.engine" ] && echo i8 ); do
   echo "$e: $(grep -oE "mma[0-9x]+k[0-9]+(sk[0-9]|cl[0-9])?|i8mma[0-9x]+k[0-9]+(sk[0-9])?|i8in[0-9x]+k[0-9]+s[0-9](sk[0-9])?|i8halo[0-9x]+n[0-9]+c[0-9]+s[0-9](x2)?|halo[0-9x]+n[0-9]+c[0-9]+s[0-9](x2)?|stem\(nchw\)" "$OUT/build_$e.log" | sort -u | wc -l) distinct conv kernels"
 done
 bm() {
@@ -62,6 +63,7 @@ for round in 1 2; do
   row "fp16 b1, critical chain alone (diagnostic, wrong outputs)" "YOLOC_DEBUG_CHAIN_ONLY=1" f16
   row "fp16 b1, built without horizontal fusion" "" f16_unfused
   row "fp16 b1, built with each layer's fastest tactic (no sharing, no kernel cap)" "" f16_fastest
+  row "fp16 b1, built with the kernel cap's greedy dropping only (no swap search)" "" f16_greedycap
   row "fp16 b1, sequential arena (--memory-budget 15MB)" "" f16seq
   [ -f "$OUT/i8.engine" ] && row "int8 b1, default" "" i8 && row "int8 b1, driver's carveout" "YOLOC_CARVEOUT=-1" i8
   [ -f "$OUT/i8_fp16io.engine" ] && row "int8 b1, built with --no-int8-storage (fp16 between layers)" "" i8_fp16io

@@ -162,11 +162,19 @@ TEST(Gpu, ConvShapesFp32AndFp16) {
         Model m = conv_model(c.c, c.m, c.k, c.s, c.g, c.h, c.w, c.silu, c.res);
         Tensor x = random_input({1, c.c, c.h, c.w}, uint32_t(c.c * 31 + c.m), -1.f, 1.f);
         Outputs want = run_ref(m, x);
-        // 5: the tiled stem (kConvStemTile) where it applies; other convs take the direct kernel.
-        for (int kern : {0, 1, 2, 3, int(cuda::kConvStemTile)}) {
+        // 5-7: the tiled, four- and two-pixel stems where they apply; other convs take the direct kernel.
+        for (int kern : {0, 1, 2, 3, int(cuda::kConvStemTile), int(cuda::kConvStemQuad), int(cuda::kConvStemPair)}) {
             std::string what = cat("conv c", c.c, " m", c.m, " k", c.k, " s", c.s, " g", c.g, " kernel ", kern);
             expect_close(run_gpu(m, Precision::FP32, x, true, kern), want, 1e-4, what + " fp32");
             expect_close(run_gpu(m, Precision::FP16, x, true, kern), want, 2e-2, what + " fp16");
+        }
+        if (c.c == 3 && c.k == 3 && c.s == 2 && c.m % 8 == 0) {
+            // The four- and two-pixel stems sum in the one-pixel stem's order: the same bits.
+            for (Precision pr : {Precision::FP32, Precision::FP16})
+                for (int kern : {int(cuda::kConvStemQuad), int(cuda::kConvStemPair)})
+                    EXPECT_EQ(max_err(run_gpu(m, pr, x, true, kern)[0], run_gpu(m, pr, x, true, cuda::kConvDirect)[0]),
+                              0.0)
+                        << "stem kernel " << kern << " vs direct, m " << c.m << " w " << c.w;
         }
     }
 }
@@ -276,6 +284,9 @@ TEST(Gpu, MmaConvTilesMatchReference) {
         {16, 16, 3, 1, 1, 320, 320, true, true, 1},   // 800 tiles of 8x16, residual
         {32, 32, 3, 1, 1, 160, 160, true, false, 2},  // 800 tiles of 8x8 over 2 images
         {16, 32, 3, 2, 1, 319, 317, true, false, 1},  // model.1-like stride 2, odd sizes
+        // K 1152 (18 K tiles): split across clusters of up to 8 blocks, residual, 13 row tiles.
+        {128, 128, 3, 1, 1, 20, 20, true, true, 1},
+        {128, 40, 3, 2, 1, 21, 19, true, false, 2},  // stride 2, cout not a multiple of the tile
     };
     for (const Cfg& c : cfgs) {
         Model m = conv_model(c.c, c.m, c.k, c.s, c.g, c.h, c.w, c.silu, c.res, c.batch);

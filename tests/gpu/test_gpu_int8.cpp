@@ -217,6 +217,10 @@ TEST(GpuInt8, ConvTilesMatchDirectAndReference) {
             if (c.c == 3 && c.k == 3 && c.s == 2) {  // the tiled stem: the same integer sums
                 Outputs tile = gpu_run(q, Precision::INT8, x, cuda::kConvStemTile);
                 EXPECT_LE(max_rel(tile[0], direct[0]), 5e-3) << shape << " stemtile vs i8direct";
+                for (int kern : {int(cuda::kConvStemQuad), int(cuda::kConvStemPair)}) {
+                    Outputs px = gpu_run(q, Precision::INT8, x, kern);
+                    EXPECT_EQ(max_rel(px[0], direct[0]), 0.0) << shape << " stem kernel " << kern << " vs i8direct";
+                }
             }
             if (!have_mma()) continue;
             double worst = 1e9, worst_vs_direct = 0;

@@ -147,7 +147,7 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
                        "Jetson profiles build batch 1. On a GPU of another compute capability the engine is built for "
                        "this GPU with the profile's memory limits: a simulation of the device's memory budget, not of "
                        "its speed");
-    app.add_flag("--verbose", *verbose, "print the plan, one op per line");
+    app.add_flag("--verbose", *verbose, "print the plan, one op per line, and each conv's five fastest timed tactics");
     app.add_option("--timing-cache", *timing_cache,
                    "file of conv tactic timings on this GPU: read to skip timing known layer shapes, then rewritten");
     app.add_flag("--no-tune", *no_tune, "skip timing the conv tactics (heuristic kernel choice)");
@@ -270,6 +270,16 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
                 std::printf("tactic     op %-3d %-26s %-22s %-16s %7.2f us (heuristic %7.2f us)%s\n", t.op,
                             t.name.substr(0, 26).c_str(), t.shape.c_str(), yoloc::gpu::tactic_name(t.tactic).c_str(),
                             t.best_us, t.auto_us, t.cached ? " [cache]" : "");
+                if (*verbose && !t.tried.empty()) {
+                    // The five fastest candidates as timed (the choice may differ: shared tactics).
+                    std::vector<std::pair<int, double>> tried = t.tried;
+                    std::sort(tried.begin(), tried.end(),
+                              [](const std::pair<int, double>& x, const std::pair<int, double>& y) { return x.second < y.second; });
+                    std::printf("           candidates");
+                    for (size_t k = 0; k < tried.size() && k < 5; ++k)
+                        std::printf(" %s %.2f", yoloc::gpu::tactic_name(tried[k].first).c_str(), tried[k].second);
+                    std::printf("\n");
+                }
             }
             std::printf("tactics    %zu convs timed (%d from the timing cache): sum %.1f us chosen vs %.1f us heuristic\n",
                         r.tactics.size(), cached, best, dflt);
@@ -296,16 +306,17 @@ int profile_engine(const std::string& path, int iters, bool json) {
     if (json) {
         nlohmann::json ops = nlohmann::json::array();
         for (const auto& r : prof)
-            ops.push_back({{"op", r.op}, {"kind", r.kind}, {"name", r.name}, {"detail", r.detail}, {"us", r.us}});
+            ops.push_back({{"op", r.op}, {"kind", r.kind}, {"name", r.name}, {"detail", r.detail}, {"us", r.us}, {"chain", r.chain}});
         nlohmann::json j = {{"engine", path}, {"sum_us", total}, {"ops", ops},
                             {"method", "each op alone: 20 launches in one CUDA graph, median of replays, per launch"}};
         std::cout << j.dump() << "\n";
         return 0;
     }
     for (const auto& r : prof)
-        std::printf("%3d %-12s %7.2f us %5.1f%%  %-28s %s\n", r.op, r.kind.c_str(), r.us, 100.0 * r.us / total,
-                    r.name.substr(0, 28).c_str(), r.detail.c_str());
-    std::printf("sum of ops alone: %.1f us (%zu ops); the graph overlaps independent branches\n", total, prof.size());
+        std::printf("%3d%c %-12s %7.2f us %5.1f%%  %-28s %s\n", r.op, r.chain ? '*' : ' ', r.kind.c_str(), r.us,
+                    100.0 * r.us / total, r.name.substr(0, 28).c_str(), r.detail.c_str());
+    std::printf("sum of ops alone: %.1f us (%zu ops; *: on the critical chain); the graph overlaps independent "
+                "branches\n", total, prof.size());
     return 0;
 #endif
 }

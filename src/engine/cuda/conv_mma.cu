@@ -88,49 +88,101 @@ __device__ __forceinline__ void mma16816(float* d, const unsigned* a, const unsi
 #endif
 
 #ifdef YOLOC_MMA_ARCH
-// Epilogue of the fp16 tensor-core kernels: bias, SiLU, residual, fp16 store into the
-// output view. row_p(r) maps a tile row to its output pixel (-1: outside the output).
+// Whether the epilogue may store (and read the residual as) half2 pairs.
+__device__ __forceinline__ bool epi_pairs_ok(const ConvArgs& a) {
+    return ((reinterpret_cast<uintptr_t>(a.y) & 3) == 0) && (a.ys % 2 == 0) &&
+           (!a.res || (((reinterpret_cast<uintptr_t>(a.res) & 3) == 0) && (a.rs % 2 == 0)));
+}
+
+// Output pixel p, channels col and col + 1 (`two`: col + 1 < M) from the sums v0, v1 with
+// the bias added (the caller loads it once per column: the stores below may alias it for
+// the compiler, which would otherwise reload it for every pixel): SiLU, residual, fp16
+// store into the output view.
+__device__ __forceinline__ void epi_pair(const ConvArgs& a, int p, int col, float v0, float v1, bool two,
+                                         bool pair_ok) {
+    __half* y = static_cast<__half*>(a.y);
+    const __half* res = static_cast<const __half*>(a.res);
+    if (a.silu) {
+        v0 = __fdividef(v0, 1.0f + __expf(-v0));
+        v1 = __fdividef(v1, 1.0f + __expf(-v1));
+    }
+    if (two && pair_ok) {
+        if (res) {
+            const float2 r = __half22float2(*reinterpret_cast<const __half2*>(res + size_t(p) * a.rs + col));
+            v0 += r.x;
+            v1 += r.y;
+        }
+        *reinterpret_cast<__half2*>(y + size_t(p) * a.ys + col) = __floats2half2_rn(v0, v1);
+    } else {
+        if (res) v0 += __half2float(res[size_t(p) * a.rs + col]);
+        y[size_t(p) * a.ys + col] = __float2half(v0);
+        if (two) {
+            if (res) v1 += __half2float(res[size_t(p) * a.rs + col + 1]);
+            y[size_t(p) * a.ys + col + 1] = __float2half(v1);
+        }
+    }
+}
+
+// Epilogue of the fp16 tensor-core kernels from the accumulator fragments. row_p(r) maps a
+// tile row to its output pixel (-1: outside the output).
 template <int MT, int NT, int WM, int WN, class RowP>
 __device__ __forceinline__ void mma_epilogue(const ConvArgs& a, float (&acc)[MT][NT][4], int m0, int wm, int wn,
                                              int lane, RowP row_p) {
-    const int M = a.m;
-    __half* y = static_cast<__half*>(a.y);
-    const __half* res = static_cast<const __half*>(a.res);
-    const bool pair_ok = ((reinterpret_cast<uintptr_t>(y) & 3) == 0) && (a.ys % 2 == 0) &&
-                         (!res || (((reinterpret_cast<uintptr_t>(res) & 3) == 0) && (a.rs % 2 == 0)));
+    const bool pair_ok = epi_pairs_ok(a);
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
         const int col = m0 + wn * WN + nt * 8 + (lane & 3) * 2;
-        if (col >= M) continue;
-        const bool two = col + 1 < M;
+        if (col >= a.m) continue;
+        const bool two = col + 1 < a.m;
         const float b0 = a.bias[col], b1 = two ? a.bias[col + 1] : 0.f;
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 const int p = row_p(wm * WM + mt * 16 + (lane >> 2) + h * 8);
-                if (p < 0) continue;
-                float v0 = acc[mt][nt][2 * h] + b0, v1 = acc[mt][nt][2 * h + 1] + b1;
-                if (a.silu) {
-                    v0 = __fdividef(v0, 1.0f + __expf(-v0));
-                    v1 = __fdividef(v1, 1.0f + __expf(-v1));
-                }
-                if (two && pair_ok) {
-                    if (res) {
-                        const float2 r = __half22float2(*reinterpret_cast<const __half2*>(res + size_t(p) * a.rs + col));
-                        v0 += r.x;
-                        v1 += r.y;
-                    }
-                    *reinterpret_cast<__half2*>(y + size_t(p) * a.ys + col) = __floats2half2_rn(v0, v1);
-                } else {
-                    if (res) v0 += __half2float(res[size_t(p) * a.rs + col]);
-                    y[size_t(p) * a.ys + col] = __float2half(v0);
-                    if (two) {
-                        if (res) v1 += __half2float(res[size_t(p) * a.rs + col + 1]);
-                        y[size_t(p) * a.ys + col + 1] = __float2half(v1);
-                    }
-                }
+                if (p >= 0) epi_pair(a, p, col, acc[mt][nt][2 * h] + b0, acc[mt][nt][2 * h + 1] + b1, two, pair_ok);
             }
+    }
+}
+#endif
+
+#ifdef YOLOC_MMA_ARCH
+// Split-K inside a block: SK warp groups each summed part of K for the same BM x BN tile;
+// groups 1.. leave their sums in `red` ((SK - 1) x BM x BN floats of shared memory that is
+// free by now) and group 0 adds them up. Every thread of the block calls it; afterwards
+// only group 0 (kg == 0) holds the totals.
+template <int MT, int NT, int WM, int WN, int BM, int BN, int SK>
+__device__ __forceinline__ void splitk_sum(float (&acc)[MT][NT][4], float* red, int kg, int wm, int wn, int lane) {
+    if (kg > 0) {
+        float* r = red + (kg - 1) * BM * BN;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                    const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                    *reinterpret_cast<float2*>(r + row * BN + col) = make_float2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+                }
+    }
+    __syncthreads();
+    if (kg > 0) return;
+#pragma unroll
+    for (int g = 0; g < SK - 1; ++g) {
+        const float* r = red + g * BM * BN;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                    const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                    const float2 v = *reinterpret_cast<const float2*>(r + row * BN + col);
+                    acc[mt][nt][2 * h] += v.x;
+                    acc[mt][nt][2 * h + 1] += v.y;
+                }
     }
 }
 #endif
@@ -348,80 +400,51 @@ __global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::
         // Sum the K groups through shared memory (the pipeline buffers are free now).
         cp_async_wait<0>();
         __syncthreads();
-        float* red = reinterpret_cast<float*>(smem);
-        if (kg > 0) {
-            float* r = red + (kg - 1) * BM * BN;
-#pragma unroll
-            for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < C::kNT; ++nt)
-#pragma unroll
-                    for (int h = 0; h < 2; ++h) {
-                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
-                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
-                        *reinterpret_cast<float2*>(r + row * BN + col) =
-                            make_float2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
-                    }
-        }
-        __syncthreads();
+        splitk_sum<C::kMT, C::kNT, WM, WN, BM, BN, SK>(acc, reinterpret_cast<float*>(smem), kg, wm, wn, lane);
         if (kg > 0) return;
-#pragma unroll
-        for (int g = 0; g < SK - 1; ++g) {
-            const float* r = red + g * BM * BN;
-#pragma unroll
-            for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < C::kNT; ++nt)
-#pragma unroll
-                    for (int h = 0; h < 2; ++h) {
-                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
-                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
-                        const float2 v = *reinterpret_cast<const float2*>(r + row * BN + col);
-                        acc[mt][nt][2 * h] += v.x;
-                        acc[mt][nt][2 * h + 1] += v.y;
-                    }
-        }
     }
 
 #ifdef YOLOC_CLUSTER_ARCH
     if (gridDim.z > 1) {  // SK == 1 here (mma_supported): every thread is still running
+        // Reduce-scatter through distributed shared memory: every block leaves its partial
+        // BM x BN sums in its shared memory; then block r of the cluster adds up rows
+        // [r * BM / z, (r + 1) * BM / z) of all z partials and stores them (bias, SiLU,
+        // residual). With block 0 summing everything, its z - 1 remote reads per element were
+        // serial; now each block reads 1 / z of the tile from every block.
         cp_async_wait<0>();
         __syncthreads();
         float* red = reinterpret_cast<float*>(smem);  // BM x BN floats (mma_supported checks the size)
-        const unsigned rank = cluster_rank();
-        if (rank != 0) {
 #pragma unroll
-            for (int mt = 0; mt < C::kMT; ++mt)
+        for (int mt = 0; mt < C::kMT; ++mt)
 #pragma unroll
-                for (int nt = 0; nt < C::kNT; ++nt)
+            for (int nt = 0; nt < C::kNT; ++nt)
 #pragma unroll
-                    for (int h = 0; h < 2; ++h) {
-                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
-                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
-                        *reinterpret_cast<float2*>(red + row * BN + col) =
-                            make_float2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
-                    }
-        }
+                for (int h = 0; h < 2; ++h) {
+                    const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+                    const int col = wn * WN + nt * 8 + (lane & 3) * 2;
+                    *reinterpret_cast<float2*>(red + row * BN + col) = make_float2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+                }
         cluster_sync();
-        if (rank == 0) {
-            for (unsigned g = 1; g < cluster_blocks(); ++g) {
-                const unsigned r = cluster_map(smem_u32(red), g);
-#pragma unroll
-                for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-                    for (int nt = 0; nt < C::kNT; ++nt)
-#pragma unroll
-                        for (int h = 0; h < 2; ++h) {
-                            const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
-                            const int col = wn * WN + nt * 8 + (lane & 3) * 2;
-                            const float2 v = cluster_ld2(r + unsigned(row * BN + col) * 4u);
-                            acc[mt][nt][2 * h] += v.x;
-                            acc[mt][nt][2 * h + 1] += v.y;
-                        }
+        const int nb = int(cluster_blocks()), rank = int(cluster_rank());
+        const int rows = (BM + nb - 1) / nb, r0 = rank * rows;
+        const bool pair_ok = epi_pairs_ok(a);
+        for (int i = tid; i < rows * (BN / 2); i += C::kThreads) {
+            const int row = r0 + i / (BN / 2), col = (i % (BN / 2)) * 2;
+            const int p = p0 + row, m = m0 + col;
+            if (row >= BM || p >= P || m >= M) continue;
+            const unsigned local = smem_u32(red + row * BN + col);
+            float2 sum = make_float2(0.f, 0.f);
+#pragma unroll 8
+            for (int g = 0; g < nb; ++g) {
+                const float2 v = cluster_ld2(cluster_map(local, unsigned(g)));
+                sum.x += v.x;
+                sum.y += v.y;
             }
+            const bool two = m + 1 < M;
+            epi_pair(a, p, m, sum.x + a.bias[m], sum.y + (two ? a.bias[m + 1] : 0.f), two, pair_ok);
         }
-        cluster_sync();  // the other blocks' shared memory stays until block 0 has read it
-        if (rank != 0) return;
+        cluster_sync();  // every block's partials stay until all blocks have read them
+        return;
     }
 #endif
     mma_epilogue<C::kMT, C::kNT, WM, WN>(a, acc, m0, wm, wn, lane, [&](int r) { return p0 + r < P ? p0 + r : -1; });
@@ -944,7 +967,9 @@ const char* conv_tactic_name(int tactic, char* buf, int len) {
     }
     const char* n = tactic == kConvAuto ? "auto" : tactic == kConvDirect ? "direct" : tactic == kConvWmma ? "wmma"
                     : tactic == kConvSimtGemm ? "simt-gemm" : tactic == kConvInt8Direct ? "i8direct"
-                    : tactic == kConvStemTile ? "stemtile" : "?";
+                    : tactic == kConvStemTile ? "stemtile"
+                    : tactic == kConvStemQuad ? "stemquad"
+                    : tactic == kConvStemPair ? "stempair" : "?";
     std::snprintf(buf, size_t(len), "%s", n);
     return buf;
 }

@@ -26,6 +26,8 @@ enum ConvTactic : int {
     kConvSimtGemm = 3,  // tiled implicit GEMM on CUDA cores (fp32 / fp16)
     kConvInt8Direct = 4,    // INT8 conv, one output per thread (any GPU; conv_int8.h)
     kConvStemTile = 5,      // the NCHW stem from a shared-memory input tile (kernels.cu)
+    kConvStemQuad = 6,      // the NCHW stem, four output pixels per thread (kernels.cu)
+    kConvStemPair = 7,      // the NCHW stem, two output pixels per thread (kernels.cu)
     kConvMmaBase = 16,      // + index into the mma configuration table
     kConvInt8MmaBase = 64,  // + index into the INT8 mma configuration table (conv_int8.h)
     kConvInt8InMmaBase = 128,  // + index into the int8-input INT8 table (conv_int8.h)

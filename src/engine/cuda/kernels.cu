@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 #include <mma.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cstdint>
 #include <cstdlib>
@@ -506,31 +507,11 @@ __device__ __forceinline__ void stem_weights(const ConvArgs& a, int K, float* sw
     }
 }
 
-// One pixel's stem outputs m0..m0+7 from its K receptive-field values v: the dot products
-// with the weights sw[k][m] (shared memory, read 4 channels at a time), scale sq, bias sb,
-// SiLU, stored at y[m0..m0+7] (one 16-byte store where `vec`). Both stem kernels.
-template <typename T, int KMAX>
-__device__ __forceinline__ void stem_group(const ConvArgs& a, const float (&v)[KMAX], int K, const float* sw,
-                                           const float* sq, const float* sb, int m0, T* y, bool vec) {
-    const int M = a.m;
-    float acc[kStemGroup];
-#pragma unroll
-    for (int j = 0; j < kStemGroup; ++j) acc[j] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < KMAX; ++kk) {
-        if (kk < K) {
-            const float4 w0 = *reinterpret_cast<const float4*>(sw + kk * M + m0);
-            const float4 w1 = *reinterpret_cast<const float4*>(sw + kk * M + m0 + 4);
-            acc[0] += v[kk] * w0.x;
-            acc[1] += v[kk] * w0.y;
-            acc[2] += v[kk] * w0.z;
-            acc[3] += v[kk] * w0.w;
-            acc[4] += v[kk] * w1.x;
-            acc[5] += v[kk] * w1.y;
-            acc[6] += v[kk] * w1.z;
-            acc[7] += v[kk] * w1.w;
-        }
-    }
+// Stem outputs m0..m0+7 of one pixel from their sums acc: scale sq, bias sb, SiLU, stored
+// at y[m0..m0+7] (one 16-byte store where `vec`). Every stem kernel.
+template <typename T>
+__device__ __forceinline__ void stem_store(const ConvArgs& a, float (&acc)[kStemGroup], const float* sq,
+                                           const float* sb, int m0, T* y, bool vec) {
 #pragma unroll
     for (int j = 0; j < kStemGroup; ++j) {
         float r = acc[j] * sq[m0 + j] + sb[m0 + j];
@@ -546,6 +527,34 @@ __device__ __forceinline__ void stem_group(const ConvArgs& a, const float (&v)[K
 #pragma unroll
         for (int j = 0; j < kStemGroup; ++j) st(y + m0 + j, acc[j]);
     }
+}
+
+// acc[0..7] += v * sw[k][m0..m0+7] (shared memory, read 4 channels at a time).
+__device__ __forceinline__ void stem_fma(float (&acc)[kStemGroup], float v, const float* sw, int k, int M, int m0) {
+    const float4 w0 = *reinterpret_cast<const float4*>(sw + k * M + m0);
+    const float4 w1 = *reinterpret_cast<const float4*>(sw + k * M + m0 + 4);
+    acc[0] += v * w0.x;
+    acc[1] += v * w0.y;
+    acc[2] += v * w0.z;
+    acc[3] += v * w0.w;
+    acc[4] += v * w1.x;
+    acc[5] += v * w1.y;
+    acc[6] += v * w1.z;
+    acc[7] += v * w1.w;
+}
+
+// One pixel's stem outputs m0..m0+7 from its K receptive-field values v: the dot products
+// with the weights sw[k][m] in k order, then stem_store.
+template <typename T, int KMAX>
+__device__ __forceinline__ void stem_group(const ConvArgs& a, const float (&v)[KMAX], int K, const float* sw,
+                                           const float* sq, const float* sb, int m0, T* y, bool vec) {
+    float acc[kStemGroup];
+#pragma unroll
+    for (int j = 0; j < kStemGroup; ++j) acc[j] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < KMAX; ++kk)
+        if (kk < K) stem_fma(acc, v[kk], sw, kk, a.m, m0);
+    stem_store(a, acc, sq, sb, m0, y, vec);
 }
 
 template <typename T, bool INT8, int KH, int KW, int C>
@@ -642,6 +651,111 @@ __global__ void __launch_bounds__(kStemThreads) conv_stem_tile_kernel(ConvArgs a
         stem_group(a, v, 27, sw, sq, sb, m0, y, vec);
 }
 
+// The 3x3 stride-2 pad-1 stem, PX = 4 or 2 adjacent output pixels per thread
+// (kConvStemQuad, kConvStemPair). conv_stem_kernel spends its instructions on loads: 27 per
+// pixel and 8 channels, and two shared-memory weight loads per 8 multiply-adds; ncu found it
+// instruction-bound (SM 80%, DRAM 30%) at batch 32. Here the 2 * PX + 1 input columns of a
+// row that the PX pixels' windows span are PX / 2 aligned 16-byte loads and one scalar (the
+// pixels' first column 2 * PX * q - 1 is one before a multiple of 4), and each weight load
+// feeds the PX pixels; GPT groups of 8 output channels per thread reuse the loaded inputs.
+// Same sums in the same k order as conv_stem_kernel, so the same bits.
+template <typename T, bool INT8, int PX, int GPT>
+__global__ void __launch_bounds__(128) conv_stem_px_kernel(ConvArgs a) {
+    constexpr int kCols = 2 * PX + 1;
+    __shared__ __align__(16) float sw[27 * kStemMaxM];
+    __shared__ float sb[kStemMaxM], sq[kStemMaxM];
+    const int M = a.m;  // a multiple of 8 * GPT, at most kStemMaxM (launch_stem_px)
+    stem_weights<T, INT8>(a, 27, sw, sq, sb);
+    __syncthreads();
+    pdl_wait();  // the weights above overlapped the previous kernel; the input is read below
+    pdl_launch_dependents();
+    const int runs = (a.ow + PX - 1) / PX, sets = M / (kStemGroup * GPT);
+    const long long items = (long long)a.n * sets * a.oh * runs;
+    const float* x = static_cast<const float*>(a.x);
+    const bool vec_in = a.w % 4 == 0 && (reinterpret_cast<uintptr_t>(x) & 15) == 0;
+    const bool vec = sizeof(T) == 2 && a.ys % 8 == 0 && (reinterpret_cast<uintptr_t>(a.y) & 15) == 0;
+    for (long long it = blockIdx.x * (long long)blockDim.x + threadIdx.x; it < items;
+         it += (long long)gridDim.x * blockDim.x) {
+        // Runs of PX pixels fastest, then rows, then channel sets: a warp shares its weights
+        // (broadcast shared-memory reads).
+        const int qx = int(it % runs);
+        long long t = it / runs;
+        const int oy = int(t % a.oh);
+        t /= a.oh;
+        const int set = int(t % sets), n = int(t / sets);
+        const int ox0 = qx * PX, ix0 = 2 * ox0 - 1;
+        float acc[GPT][PX][kStemGroup];
+#pragma unroll
+        for (int g = 0; g < GPT; ++g)
+#pragma unroll
+            for (int q = 0; q < PX; ++q)
+#pragma unroll
+                for (int j = 0; j < kStemGroup; ++j) acc[g][q][j] = 0.f;
+#pragma unroll
+        for (int ky = 0; ky < 3; ++ky) {
+            const int iy = 2 * oy - 1 + ky;
+            const bool row_in = unsigned(iy) < unsigned(a.h);
+            float r[3][kCols];  // channel c, input columns ix0 .. ix0 + 2 * PX of row iy
+#pragma unroll
+            for (int c = 0; c < 3; ++c) {
+                const float* row = x + ((size_t(n) * 3 + c) * a.h + (row_in ? iy : 0)) * a.w;
+                if (!row_in) {
+#pragma unroll
+                    for (int j = 0; j < kCols; ++j) r[c][j] = 0.f;
+                } else if (vec_in && ix0 + kCols <= a.w) {  // ix0 + 1 = 2 * PX * qx: 16-byte aligned
+                    r[c][0] = ix0 >= 0 ? row[ix0] : 0.f;
+#pragma unroll
+                    for (int v = 0; v < PX / 2; ++v) {
+                        const float4 f = *reinterpret_cast<const float4*>(row + ix0 + 1 + 4 * v);
+                        r[c][1 + 4 * v] = f.x;
+                        r[c][2 + 4 * v] = f.y;
+                        r[c][3 + 4 * v] = f.z;
+                        r[c][4 + 4 * v] = f.w;
+                    }
+                } else {
+#pragma unroll
+                    for (int j = 0; j < kCols; ++j) r[c][j] = unsigned(ix0 + j) < unsigned(a.w) ? row[ix0 + j] : 0.f;
+                }
+                if (INT8) {
+#pragma unroll
+                    for (int j = 0; j < kCols; ++j) r[c][j] = quant_i8(r[c][j], a.in_scale);
+                }
+            }
+            // k = (ky * 3 + kx) * 3 + c: conv_stem_kernel's order.
+#pragma unroll
+            for (int kx = 0; kx < 3; ++kx)
+#pragma unroll
+                for (int c = 0; c < 3; ++c)
+#pragma unroll
+                    for (int g = 0; g < GPT; ++g)
+#pragma unroll
+                        for (int q = 0; q < PX; ++q)
+                            stem_fma(acc[g][q], r[c][2 * q + kx], sw, (ky * 3 + kx) * 3 + c, M,
+                                     (set * GPT + g) * kStemGroup);
+        }
+#pragma unroll
+        for (int q = 0; q < PX; ++q) {
+            if (ox0 + q >= a.ow) break;
+            T* y = static_cast<T*>(a.y) + ((size_t(n) * a.oh + oy) * a.ow + ox0 + q) * a.ys;
+#pragma unroll
+            for (int g = 0; g < GPT; ++g) stem_store(a, acc[g][q], sq, sb, (set * GPT + g) * kStemGroup, y, vec);
+        }
+    }
+}
+
+// kConvStemQuad: 4 pixels x 16 channels per thread where the width is a multiple of 16
+// (fewer, fuller threads: batch 32); kConvStemPair: 2 pixels x 8 channels (4x the threads:
+// small batches).
+template <typename T, bool INT8>
+void launch_stem_px(const ConvArgs& a, bool quad, cudaStream_t s) {
+    const int px = quad ? 4 : 2, gpt = quad && a.m % (2 * kStemGroup) == 0 ? 2 : 1;
+    long long b = ((long long)a.n * a.oh * ((a.ow + px - 1) / px) * (a.m / (kStemGroup * gpt)) + 127) / 128;
+    b = std::max(1LL, std::min(b, 65535LL * 8));
+    void (*fn)(ConvArgs) = !quad ? conv_stem_px_kernel<T, INT8, 2, 1>
+                           : gpt == 2 ? conv_stem_px_kernel<T, INT8, 4, 2> : conv_stem_px_kernel<T, INT8, 4, 1>;
+    launch_pdl(fn, dim3(unsigned(b)), dim3(128), 0, s, a);
+}
+
 template <typename T, bool INT8>
 void launch_stem(const ConvArgs& a, cudaStream_t s) {
     long long b = ((long long)a.n * a.oh * a.ow * (a.m / kStemGroup) + 127) / 128;
@@ -656,6 +770,16 @@ void launch_stem(const ConvArgs& a, cudaStream_t s) {
 void conv_stem(const ConvArgs& a, bool fp16, cudaStream_t s) {
     const int K = a.kh * a.kw * a.c;
     const bool int8 = a.qscale != nullptr;
+    if ((a.kernel == kConvStemQuad || a.kernel == kConvStemPair) && stem_tile_supported(a)) {
+        const bool quad = a.kernel == kConvStemQuad;
+        if (int8)
+            launch_stem_px<__half, true>(a, quad, s);
+        else if (fp16)
+            launch_stem_px<__half, false>(a, quad, s);
+        else
+            launch_stem_px<float, false>(a, quad, s);
+        return;
+    }
     if (a.kernel == kConvStemTile && stem_tile_supported(a)) {
         const long long tiles =
             (long long)a.n * ((a.oh + kStemTH - 1) / kStemTH) * ((a.ow + kStemTW - 1) / kStemTW);

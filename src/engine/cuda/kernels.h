@@ -12,8 +12,10 @@ namespace yoloc {
 namespace cuda {
 
 void conv(const ConvArgs& a, bool fp16, cudaStream_t s);
-// Whether the tiled stem kernel (kConvStemTile) can run this conv: the graph input read
-// as NCHW float32, 3 channels, 3x3 stride 2 pad 1, 8..64 outputs in steps of 8.
+// Whether the tiled, four- and two-pixel stem kernels (kConvStemTile, kConvStemQuad,
+// kConvStemPair) can run
+// this conv: the graph input read as NCHW float32, 3 channels, 3x3 stride 2 pad 1,
+// 8..64 outputs in steps of 8.
 bool stem_tile_supported(const ConvArgs& a);
 // Whether the current device has tensor cores (sm_70+); cached after the first call,
 // which must happen outside stream capture (the runtime calls it when a context is made).

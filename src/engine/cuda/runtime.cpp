@@ -19,6 +19,7 @@
 #include "engine/cuda/conv_mma.h"
 #include "engine/cuda/kernels.h"
 #include "engine/cuda/launch_args.h"
+#include "engine/tactic_select.h"
 
 namespace yoloc {
 namespace gpu {
@@ -335,53 +336,32 @@ void share_tactics(BuildResult& r, const std::vector<std::string>& keys,
         }
     }
     // Then at most YOLOC_MAX_CONV_KERNELS distinct conv kernels (default 8 up to batch 4,
-    // no cap above; 0: no cap):
-    // while there are more, the kernel whose layers lose the least time by moving to their
-    // fastest timed alternative among the other kernels in use is dropped. Nine distinct
-    // kernels kept a YOLOv8n FP16 engine's device memory at 18.87 MB on the H100, eleven
-    // took it to 20.97 MB (bench/gpu_ablation.sh).
+    // no cap above; 0: no cap), chosen by engine::cap_kernels. Nine distinct kernels kept a
+    // YOLOv8n FP16 engine's device memory at 18.87 MB on the H100, eleven took it to 20.97
+    // MB (bench/gpu_ablation.sh). A layer that repeats an earlier layer's shape (timing-cache
+    // hit in this build) has that layer's candidates.
     int cap = small ? 8 : 0;
     if (const char* v = std::getenv("YOLOC_MAX_CONV_KERNELS")) cap = std::max(0, std::atoi(v));
-    while (cap > 0) {
-        std::map<int, int> uses;
-        for (const auto& tc : r.tactics) ++uses[tc.tactic];
-        if (int(uses.size()) <= cap) break;
-        int drop = -1;
-        double drop_cost = INFINITY;
-        std::vector<std::pair<size_t, std::pair<int, double>>> drop_moves;
-        for (const auto& u : uses) {
-            double cost = 0;
-            std::vector<std::pair<size_t, std::pair<int, double>>> moves;
-            for (size_t j = 0; j < r.tactics.size() && std::isfinite(cost); ++j) {
-                const TacticChoice& tc = r.tactics[j];
-                if (tc.tactic != u.first) continue;
-                int alt = -1;
-                double alt_us = INFINITY;
-                for (const auto& t : tc.tried)
-                    if (t.first != u.first && uses.count(t.first) && t.second < alt_us) {
-                        alt = t.first;
-                        alt_us = t.second;
-                    }
-                if (alt < 0) cost = INFINITY;  // a cached layer or one with no other kernel in use
-                else {
-                    cost += alt_us - tc.best_us;
-                    moves.push_back({j, {alt, alt_us}});
-                }
-            }
-            if (cost < drop_cost) {
-                drop = u.first;
-                drop_cost = cost;
-                drop_moves = moves;
-            }
-        }
-        if (drop < 0) break;
-        for (const auto& mv : drop_moves) {
-            TacticChoice& tc = r.tactics[mv.first];
-            tc.tactic = mv.second.first;
-            tc.best_us = mv.second.second;
-            r.file.plan.ops[size_t(tc.op)].tactic = tc.tactic;
-            cache[keys[mv.first]] = {tc.tactic, tc.best_us};
-        }
+    if (cap <= 0) return;
+    std::vector<engine::LayerTactics> layers(r.tactics.size());
+    std::map<std::string, size_t> first;  // key -> the layer that was timed for it
+    for (size_t j = 0; j < r.tactics.size(); ++j)
+        if (!r.tactics[j].tried.empty() && !first.count(keys[j])) first[keys[j]] = j;
+    for (size_t j = 0; j < r.tactics.size(); ++j) {
+        layers[j].current = r.tactics[j].tactic;
+        auto f = first.find(keys[j]);
+        if (f != first.end()) layers[j].tried = r.tactics[f->second].tried;
+    }
+    const char* search = std::getenv("YOLOC_CAP_SEARCH");  // "0": greedy dropping only (A/B runs)
+    const std::vector<int> picks = engine::cap_kernels(layers, cap, !(search && search[0] == '0'));
+    for (size_t j = 0; j < r.tactics.size(); ++j) {
+        TacticChoice& tc = r.tactics[j];
+        if (picks[j] == tc.tactic) continue;
+        tc.tactic = picks[j];
+        for (const auto& t : layers[j].tried)
+            if (t.first == picks[j]) tc.best_us = t.second;
+        r.file.plan.ops[size_t(tc.op)].tactic = tc.tactic;
+        cache[keys[j]] = {tc.tactic, tc.best_us};
     }
 }
 
@@ -450,8 +430,13 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
                 std::vector<int> cands = {a.conv.qscale ? int(cuda::kConvInt8Direct) : int(cuda::kConvDirect)};
                 if (a.conv.nchw) {
                     // The stem reading the input: its one-pixel-per-thread kernel (kConvDirect
-                    // here) and the shared-memory tile where the shape allows.
-                    if (cuda::stem_tile_supported(a.conv)) cands.push_back(cuda::kConvStemTile);
+                    // here), and the shared-memory tile and four- and two-pixel kernels where
+                    // the shape allows.
+                    if (cuda::stem_tile_supported(a.conv)) {
+                        cands.push_back(cuda::kConvStemTile);
+                        cands.push_back(cuda::kConvStemQuad);
+                        cands.push_back(cuda::kConvStemPair);
+                    }
                 } else if (a.conv.qscale) {
                     for (int c = 0; c < cuda::int8_config_count(); ++c)
                         if (cuda::int8_mma_supported(a.conv, c)) cands.push_back(cuda::kConvInt8MmaBase + c);
@@ -598,9 +583,12 @@ struct Context::Impl {
         }
         if (!crit.empty() && std::getenv("YOLOC_DEBUG_CHAIN_ONLY")) {
             // Diagnostic (wrong outputs): the critical chain alone, to time it without
-            // the branches beside it.
+            // the branches beside it; a number N > 1 keeps its first N ops only, so that
+            // differences between N and N - 1 give each chain op's time inside the graph.
+            const long keep = std::atol(std::getenv("YOLOC_DEBUG_CHAIN_ONLY"));
+            long k = 0;
             for (size_t i = 0; i < n; ++i)
-                if (crit[i]) launch_planned(i, fp16, stream);
+                if (crit[i] && (keep <= 1 || k++ < keep)) launch_planned(i, fp16, stream);
             YOLOC_CUDA(cudaGetLastError());
             return;
         }
@@ -799,12 +787,14 @@ std::vector<OpProfile> profile_ops(const std::shared_ptr<const Engine>& engine, 
     context_init(&c, engine, ContextOptions());
     c.launch();  // a real forward first: the arena holds real activations
     YOLOC_CUDA(cudaStreamSynchronize(c.stream));
+    const std::vector<char> chain = engine::critical_chain(p, E.dag);
     std::vector<OpProfile> out;
     for (size_t i = 0; i < p.ops.size(); ++i) {
         const auto& op = p.ops[i];
         cuda::OpArgs a = c.op_args(i);
         OpProfile r;
         r.op = int(i);
+        r.chain = i < chain.size() && chain[i];
         r.kind = engine::op_kind_name(op.kind);
         r.name = op.name;
         if (op.kind == engine::OpKind::Conv) r.detail = conv_shape(p, op) + " " + tactic_name(a.conv.kernel);

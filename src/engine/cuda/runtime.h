@@ -64,6 +64,7 @@ struct OpProfile {
     int op = -1;
     std::string kind, name, detail;  // detail: conv shape and tactic
     double us = 0;
+    bool chain = false;  // on the critical chain of the op DAG (engine::critical_chain)
 };
 std::vector<OpProfile> profile_ops(const std::shared_ptr<const Engine>& engine, int reps = 10);
 
