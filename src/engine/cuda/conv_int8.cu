@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "engine/cuda/conv_mma.h"
+#include "engine/cuda/splitk.h"
 
 namespace yoloc {
 namespace cuda {
@@ -339,38 +340,8 @@ __global__ void __launch_bounds__(I8Conv<BM, BN, BK, WM, WN, SK, VEC>::kThreads)
         // Sum the K groups' integer sums through shared memory (the stages are free now).
         i8_wait_all();
         __syncthreads();
-        int* red = reinterpret_cast<int*>(smem);
-        if (kg > 0) {
-            int* r = red + (kg - 1) * BM * BN;
-#pragma unroll
-            for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < C::kNT; ++nt)
-#pragma unroll
-                    for (int h = 0; h < 2; ++h) {
-                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
-                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
-                        *reinterpret_cast<int2*>(r + row * BN + col) = make_int2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
-                    }
-        }
-        __syncthreads();
+        splitk_sum<int, C::kMT, C::kNT, WM, WN, BM, BN, SK>(acc, reinterpret_cast<int*>(smem), kg, wm, wn, lane);
         if (kg > 0) return;
-#pragma unroll
-        for (int g = 0; g < SK - 1; ++g) {
-            const int* r = red + g * BM * BN;
-#pragma unroll
-            for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < C::kNT; ++nt)
-#pragma unroll
-                    for (int h = 0; h < 2; ++h) {
-                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
-                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
-                        const int2 v = *reinterpret_cast<const int2*>(r + row * BN + col);
-                        acc[mt][nt][2 * h] += v.x;
-                        acc[mt][nt][2 * h + 1] += v.y;
-                    }
-        }
     }
 
     i8_epilogue<C::kMT, C::kNT, WM, WN>(a, acc, m0, wm, wn, lane, [&](int r) { return p0 + r < P ? p0 + r : -1; });
@@ -571,38 +542,8 @@ __global__ void __launch_bounds__(I8InConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>:
     if (SK > 1) {
         i8_wait_all();
         __syncthreads();
-        int* red = reinterpret_cast<int*>(smem);
-        if (kg > 0) {
-            int* r = red + (kg - 1) * BM * BN;
-#pragma unroll
-            for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < C::kNT; ++nt)
-#pragma unroll
-                    for (int h = 0; h < 2; ++h) {
-                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
-                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
-                        *reinterpret_cast<int2*>(r + row * BN + col) = make_int2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
-                    }
-        }
-        __syncthreads();
+        splitk_sum<int, C::kMT, C::kNT, WM, WN, BM, BN, SK>(acc, reinterpret_cast<int*>(smem), kg, wm, wn, lane);
         if (kg > 0) return;
-#pragma unroll
-        for (int g = 0; g < SK - 1; ++g) {
-            const int* r = red + g * BM * BN;
-#pragma unroll
-            for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < C::kNT; ++nt)
-#pragma unroll
-                    for (int h = 0; h < 2; ++h) {
-                        const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
-                        const int col = wn * WN + nt * 8 + (lane & 3) * 2;
-                        const int2 v = *reinterpret_cast<const int2*>(r + row * BN + col);
-                        acc[mt][nt][2 * h] += v.x;
-                        acc[mt][nt][2 * h + 1] += v.y;
-                    }
-        }
     }
     i8_epilogue<C::kMT, C::kNT, WM, WN>(a, acc, m0, wm, wn, lane, [&](int r) { return p0 + r < P ? p0 + r : -1; });
 #else

@@ -5,6 +5,7 @@
 
 #include "engine/cuda/conv_int8.h"
 #include "engine/cuda/launch.h"
+#include "engine/cuda/splitk.h"
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -146,46 +147,6 @@ __device__ __forceinline__ void mma_epilogue(const ConvArgs& a, float (&acc)[MT]
 }
 #endif
 
-#ifdef YOLOC_MMA_ARCH
-// Split-K inside a block: SK warp groups each summed part of K for the same BM x BN tile;
-// groups 1.. leave their sums in `red` ((SK - 1) x BM x BN floats of shared memory that is
-// free by now) and group 0 adds them up. Every thread of the block calls it; afterwards
-// only group 0 (kg == 0) holds the totals.
-template <int MT, int NT, int WM, int WN, int BM, int BN, int SK>
-__device__ __forceinline__ void splitk_sum(float (&acc)[MT][NT][4], float* red, int kg, int wm, int wn, int lane) {
-    if (kg > 0) {
-        float* r = red + (kg - 1) * BM * BN;
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-            for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
-                    const int col = wn * WN + nt * 8 + (lane & 3) * 2;
-                    *reinterpret_cast<float2*>(r + row * BN + col) = make_float2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
-                }
-    }
-    __syncthreads();
-    if (kg > 0) return;
-#pragma unroll
-    for (int g = 0; g < SK - 1; ++g) {
-        const float* r = red + g * BM * BN;
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-            for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    const int row = wm * WM + mt * 16 + (lane >> 2) + h * 8;
-                    const int col = wn * WN + nt * 8 + (lane & 3) * 2;
-                    const float2 v = *reinterpret_cast<const float2*>(r + row * BN + col);
-                    acc[mt][nt][2 * h] += v.x;
-                    acc[mt][nt][2 * h + 1] += v.y;
-                }
-    }
-}
-#endif
 
 // BM x BN output tile per block, K in steps of BK through STAGES shared-memory
 // stages; warps of WM x WN; SK warp groups split each BK step between them (for
@@ -400,7 +361,7 @@ __global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::
         // Sum the K groups through shared memory (the pipeline buffers are free now).
         cp_async_wait<0>();
         __syncthreads();
-        splitk_sum<C::kMT, C::kNT, WM, WN, BM, BN, SK>(acc, reinterpret_cast<float*>(smem), kg, wm, wn, lane);
+        splitk_sum<float, C::kMT, C::kNT, WM, WN, BM, BN, SK>(acc, reinterpret_cast<float*>(smem), kg, wm, wn, lane);
         if (kg > 0) return;
     }
 
