@@ -60,6 +60,7 @@ for round in 1 2; do
   row "fp16 b1, no stream priorities" "YOLOC_PRIORITY=0" f16
   row "fp16 b1, old SPPF and Detect kernels" "YOLOC_SPPF=plain YOLOC_DETECT=rows" f16
   row "fp16 b1, activation tiles through L2 only" "YOLOC_A_L1=0" f16
+  row "fp16 b1, output tiles stored from the fragments (no shared-memory staging)" "YOLOC_STAGE_OUT=0" f16
   row "fp16 b1, critical chain alone (diagnostic, wrong outputs)" "YOLOC_DEBUG_CHAIN_ONLY=1" f16
   row "fp16 b1, built without horizontal fusion" "" f16_unfused
   row "fp16 b1, built with each layer's fastest tactic (no sharing, no kernel cap)" "" f16_fastest
@@ -81,6 +82,7 @@ b32() {  # label, env assignments ("" for none), engine
 b32 "fp16 b32, carveout 100 (the batch-1 choice; default from batch 8: the driver's)" "YOLOC_CARVEOUT=100" f16b32
 b32 "fp16 b32, built with the batch-1 tactic policy (shared, at most 8 kernels)" "" f16b32_cap8
 b32 "fp16 b32, one stream" "YOLOC_GRAPH_STREAMS=1" f16b32
+b32 "fp16 b32, output tiles stored from the fragments (no shared-memory staging)" "YOLOC_STAGE_OUT=0" f16b32
 b32 "fp16 b32, default (again)" "" f16b32
 "$Y" bench "$OUT/f16.engine" --profile --iters 10 > "$OUT/profile_f16.txt" 2>&1
 [ -f "$OUT/i8.engine" ] && "$Y" bench "$OUT/i8.engine" --profile --iters 10 > "$OUT/profile_i8.txt" 2>&1

@@ -70,6 +70,9 @@ bool pdl_early_trigger();
 // Whether the tensor-core kernels load activation tiles through L1 (cp.async.ca, default;
 // YOLOC_A_L1=0: L2 only). H100: FP16 b32 3.58 vs 3.76 ms, b1 0.352 vs 0.355. Cached.
 bool a_tile_l1();
+// Whether the implicit-GEMM kernel stores its output tile through shared memory (16-byte
+// stores; default) or from the accumulator fragments (YOLOC_STAGE_OUT=0). Cached.
+bool stage_out();
 
 // "mma128x64k32s3", "direct", ...: for reports.
 const char* conv_tactic_name(int tactic, char* buf, int len);

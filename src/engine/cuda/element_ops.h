@@ -57,6 +57,9 @@ struct ConvArgs {
     // through L1 (cp.async.ca: a 3x3 conv's neighbouring taps re-read the same pixels)
     // instead of L2 only (cp.async.cg; YOLOC_A_L1=0).
     int a_l1 = 0;
+    // Set by the launcher too: the implicit-GEMM tensor-core kernel stores its output tile
+    // through shared memory, 16 bytes per thread (YOLOC_STAGE_OUT=0: from the fragments).
+    int stage_out = 0;
 };
 
 struct PoolArgs {
