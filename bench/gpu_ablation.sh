@@ -31,6 +31,9 @@ YOLOC_TACTIC_SHARE=0 YOLOC_MAX_CONV_KERNELS=0 build f16_fastest "$M" --precision
 YOLOC_CAP_SEARCH=0 build f16_greedycap "$M" --precision fp16
 build f16seq "$M" --precision fp16 --memory-budget 15MB --timing-cache "$OUT/tc"
 build f16b32 "$M" --precision fp16 --batch 32 --timing-cache "$OUT/tc"
+# cuDNN tactics off at batch 32 (default there: on), on at batch 1 (default there: off).
+YOLOC_CUDNN=0 build f16b32_own "$M" --precision fp16 --batch 32
+YOLOC_CUDNN_CANDIDATES=4 build f16_dnn "$M" --precision fp16
 # Batch 32 with the batch-1 tactic policy (shared tactics, at most 8 kernels), no cache.
 YOLOC_TACTIC_SHARE=0.03 YOLOC_MAX_CONV_KERNELS=8 build f16b32_cap8 "$M" --precision fp16 --batch 32
 engines="f16"
@@ -66,10 +69,11 @@ for round in 1 2; do
   row "fp16 b1, built with each layer's fastest tactic (no sharing, no kernel cap)" "" f16_fastest
   row "fp16 b1, built with the kernel cap's greedy dropping only (no swap search)" "" f16_greedycap
   row "fp16 b1, sequential arena (--memory-budget 15MB)" "" f16seq
+  row "fp16 b1, built with cuDNN tactics too (YOLOC_CUDNN_CANDIDATES=4)" "" f16_dnn
   [ -f "$OUT/i8.engine" ] && row "int8 b1, default" "" i8 && row "int8 b1, driver's carveout" "YOLOC_CARVEOUT=-1" i8
   [ -f "$OUT/i8_fp16io.engine" ] && row "int8 b1, built with --no-int8-storage (fp16 between layers)" "" i8_fp16io
 done
-for e in f16 f16_fastest f16seq $( [ -f "$OUT/i8.engine" ] && echo i8 ); do
+for e in f16 f16_fastest f16seq f16_dnn f16b32 $( [ -f "$OUT/i8.engine" ] && echo i8 ); do
   echo -n "$e device memory steps (cudaMemGetInfo drop, MB): "
   "$Y" bench "$OUT/$e.engine" --iters 20 --warmup 5 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print(', '.join('%s %.2f' % (s['after'], s['delta_bytes']/1e6) for s in j['mem_get_info_steps']))"
 done
@@ -83,9 +87,15 @@ b32 "fp16 b32, carveout 100 (the batch-1 choice; default from batch 8: the drive
 b32 "fp16 b32, built with the batch-1 tactic policy (shared, at most 8 kernels)" "" f16b32_cap8
 b32 "fp16 b32, one stream" "YOLOC_GRAPH_STREAMS=1" f16b32
 b32 "fp16 b32, output tiles stored from the fragments (no shared-memory staging)" "YOLOC_STAGE_OUT=0" f16b32
+b32 "fp16 b32, built without cuDNN tactics (YOLOC_CUDNN=0)" "" f16b32_own
 b32 "fp16 b32, default (again)" "" f16b32
 "$Y" bench "$OUT/f16.engine" --profile --iters 10 > "$OUT/profile_f16.txt" 2>&1
 [ -f "$OUT/i8.engine" ] && "$Y" bench "$OUT/i8.engine" --profile --iters 10 > "$OUT/profile_i8.txt" 2>&1
+for e in f16b32 f16_dnn; do
+  echo -n "eval $e (cuDNN layers): "
+  "$Y" eval "$OUT/$e.engine" --data "$D" --json 2>/dev/null \
+    | python3 -c "import json,sys; j=json.load(sys.stdin); print('mAP50 %.6f mAP50-95 %.6f' % (j['mAP50'], j['mAP50_95']))"
+done
 for e in $engines; do
   for s in 1 4; do
     echo -n "eval $e, $s stream(s): "

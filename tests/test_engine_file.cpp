@@ -154,6 +154,33 @@ TEST(EngineFile, OtherComputeCapabilityOrCudaSaysRebuild) {
     EXPECT_NO_THROW(check_engine_device(e.info, cuda13_1, "x.engine"));
 }
 
+TEST(EngineFile, CudnnVersionCountsOnlyForEnginesThatUseCudnn) {
+    // An engine without cuDNN layers (cudnn 0) loads with any cuDNN or none; one whose
+    // layers run cuDNN plans needs the same cuDNN version (its heuristic list).
+    EngineFile e = parse_engine(serialize_engine(tiny_engine()), "x.engine");
+    e.info.device.cudnn = 0;
+    DeviceIdentity here = h100();
+    here.cudnn = 91400;
+    EXPECT_NO_THROW(check_engine_device(e.info, here, "x.engine"));
+    e.info.device.cudnn = 91400;
+    EngineFile back = parse_engine(serialize_engine(e), "x.engine");
+    EXPECT_EQ(back.info.device.cudnn, 91400);
+    EXPECT_NO_THROW(check_engine_device(back.info, here, "x.engine"));
+    DeviceIdentity other = here;
+    other.cudnn = 91900;
+    DeviceIdentity none = here;
+    none.cudnn = 0;
+    for (const DeviceIdentity& d : {other, none}) {
+        try {
+            check_engine_device(back.info, d, "x.engine");
+            FAIL() << "accepted a cuDNN engine under cuDNN " << d.cudnn;
+        } catch (const Error& err) {
+            std::string w = err.what();
+            EXPECT_TRUE(has(w, "cuDNN 91400") && has(w, "rebuild the engine on this device")) << w;
+        }
+    }
+}
+
 TEST(EngineFile, InconsistentPlanWithValidChecksumIsRejected) {
     // A file whose checksum is right but whose plan is wrong (a buggy writer) must
     // still be refused before any kernel would index out of bounds.

@@ -458,6 +458,10 @@ void check_engine_device(const EngineInfo& info, const DeviceIdentity& here, con
         fail(path, ": engine was built with CUDA ", info.device.cuda_runtime / 1000, ".",
              (info.device.cuda_runtime % 1000) / 10, ", this yoloc runs CUDA ", here.cuda_runtime / 1000, ".",
              (here.cuda_runtime % 1000) / 10, ": ", rebuild_hint());
+    // cudnn != 0: some layers run cuDNN plans, chosen from this cuDNN version's list.
+    if (info.device.cudnn != 0 && info.device.cudnn != here.cudnn)
+        fail(path, ": engine was built with cuDNN ", info.device.cudnn, ", this yoloc runs ",
+             here.cudnn ? "cuDNN " + std::to_string(here.cudnn) : std::string("without cuDNN"), ": ", rebuild_hint());
 }
 
 }  // namespace engine

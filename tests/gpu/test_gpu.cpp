@@ -12,7 +12,10 @@
 
 #include "core/file.h"
 #include "engine/cpu/executor.h"
+#include "engine/cuda/conv_cudnn.h"
 #include "engine/cuda/conv_mma.h"
+#include "engine/cuda/launch_args.h"
+#include "engine/memory_plan.h"
 #include "engine/cuda/launch.h"
 #include "engine/cuda/runtime.h"
 #include "models.h"
@@ -445,6 +448,117 @@ TEST(Gpu, Yolov8nFp16ScoresWithin1e2) {
         EXPECT_LE(sa, 1e-2) << "conv kernel " << kern;
         EXPECT_LE(ba, 2.0) << "conv kernel " << kern;
     }
+}
+
+// cuDNN tactics: every conv that cuDNN may take set to configuration `index` of its
+// heuristic list, or (index -1) the first that runs here without workspace (plans are
+// made when the engine is made, weights in cuDNN's layout); returns how many convs run
+// on cuDNN.
+int set_cudnn_tactics(engine::EngineFile& f, int index) {
+    const engine::MemoryPlan mp = engine::plan_memory(f.plan, 0);
+    uint8_t* fake = reinterpret_cast<uint8_t*>(uintptr_t(1) << 20);  // any 256-aligned base: only alignment matters
+    int n = 0;
+    for (size_t i = 0; i < f.plan.ops.size(); ++i) {
+        if (f.plan.ops[i].kind != engine::OpKind::Conv) continue;
+        const cuda::OpArgs a = cuda::make_op_args(f.plan, i, fake, mp.offsets, fake, reinterpret_cast<float*>(fake));
+        if (!cuda::cudnn_conv_supported(a.conv)) continue;
+        int pick = index;
+        if (pick < 0) {
+            const auto c = cuda::cudnn_conv_candidates(a.conv, 1);
+            if (c.empty()) continue;
+            pick = c[0].index;
+        }
+        f.plan.ops[i].tactic = cuda::kConvCudnnBase + pick;
+        ++n;
+    }
+    return n;
+}
+
+Outputs run_engine(const engine::EngineFile& f, const Tensor& x) {
+    gpu::Context ctx(gpu::make_engine(f, "cudnn engine"));
+    Outputs out;
+    ctx.infer(x.data<float>(), out);
+    return out;
+}
+
+// Each conv shape through cuDNN's first configurations (conv + bias [+ SiLU] [+ residual]
+// as one cuDNN graph) against the reference executor. A configuration that computes a
+// wrong result must have been dropped by the build, which checks each candidate against
+// our kernel. (Here the residual is the conv's input, which cuDNN is not offered: see
+// cudnn_conv_supported; yolov8n's residuals go through cuDNN in the test below.)
+TEST(Gpu, CudnnConvTacticsMatchReference) {
+    if (cuda::cudnn_version() == 0) GTEST_SKIP() << "built without cuDNN";
+    struct Cfg {
+        int64_t c, m, k, s, h, w;
+        bool silu, res;
+        int64_t batch;
+    };
+    const Cfg cfgs[] = {
+        {16, 16, 3, 1, 20, 20, true, false, 1},  // bottleneck-like
+        {32, 64, 3, 2, 19, 21, true, false, 2},  // downsampling, odd sizes, batch 2
+        {96, 64, 1, 1, 10, 12, true, false, 1},  // 1x1
+        {64, 80, 1, 1, 8, 8, false, false, 1},   // head 1x1, no activation
+        {64, 64, 3, 1, 13, 13, true, false, 1},  // odd size, 64 channels
+        {128, 144, 3, 1, 20, 20, true, false, 2},
+    };
+    for (const Cfg& c : cfgs) {
+        Model m = conv_model(c.c, c.m, c.k, c.s, 1, c.h, c.w, c.silu, c.res, c.batch);
+        Tensor x = random_input({c.batch, c.c, c.h, c.w}, uint32_t(c.c * 31 + c.m), -1.f, 1.f);
+        Outputs want = run_ref(m, x);
+        gpu::BuildOptions o;
+        o.plan.precision = Precision::FP16;
+        o.plan.batch = c.batch;
+        setenv("YOLOC_CUDNN_CANDIDATES", "3", 1);  // offered below batch 8 too (runtime.cpp)
+        const gpu::BuildResult tuned = gpu::build_engine(m, o);
+        unsetenv("YOLOC_CUDNN_CANDIDATES");
+        ASSERT_EQ(tuned.tactics.size(), 1u);
+        const std::string shape = cat("conv c", c.c, " m", c.m, " k", c.k, " s", c.s, " n", c.batch);
+        int right = 0;
+        for (int idx = 0; idx < 3; ++idx) {
+            engine::EngineFile f = tuned.file;
+            ASSERT_EQ(set_cudnn_tactics(f, idx), 1);
+            Outputs got;
+            try {
+                got = run_engine(f, x);
+            } catch (const Error& e) {  // a configuration this GPU cannot run: the build skips it
+                std::printf("%s: cuDNN configuration %d: %s\n", shape.c_str(), idx, e.what());
+                continue;
+            }
+            ASSERT_EQ(got.size(), want.size());
+            const double err = max_err(got[0], want[0]);
+            bool dropped = false;
+            for (const auto& rj : tuned.tactics[0].rejected) dropped = dropped || rj.first == cuda::kConvCudnnBase + idx;
+            std::printf("%s: cudnn%d max error %.3g%s\n", shape.c_str(), idx, err, dropped ? " (dropped by the build)" : "");
+            if (err <= 2e-2)
+                ++right;
+            else
+                EXPECT_TRUE(dropped) << shape << " cudnn" << idx << ": wrong output (" << err << ") not dropped by the build";
+        }
+        EXPECT_GE(right, 1) << "no cuDNN configuration computed " << shape;
+        // The tuned engine (whatever it chose) is right.
+        expect_close(run_engine(tuned.file, x), want, 2e-2, shape + " tuned " + gpu::tactic_name(tuned.tactics[0].tactic));
+    }
+}
+
+// yolov8n with every conv cuDNN can take on cuDNN: channel-slice inputs (C2f's split),
+// outputs into concat slices, residual views.
+TEST(Gpu, Yolov8nFp16CudnnTacticsWithin1e2) {
+    REQUIRE_SHARED();
+    if (cuda::cudnn_version() == 0) GTEST_SKIP() << "built without cuDNN";
+    const Yolo& y = yolo();
+    gpu::BuildOptions o;
+    o.plan.precision = Precision::FP16;
+    o.tune = false;
+    engine::EngineFile f = gpu::build_engine(y.model, o).file;
+    const int n = set_cudnn_tactics(f, -1);
+    EXPECT_GE(n, 59) << "convs cuDNN may take (all but the stem and the Detect DFL)";
+    Outputs got = run_engine(f, y.x);
+    double ba, br, sa;
+    yolo_diffs(got[0], y.ref[0], ba, br, sa);
+    std::printf("yolov8n fp16, %d convs on cuDNN vs reference: boxes max abs %.3g px (rel %.3g), scores max abs %.3g\n",
+                n, ba, br, sa);
+    EXPECT_LE(sa, 1e-2);
+    EXPECT_LE(ba, 2.0);
 }
 
 TEST(Gpu, Yolov8nEngineFileRoundTripAndSharedContexts) {

@@ -280,6 +280,10 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
                         std::printf(" %s %.2f", yoloc::gpu::tactic_name(tried[k].first).c_str(), tried[k].second);
                     std::printf("\n");
                 }
+                // Always shown: a cuDNN configuration whose output was wrong here.
+                for (const auto& rj : t.rejected)
+                    std::printf("           dropped %s: its output differs from our kernel's by %.3g (relative)\n",
+                                yoloc::gpu::tactic_name(rj.first).c_str(), rj.second);
             }
             std::printf("tactics    %zu convs timed (%d from the timing cache): sum %.1f us chosen vs %.1f us heuristic\n",
                         r.tactics.size(), cached, best, dflt);

@@ -975,6 +975,10 @@ const char* conv_tactic_name(int tactic, char* buf, int len) {
             std::snprintf(buf, size_t(len), "mma%dx%dk%d", c.bm, c.bn, c.bk);
         return buf;
     }
+    if (tactic >= kConvCudnnBase && tactic < kConvCudnnBase + kConvCudnnMax) {
+        std::snprintf(buf, size_t(len), "cudnn%d", tactic - kConvCudnnBase);
+        return buf;
+    }
     if (tactic >= kConvInt8HaloBase && tactic - kConvInt8HaloBase < int8halo_config_count()) {
         const HaloConfig c = int8halo_config(tactic - kConvInt8HaloBase);
         std::snprintf(buf, size_t(len), "i8halo%dx%dn%dc%ds%d%s", c.th, c.tw, c.bn, c.ck, c.s, c.stages == 2 ? "x2" : "");

@@ -33,6 +33,8 @@ enum ConvTactic : int {
     kConvInt8InMmaBase = 128,  // + index into the int8-input INT8 table (conv_int8.h)
     kConvHaloBase = 192,       // + index into the fp16 3x3 halo-tile table
     kConvInt8HaloBase = 256,   // + index into the INT8 (int8 input) 3x3 halo-tile table (conv_int8.h)
+    kConvCudnnBase = 512,      // + index into cuDNN's heuristic list for the layer's graph (conv_cudnn.h)
+    kConvCudnnMax = 64,        // at most this many cuDNN configurations per layer
 };
 
 struct MmaConfig {

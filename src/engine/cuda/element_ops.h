@@ -22,6 +22,8 @@
 namespace yoloc {
 namespace cuda {
 
+struct DnnPlan;  // a finalized cuDNN execution plan (conv_cudnn.h); host-side only
+
 struct ConvArgs {
     const void* x = nullptr;
     int n = 0, h = 0, w = 0, xs = 0, c = 0;  // input view
@@ -60,6 +62,9 @@ struct ConvArgs {
     // Set by the launcher too: the implicit-GEMM tensor-core kernel stores its output tile
     // through shared memory, 16 bytes per thread (YOLOC_STAGE_OUT=0: from the fragments).
     int stage_out = 0;
+    // Set by the runtime for cuDNN tactics (kConvCudnnBase + i): the layer's finalized
+    // plan, whose weights are [m][kh][kw][c] (cuDNN's NHWC filter layout), not wt's above.
+    const DnnPlan* dnn = nullptr;
 };
 
 struct PoolArgs {

@@ -4,6 +4,7 @@
 // implicit GEMM lives in conv_mma.cu (sm_80+, guarded).
 #include "engine/cuda/kernels.h"
 
+#include "engine/cuda/conv_cudnn.h"
 #include "engine/cuda/conv_int8.h"
 #include "engine/cuda/conv_mma.h"
 #include "engine/cuda/launch.h"
@@ -860,6 +861,11 @@ void conv(const ConvArgs& a, bool fp16, cudaStream_t s) {
         return;
     }
     int t = a.kernel;
+    if (t >= kConvCudnnBase && t < kConvCudnnBase + kConvCudnnMax) {
+        // cuDNN's weights are in its own layout: no other kernel can stand in.
+        cudnn_conv_run(a.dnn, a, s);
+        return;
+    }
     if (t >= kConvHaloBase && t - kConvHaloBase < halo_config_count()) {
         if (fp16 && halo_supported(a, t - kConvHaloBase)) {
             conv_halo(a, t - kConvHaloBase, s);

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "engine/cuda/conv_cudnn.h"
 #include "engine/cuda/conv_int8.h"
 #include "engine/cuda/conv_mma.h"
 #include "engine/cuda/kernels.h"
@@ -39,6 +40,8 @@ std::string today() {
 }
 
 int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
+
+bool is_cudnn_tactic(int t) { return t >= cuda::kConvCudnnBase && t < cuda::kConvCudnnBase + cuda::kConvCudnnMax; }
 
 // One plan op on a stream.
 void launch_op(cuda::OpArgs& a, bool fp16, cudaStream_t stream) {
@@ -144,7 +147,7 @@ engine::DeviceIdentity current_device() {
     id.cc_major = prop.major;
     id.cc_minor = prop.minor;
     YOLOC_CUDA(cudaRuntimeGetVersion(&id.cuda_runtime));
-    id.cudnn = 0;  // own kernels only so far
+    id.cudnn = cuda::cudnn_version();  // 0 without cuDNN; an engine records it only when it uses cuDNN
     return id;
 }
 
@@ -166,6 +169,7 @@ struct Engine::Impl {
     std::vector<const float*> b_dev;
     std::vector<const float*> s_dev;     // INT8 convs: s_in * s_w per output channel
     std::vector<const float*> y_dev;     // INT8 convs writing an int8 buffer: output scales
+    std::vector<std::shared_ptr<cuda::DnnPlan>> dnn;  // convs with a cuDNN tactic: their plan
     // Op DAG for multi-stream capture, arena sharing included: dag.deps[i] = the earlier
     // ops op i must wait for (transitively reduced).
     engine::OpDag dag;
@@ -225,6 +229,12 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
                 for (int64_t m = 0; m < M; ++m) d[m * wk + k] = int8_t(w[k * M + m]);
             auto* sd = reinterpret_cast<float*>(host.data() + soff[i]);
             for (int64_t m = 0; m < M; ++m) sd[m] = op.in_scale * p.weights[size_t(op.s_off + m)];
+        } else if (fp16 && is_cudnn_tactic(op.tactic)) {
+            // cuDNN's NHWC filter layout: [cout][kh][kw][cin] from the plan's [kh][kw][cin][cout].
+            const int64_t M = op.out.c, K = op.w_count / M;
+            auto* d = reinterpret_cast<uint16_t*>(host.data() + woff[i]);
+            for (int64_t k = 0; k < K; ++k)
+                for (int64_t m = 0; m < M; ++m) d[m * K + k] = float_to_half(w[k * M + m]);
         } else if (fp16) {
             auto* d = reinterpret_cast<uint16_t*>(host.data() + woff[i]);
             for (int64_t k = 0; k < op.w_count; ++k) d[k] = float_to_half(w[k]);
@@ -249,6 +259,18 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
             impl->s_dev[i] = reinterpret_cast<const float*>(static_cast<uint8_t*>(impl->weights) + soff[i]);
         impl->w_dev[i] = static_cast<uint8_t*>(impl->weights) + woff[i];
         impl->b_dev[i] = reinterpret_cast<const float*>(static_cast<uint8_t*>(impl->weights) + boff[i]);
+    }
+
+    // cuDNN plans, re-created from the heuristic index the build chose (one per layer,
+    // shared by every context: plans hold no pointers).
+    impl->dnn.assign(p.ops.size(), nullptr);
+    for (size_t i = 0; i < p.ops.size(); ++i) {
+        if (p.ops[i].kind != engine::OpKind::Conv || !is_cudnn_tactic(p.ops[i].tactic)) continue;
+        YOLOC_CHECK(fp16 && !p.ops[i].int8(), "layer ", p.ops[i].name, ": a cuDNN tactic in a ",
+                    engine::precision_name(p.precision), " engine; the file is corrupt");
+        const cuda::OpArgs a = cuda::make_op_args(p, i, static_cast<uint8_t*>(impl->weights) + impl->arena_off,
+                                                  impl->memory.offsets, impl->w_dev[i], impl->b_dev[i]);
+        impl->dnn[i] = cuda::cudnn_conv_plan(a.conv, p.ops[i].tactic - cuda::kConvCudnnBase, p.ops[i].name);
     }
 
     impl->dag = engine::op_dag(p, &impl->memory);
@@ -365,6 +387,44 @@ void share_tactics(BuildResult& r, const std::vector<std::string>& keys,
     }
 }
 
+// Op i's fp16 weights in cuDNN's layout ([cout][kh][kw][cin]) in *dev (grown as needed).
+void upload_cudnn_weights(const engine::Plan& p, size_t i, void** dev) {
+    const engine::PlanOp& op = p.ops[i];
+    const int64_t M = op.out.c, K = op.w_count / M;
+    std::vector<uint16_t> h(size_t(op.w_count));
+    const float* w = p.weights.data() + op.w_off;
+    for (int64_t k = 0; k < K; ++k)
+        for (int64_t m = 0; m < M; ++m) h[size_t(m * K + k)] = float_to_half(w[k * M + m]);
+    if (*dev) cudaFree(*dev);
+    *dev = nullptr;
+    YOLOC_CUDA(cudaMalloc(dev, h.size() * 2));
+    YOLOC_CUDA(cudaMemcpy(*dev, h.data(), h.size() * 2, cudaMemcpyHostToDevice));
+}
+
+// Runs one fp16 conv and returns its output view (pixels x channels) as floats.
+std::vector<float> run_conv_output(const cuda::ConvArgs& c, cudaStream_t s) {
+    const size_t rows = size_t(c.n) * c.oh * c.ow;
+    std::vector<uint16_t> h(rows * size_t(c.m));
+    cuda::conv(c, true, s);
+    YOLOC_CUDA(cudaGetLastError());
+    YOLOC_CUDA(cudaMemcpy2DAsync(h.data(), size_t(c.m) * 2, c.y, size_t(c.ys) * 2, size_t(c.m) * 2, rows,
+                                 cudaMemcpyDeviceToHost, s));
+    YOLOC_CUDA(cudaStreamSynchronize(s));
+    std::vector<float> f(h.size());
+    for (size_t k = 0; k < h.size(); ++k) f[k] = half_to_float(h[k]);
+    return f;
+}
+
+// Max |a - b| / (1 + |b|); NaN counts as a mismatch.
+double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+    double e = a.size() == b.size() ? 0.0 : INFINITY;
+    for (size_t k = 0; k < a.size() && k < b.size(); ++k) {
+        const double d = std::fabs(double(a[k]) - double(b[k])) / (1.0 + std::fabs(double(b[k])));
+        if (!(d <= e)) e = std::isnan(d) ? INFINITY : d;
+    }
+    return e;
+}
+
 // Chooses every conv's tactic by timing the candidates on the real layer shapes here,
 // on an arena laid out as the engine's (TensorRT-style tactic selection).
 void tune_tactics(BuildResult& r, const BuildOptions& opts) {
@@ -396,7 +456,20 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
     const Engine::Impl& E = eng->impl();
     void* arena = nullptr;
     YOLOC_CUDA(cudaMalloc(&arena, size_t(std::max<int64_t>(E.memory.arena_bytes, 256))));
-    YOLOC_CUDA(cudaMemset(arena, 0, size_t(std::max<int64_t>(E.memory.arena_bytes, 256))));
+    if (fp16) {
+        // Random activations in [-1, 1], not zeros: cuDNN candidates are checked against
+        // our kernels on this data (below), and a zero input would hide a wrong residual.
+        std::vector<uint16_t> h(size_t(std::max<int64_t>(E.memory.arena_bytes, 256) / 2));
+        uint32_t st = 12345u;
+        for (auto& v : h) {
+            st = st * 1664525u + 1013904223u;
+            v = float_to_half(float(st >> 8) * (2.f / 16777216.f) - 1.f);
+        }
+        YOLOC_CUDA(cudaMemcpy(arena, h.data(), h.size() * 2, cudaMemcpyHostToDevice));
+    } else {
+        YOLOC_CUDA(cudaMemset(arena, 0, size_t(std::max<int64_t>(E.memory.arena_bytes, 256))));
+    }
+    void* dnn_w = nullptr;  // one layer's weights in cuDNN's layout, for its cuDNN candidates
     cudaStream_t st = nullptr;
     YOLOC_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
     cuda::tensor_cores_available();
@@ -412,9 +485,20 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
             const std::string key = cache_key(p, p.ops[i], a.conv);
             // A one-launch probe first: slow candidates (the old kernels on big layers,
             // batch 32) are timed with fewer launches, hopeless ones not at all.
-            auto time_tactic = [&](int t, double bound_us) {
+            std::map<int, std::shared_ptr<cuda::DnnPlan>> dnn;  // cuDNN candidates' plans
+            auto with_tactic = [&](int t) {
                 cuda::ConvArgs c = a.conv;
                 c.kernel = t;
+                if (is_cudnn_tactic(t)) {
+                    auto it = dnn.find(t);
+                    c.dnn = it == dnn.end() ? nullptr : it->second.get();
+                    c.wt = dnn_w;
+                }
+                return c;
+            };
+            auto time_tactic = [&](int t, double bound_us) {
+                const cuda::ConvArgs c = with_tactic(t);
+                if (is_cudnn_tactic(t) && !c.dnn) return double(INFINITY);
                 auto fn = [&](cudaStream_t s) { cuda::conv(c, fp16, s); };
                 const double probe = time_in_graph(st, fn, 1, 1);
                 if (!std::isfinite(probe) || probe > 4 * bound_us + 20) return probe;
@@ -454,6 +538,34 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
                         if (cuda::mma_supported(a.conv, c)) cands.push_back(cuda::kConvMmaBase + c);
                     for (int c = 0; c < cuda::halo_config_count(); ++c)
                         if (cuda::halo_supported(a.conv, c)) cands.push_back(cuda::kConvHaloBase + c);
+                    // cuDNN: the first configurations of its heuristic list that run here
+                    // without workspace (YOLOC_CUDNN_CANDIDATES, default 4; YOLOC_CUDNN=0: none).
+                    // Below batch 8 none by default: an engine with cuDNN layers takes about
+                    // 23 MB more device memory (cuDNN's handle and kernels: H100, batch 1,
+                    // 44.0 vs 21.0 MB; docs/BENCHMARKS.md), above the 20 MB asked at batch 1.
+                    int ndnn = p.batch >= 8 ? 4 : 0;
+                    if (const char* v = std::getenv("YOLOC_CUDNN_CANDIDATES")) ndnn = std::max(0, std::atoi(v));
+                    const auto dc = cuda::cudnn_conv_candidates(a.conv, ndnn);
+                    if (!dc.empty()) {
+                        upload_cudnn_weights(p, i, &dnn_w);
+                        // Each candidate must compute what our heuristic kernel computes on
+                        // these activations: a configuration that does not is dropped.
+                        const std::vector<float> want = run_conv_output(with_tactic(cuda::kConvAuto), st);
+                        for (const auto& d : dc) {
+                            const int t = cuda::kConvCudnnBase + d.index;
+                            dnn[t] = d.plan;
+                            // Twice: a configuration that reads what it should not differs
+                            // between runs.
+                            const double err = std::max(max_rel_diff(run_conv_output(with_tactic(t), st), want),
+                                                        max_rel_diff(run_conv_output(with_tactic(t), st), want));
+                            if (err > 2e-2) {
+                                tc.rejected.push_back({t, err});
+                                dnn.erase(t);
+                                continue;
+                            }
+                            cands.push_back(t);
+                        }
+                    }
                 }
                 tc.best_us = INFINITY;
                 for (int t : cands) {
@@ -476,11 +588,13 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
     } catch (...) {
         cudaStreamDestroy(st);
         cudaFree(arena);
+        if (dnn_w) cudaFree(dnn_w);
         throw;
     }
     YOLOC_CUDA(cudaStreamSynchronize(st));
     cudaStreamDestroy(st);
     cudaFree(arena);
+    if (dnn_w) cudaFree(dnn_w);
     if (!opts.timing_cache.empty()) {
         // Rewritten whole: entries of other devices in the file are dropped.
         std::ofstream out(opts.timing_cache, std::ios::trunc);
@@ -501,6 +615,10 @@ BuildResult build_engine(const Model& model, const BuildOptions& opts) {
     r.file.info.source_model = opts.source;
     r.file.info.created = today();
     if (opts.tune) tune_tactics(r, opts);
+    // The cuDNN version is part of the engine's identity only when a layer runs on cuDNN.
+    bool dnn = false;
+    for (const auto& op : r.file.plan.ops) dnn = dnn || (op.kind == engine::OpKind::Conv && is_cudnn_tactic(op.tactic));
+    if (!dnn) r.file.info.device.cudnn = 0;
     return r;
 }
 
@@ -558,7 +676,9 @@ struct Context::Impl {
         const auto& E = engine->impl();
         cuda::OpArgs a =
             cuda::make_op_args(p, i, static_cast<uint8_t*>(arena), E.memory.offsets, E.w_dev[i], E.b_dev[i], E.s_dev[i], E.y_dev[i]);
-        a.conv.kernel = opts.conv_kernel != 0 ? opts.conv_kernel : p.ops[i].tactic;
+        // A forced kernel (experiments) cannot replace cuDNN: its weights are in cuDNN's layout.
+        a.conv.kernel = opts.conv_kernel != 0 && !is_cudnn_tactic(p.ops[i].tactic) ? opts.conv_kernel : p.ops[i].tactic;
+        a.conv.dnn = E.dnn[i].get();
         return a;
     }
 

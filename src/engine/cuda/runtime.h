@@ -36,6 +36,9 @@ struct TacticChoice {
     double auto_us = 0;   // the heuristic default's time, for comparison
     bool cached = false;  // from the timing cache
     std::vector<std::pair<int, double>> tried;  // every candidate and its time
+    // cuDNN configurations dropped because their output differed from our heuristic
+    // kernel's on the same activations, with the max relative difference.
+    std::vector<std::pair<int, double>> rejected;
 };
 
 struct BuildResult {
