@@ -43,6 +43,15 @@ int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
 
 bool is_cudnn_tactic(int t) { return t >= cuda::kConvCudnnBase && t < cuda::kConvCudnnBase + cuda::kConvCudnnMax; }
 
+// A conv's weights as fp16 in cuDNN's NHWC filter layout [cout][kh][kw][cin], from the
+// plan's float [kh][kw][cin][cout].
+void cudnn_weights_half(const engine::Plan& p, const engine::PlanOp& op, uint16_t* d) {
+    const float* w = p.weights.data() + op.w_off;
+    const int64_t M = op.out.c, K = op.w_count / M;
+    for (int64_t k = 0; k < K; ++k)
+        for (int64_t m = 0; m < M; ++m) d[m * K + k] = float_to_half(w[k * M + m]);
+}
+
 // One plan op on a stream.
 void launch_op(cuda::OpArgs& a, bool fp16, cudaStream_t stream) {
     switch (a.kind) {
@@ -230,11 +239,7 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
             auto* sd = reinterpret_cast<float*>(host.data() + soff[i]);
             for (int64_t m = 0; m < M; ++m) sd[m] = op.in_scale * p.weights[size_t(op.s_off + m)];
         } else if (fp16 && is_cudnn_tactic(op.tactic)) {
-            // cuDNN's NHWC filter layout: [cout][kh][kw][cin] from the plan's [kh][kw][cin][cout].
-            const int64_t M = op.out.c, K = op.w_count / M;
-            auto* d = reinterpret_cast<uint16_t*>(host.data() + woff[i]);
-            for (int64_t k = 0; k < K; ++k)
-                for (int64_t m = 0; m < M; ++m) d[m * K + k] = float_to_half(w[k * M + m]);
+            cudnn_weights_half(p, op, reinterpret_cast<uint16_t*>(host.data() + woff[i]));
         } else if (fp16) {
             auto* d = reinterpret_cast<uint16_t*>(host.data() + woff[i]);
             for (int64_t k = 0; k < op.w_count; ++k) d[k] = float_to_half(w[k]);
@@ -387,14 +392,10 @@ void share_tactics(BuildResult& r, const std::vector<std::string>& keys,
     }
 }
 
-// Op i's fp16 weights in cuDNN's layout ([cout][kh][kw][cin]) in *dev (grown as needed).
+// Op i's fp16 weights in cuDNN's layout in *dev (a new allocation replacing the last).
 void upload_cudnn_weights(const engine::Plan& p, size_t i, void** dev) {
-    const engine::PlanOp& op = p.ops[i];
-    const int64_t M = op.out.c, K = op.w_count / M;
-    std::vector<uint16_t> h(size_t(op.w_count));
-    const float* w = p.weights.data() + op.w_off;
-    for (int64_t k = 0; k < K; ++k)
-        for (int64_t m = 0; m < M; ++m) h[size_t(m * K + k)] = float_to_half(w[k * M + m]);
+    std::vector<uint16_t> h(size_t(p.ops[i].w_count));
+    cudnn_weights_half(p, p.ops[i], h.data());
     if (*dev) cudaFree(*dev);
     *dev = nullptr;
     YOLOC_CUDA(cudaMalloc(dev, h.size() * 2));
