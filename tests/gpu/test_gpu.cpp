@@ -471,6 +471,7 @@ int set_cudnn_tactics(engine::EngineFile& f, int index) {
         f.plan.ops[i].tactic = cuda::kConvCudnnBase + pick;
         ++n;
     }
+    if (n > 0) f.info.device.cudnn = cuda::cudnn_version();  // as build_engine records it
     return n;
 }
 

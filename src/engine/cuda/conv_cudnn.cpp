@@ -268,7 +268,7 @@ bool cudnn_conv_supported(const ConvArgs& a) {
 
 std::vector<DnnCandidate> cudnn_conv_candidates(const ConvArgs& a, int max) {
     std::vector<DnnCandidate> out;
-    if (!cudnn_conv_supported(a)) return out;
+    if (max <= 0 || !cudnn_conv_supported(a)) return out;  // no handle is made unless asked
     std::lock_guard<std::mutex> lock(g_mu);
     cudnnHandle_t h = handle_locked();
     std::shared_ptr<Graph> g = graph_for(a, h);

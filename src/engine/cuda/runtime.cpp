@@ -156,7 +156,7 @@ engine::DeviceIdentity current_device() {
     id.cc_major = prop.major;
     id.cc_minor = prop.minor;
     YOLOC_CUDA(cudaRuntimeGetVersion(&id.cuda_runtime));
-    id.cudnn = cuda::cudnn_version();  // 0 without cuDNN; an engine records it only when it uses cuDNN
+    id.cudnn = 0;  // asked of cuDNN only where an engine uses it (make_engine, build_engine)
     return id;
 }
 
@@ -192,7 +192,10 @@ Engine::~Engine() = default;
 const EngineSummary& Engine::summary() const { return impl_->summary; }
 
 std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& origin) {
-    engine::check_engine_device(file.info, current_device(), origin);
+    engine::DeviceIdentity here = current_device();
+    // cuDNN is not touched for an engine without cuDNN layers (its version is 0).
+    if (file.info.device.cudnn != 0) here.cudnn = cuda::cudnn_version();
+    engine::check_engine_device(file.info, here, origin);
     file.plan.validate();
     auto impl = std::make_unique<Engine::Impl>();
     YOLOC_CUDA(cudaGetDevice(&impl->device));
@@ -271,8 +274,9 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
     impl->dnn.assign(p.ops.size(), nullptr);
     for (size_t i = 0; i < p.ops.size(); ++i) {
         if (p.ops[i].kind != engine::OpKind::Conv || !is_cudnn_tactic(p.ops[i].tactic)) continue;
-        YOLOC_CHECK(fp16 && !p.ops[i].int8(), "layer ", p.ops[i].name, ": a cuDNN tactic in a ",
-                    engine::precision_name(p.precision), " engine; the file is corrupt");
+        YOLOC_CHECK(fp16 && !p.ops[i].int8() && file.info.device.cudnn != 0, "layer ", p.ops[i].name,
+                    ": a cuDNN tactic in a ", engine::precision_name(p.precision),
+                    " engine that records no cuDNN version; the file is corrupt");
         const cuda::OpArgs a = cuda::make_op_args(p, i, static_cast<uint8_t*>(impl->weights) + impl->arena_off,
                                                   impl->memory.offsets, impl->w_dev[i], impl->b_dev[i]);
         impl->dnn[i] = cuda::cudnn_conv_plan(a.conv, p.ops[i].tactic - cuda::kConvCudnnBase, p.ops[i].name);
@@ -619,7 +623,7 @@ BuildResult build_engine(const Model& model, const BuildOptions& opts) {
     // The cuDNN version is part of the engine's identity only when a layer runs on cuDNN.
     bool dnn = false;
     for (const auto& op : r.file.plan.ops) dnn = dnn || (op.kind == engine::OpKind::Conv && is_cudnn_tactic(op.tactic));
-    if (!dnn) r.file.info.device.cudnn = 0;
+    r.file.info.device.cudnn = dnn ? cuda::cudnn_version() : 0;
     return r;
 }
 
