@@ -176,7 +176,10 @@ struct MmaConv {
     static_assert(kSmemBytes <= 48 * 1024, "static shared memory limit");
 };
 
-template <int BM, int BN, int BK, int WM, int WN, int SK, int STAGES, bool VEC>
+// CL > 1: launched as clusters of CL blocks along z (cluster split-K); the reduction code
+// is compiled only into those instantiations (the others are about 10% smaller, which is
+// code the driver loads into device memory).
+template <int BM, int BN, int BK, int WM, int WN, int SK, int STAGES, bool VEC, int CL>
 __global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::kThreads)
     conv_mma_kernel(ConvArgs a) {
 #ifdef YOLOC_MMA_ARCH
@@ -366,7 +369,7 @@ __global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::
     }
 
 #ifdef YOLOC_CLUSTER_ARCH
-    if (gridDim.z > 1) {  // SK == 1 here (mma_supported): every thread is still running
+    if (CL > 1 && gridDim.z > 1) {  // SK == 1 here (mma_supported): every thread is still running
         // Reduce-scatter through distributed shared memory: every block leaves its partial
         // BM x BN sums in its shared memory; then block r of the cluster adds up rows
         // [r * BM / z, (r + 1) * BM / z) of all z partials and stores them (bias, SiLU,
@@ -692,8 +695,8 @@ struct Entry {
 
 #define YOLOC_MMA_CENTRY(BM, BN, BK, WM, WN, SK, ST, CL)                                                  \
     Entry {                                                                                               \
-        MmaConfig{BM, BN, BK, WM, WN, SK, ST, CL}, conv_mma_kernel<BM, BN, BK, WM, WN, SK, ST, true>,     \
-            conv_mma_kernel<BM, BN, BK, WM, WN, SK, ST, false>,                                           \
+        MmaConfig{BM, BN, BK, WM, WN, SK, ST, CL}, conv_mma_kernel<BM, BN, BK, WM, WN, SK, ST, true, CL>, \
+            conv_mma_kernel<BM, BN, BK, WM, WN, SK, ST, false, CL>,                                       \
             MmaConv<BM, BN, BK, WM, WN, SK, ST, true>::kThreads,                                          \
             MmaConv<BM, BN, BK, WM, WN, SK, ST, true>::kSmemBytes                                         \
     }
