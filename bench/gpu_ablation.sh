@@ -30,7 +30,10 @@ build f16_unfused "$M" --precision fp16 --no-horizontal-fusion
 YOLOC_TACTIC_SHARE=0 YOLOC_MAX_CONV_KERNELS=0 build f16_fastest "$M" --precision fp16
 YOLOC_CAP_SEARCH=0 build f16_greedycap "$M" --precision fp16
 build f16seq "$M" --precision fp16 --memory-budget 15MB --timing-cache "$OUT/tc"
+# The arena without its bound (default: bounded to the sequential arena's 2 MiB pages).
+YOLOC_ARENA=concurrent build f16_conc "$M" --precision fp16 --timing-cache "$OUT/tc"
 build f16b32 "$M" --precision fp16 --batch 32 --timing-cache "$OUT/tc"
+YOLOC_ARENA=concurrent build f16b32_conc "$M" --precision fp16 --batch 32 --timing-cache "$OUT/tc"
 # cuDNN tactics off at batch 32 (default there: on), on at batch 1 (default there: off).
 YOLOC_CUDNN=0 build f16b32_own "$M" --precision fp16 --batch 32
 YOLOC_CUDNN_CANDIDATES=4 build f16_dnn "$M" --precision fp16
@@ -69,11 +72,12 @@ for round in 1 2; do
   row "fp16 b1, built with each layer's fastest tactic (no sharing, no kernel cap)" "" f16_fastest
   row "fp16 b1, built with the kernel cap's greedy dropping only (no swap search)" "" f16_greedycap
   row "fp16 b1, sequential arena (--memory-budget 15MB)" "" f16seq
+  row "fp16 b1, unbounded concurrent arena (YOLOC_ARENA=concurrent)" "" f16_conc
   row "fp16 b1, built with cuDNN tactics too (YOLOC_CUDNN_CANDIDATES=4)" "" f16_dnn
   [ -f "$OUT/i8.engine" ] && row "int8 b1, default" "" i8 && row "int8 b1, driver's carveout" "YOLOC_CARVEOUT=-1" i8
   [ -f "$OUT/i8_fp16io.engine" ] && row "int8 b1, built with --no-int8-storage (fp16 between layers)" "" i8_fp16io
 done
-for e in f16 f16_fastest f16seq f16_dnn f16b32 $( [ -f "$OUT/i8.engine" ] && echo i8 ); do
+for e in f16 f16_conc f16_fastest f16seq f16_dnn f16b32 $( [ -f "$OUT/i8.engine" ] && echo i8 ); do
   echo -n "$e device memory steps (cudaMemGetInfo drop, MB): "
   "$Y" bench "$OUT/$e.engine" --iters 20 --warmup 5 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print(', '.join('%s %.2f' % (s['after'], s['delta_bytes']/1e6) for s in j['mem_get_info_steps']))"
 done
@@ -88,6 +92,7 @@ b32 "fp16 b32, built with the batch-1 tactic policy (shared, at most 8 kernels)"
 b32 "fp16 b32, one stream" "YOLOC_GRAPH_STREAMS=1" f16b32
 b32 "fp16 b32, output tiles stored from the fragments (no shared-memory staging)" "YOLOC_STAGE_OUT=0" f16b32
 b32 "fp16 b32, built without cuDNN tactics (YOLOC_CUDNN=0)" "" f16b32_own
+b32 "fp16 b32, unbounded concurrent arena (YOLOC_ARENA=concurrent)" "" f16b32_conc
 b32 "fp16 b32, default (again)" "" f16b32
 "$Y" bench "$OUT/f16.engine" --profile --iters 10 > "$OUT/profile_f16.txt" 2>&1
 [ -f "$OUT/i8.engine" ] && "$Y" bench "$OUT/i8.engine" --profile --iters 10 > "$OUT/profile_i8.txt" 2>&1

@@ -64,6 +64,16 @@ if [[ -f "$model" && "${QUICK:-0}" != 1 ]]; then
   done
   "$BUILD"/yoloc build "$model" --precision fp16 --timing-cache "$cache" -o "$out/yolov8n_fp16_cached.engine" \
     | grep -E "^tactics" || status=1
+  # Issue 6's memory target in a fresh process: the cudaMemGetInfo drop from before
+  # loading the FP16 batch-1 engine to after its inference runs, at most 20 MB.
+  "$BUILD"/yoloc bench "$out/yolov8n_fp16.engine" --iters 20 --warmup 5 --json | python3 -c '
+import json, sys
+j = json.loads(sys.stdin.read())
+steps = {s["after"]: s["delta_bytes"] for s in j["mem_get_info_steps"]}
+m = steps["inference runs"]
+print("device memory, fp16 batch 1, after inference: %.2f MB (target <= 20 MB); steps: %s" % (m / 1e6,
+      ", ".join("%s %.2f" % (k, v / 1e6) for k, v in steps.items())))
+sys.exit(0 if m <= 20e6 else 1)' || status=1
   # Baselines on the same engine: one stream in the graph; no programmatic dependent
   # launch; the old SIMT GEMM everywhere.
   YOLOC_GRAPH_STREAMS=1 "$BUILD"/yoloc bench "$out/yolov8n_fp16.engine" --iters 200 --warmup 20 --json || status=1

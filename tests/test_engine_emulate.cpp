@@ -22,11 +22,13 @@ using namespace yoloc::engine;
 
 namespace {
 
-// Runs the ops in `order` (default: plan order), which must be a topological order
-// of the op DAG of the data alone: the runtime's streams may run them in any such order.
-std::vector<std::vector<float>> emulate(const Plan& p, const Tensor& x, std::vector<size_t> order = {}) {
+// Runs the ops in `order` (default: plan order) over the arena `given` (default: the
+// plan's own memory plan). The runtime's streams may run the ops in any topological
+// order of op_dag(plan, &memory plan).
+std::vector<std::vector<float>> emulate(const Plan& p, const Tensor& x, std::vector<size_t> order = {},
+                                        const MemoryPlan* given = nullptr) {
     EXPECT_EQ(p.precision, Precision::FP32) << "the host emulation runs float32 plans";
-    MemoryPlan mp = plan_memory(p);
+    const MemoryPlan mp = given ? *given : plan_memory(p);
     std::vector<float> arena_f(size_t(mp.arena_bytes / 4 + 1), std::nanf(""));
     auto* arena = reinterpret_cast<uint8_t*>(arena_f.data());
     std::memcpy(arena + mp.offsets[size_t(p.input_buf)], x.raw(), x.nbytes());
@@ -75,11 +77,11 @@ Tensor random_input(Shape s, uint32_t seed, float lo, float hi) {
     return Tensor::from_floats(s, v);
 }
 
-// A topological order of the data DAG (Kahn): `latest` picks the ready op with the
-// highest index first (runs each branch as early as it can: the head of a level before
-// the rest of the neck), else a seeded random ready op.
-std::vector<size_t> other_order(const Plan& p, bool latest, uint32_t seed) {
-    const OpDag dag = op_dag(p, nullptr);
+// A topological order of `dag` (Kahn; default: the DAG of the data alone): `latest`
+// picks the ready op with the highest index first (runs each branch as early as it
+// can: the head of a level before the rest of the neck), else a seeded random ready op.
+std::vector<size_t> other_order(const Plan& p, bool latest, uint32_t seed, const MemoryPlan* mp = nullptr) {
+    const OpDag dag = op_dag(p, mp);
     const size_t n = p.ops.size();
     std::vector<size_t> order;
     std::vector<bool> done(n, false);
@@ -143,7 +145,7 @@ TEST(EngineEmulate, Yolov8nMatchesReference) {
 }
 
 // The runtime runs independent branches on several streams, so ops may run in any order
-// the data allows. The Concurrent arena (the default) must give the same outputs in
+// the data allows. The Concurrent arena (no shared bytes between them) must give the same outputs in
 // such orders; the Sequential arena, which lets a later branch reuse bytes an earlier
 // one still needs, must not (so the check can fail), which is why the runtime then adds
 // the arena's own order to the DAG.
@@ -152,7 +154,7 @@ TEST(EngineEmulate, ConcurrentArenaGivesTheSameOutputsInAnyOrderTheDataAllows) {
     Model m = load_onnx(yoloc_test::shared_dir() + "/models/yolov8n_coco.onnx");
     set_input_size(m, 1, 160);
     Plan p = build_plan(m, {});
-    ASSERT_EQ(p.memory_mode, Plan::MemoryMode::Concurrent);
+    p.memory_mode = Plan::MemoryMode::Concurrent;
     Tensor x = random_input({1, 3, 160, 160}, 9, 0.f, 1.f);
     const std::vector<float> ref = emulate(p, x)[0];
     const Tensor ref_t = Tensor::from_floats(p.output_shapes[0], ref);
@@ -171,4 +173,38 @@ TEST(EngineEmulate, ConcurrentArenaGivesTheSameOutputsInAnyOrderTheDataAllows) {
     std::printf("arena at 160: sequential %s, concurrent %s; ops moved by the other order: %zu of %zu\n",
                 format_bytes(plan_memory(seq).arena_bytes).c_str(), format_bytes(plan_memory(p).arena_bytes).c_str(),
                 moved, p.ops.size());
+}
+
+// The Bounded arena (the default) keeps independent branches apart only while the arena
+// stays under a cap; the buffers past it share bytes in op order, and the runtime's DAG
+// (op_dag with the memory plan) orders the ops that share. Any order of that DAG must
+// give the same outputs. Here the cap is the Sequential arena itself, the tightest, so
+// that many buffers share; an order of the data DAG alone must then break it.
+TEST(EngineEmulate, BoundedArenaGivesTheSameOutputsInAnyOrderItsDagAllows) {
+    REQUIRE_SHARED();
+    Model m = load_onnx(yoloc_test::shared_dir() + "/models/yolov8n_coco.onnx");
+    set_input_size(m, 1, 160);
+    Plan p = build_plan(m, {});
+    ASSERT_EQ(p.memory_mode, Plan::MemoryMode::Bounded);
+    Plan seq = p, conc = p;
+    seq.memory_mode = Plan::MemoryMode::Sequential;
+    conc.memory_mode = Plan::MemoryMode::Concurrent;
+    const MemoryPlan ms = plan_memory(seq), mc = plan_memory(conc);
+    MemoryPlan mb = plan_memory_bounded(p, ms.arena_bytes);
+    EXPECT_LT(mb.arena_bytes, mc.arena_bytes);
+    EXPECT_NO_THROW(verify_memory_plan(p, mb));
+    EXPECT_THROW(verify_memory_plan(conc, mb), Error) << "some independent buffers should share bytes";
+
+    Tensor x = random_input({1, 3, 160, 160}, 11, 0.f, 1.f);
+    const std::vector<float> ref = emulate(p, x, {}, &mb)[0];
+    const Tensor ref_t = Tensor::from_floats(p.output_shapes[0], ref);
+    EXPECT_EQ(max_rel(emulate(conc, x)[0], ref_t), 0.0);
+    EXPECT_EQ(max_rel(emulate(p, x, other_order(p, true, 0, &mb), &mb)[0], ref_t), 0.0);
+    for (uint32_t seed : {1u, 2u, 3u})
+        EXPECT_EQ(max_rel(emulate(p, x, other_order(p, false, seed, &mb), &mb)[0], ref_t), 0.0);
+    EXPECT_GT(max_rel(emulate(p, x, other_order(p, true, 0), &mb)[0], ref_t), 1e-3)
+        << "the data DAG alone should allow an order that the shared bytes break";
+    std::printf("arena at 160: sequential %s, bounded at the sequential size %s, concurrent %s\n",
+                format_bytes(ms.arena_bytes).c_str(), format_bytes(mb.arena_bytes).c_str(),
+                format_bytes(mc.arena_bytes).c_str());
 }

@@ -208,6 +208,7 @@ TEST(EngineMemory, ConcurrentArenaFallsBackToSequentialUnderATightBudget) {
     PlanOptions o;
     o.precision = Precision::FP16;
     Plan p = build_plan(m, o);
+    p.memory_mode = Plan::MemoryMode::Concurrent;
     Plan seq = p;
     seq.memory_mode = Plan::MemoryMode::Sequential;
     const MemoryPlan ms = plan_memory(seq), mc = plan_memory(p);
@@ -218,14 +219,83 @@ TEST(EngineMemory, ConcurrentArenaFallsBackToSequentialUnderATightBudget) {
     EXPECT_NO_THROW(verify_memory_plan(seq, mc));
     EXPECT_THROW(verify_memory_plan(p, ms), Error);
 
+    const auto concurrent = Plan::MemoryMode::Concurrent;
     Plan a = p;
-    EXPECT_EQ(plan_memory_within(a, mc.total_bytes()).arena_bytes, mc.arena_bytes);
+    EXPECT_EQ(plan_memory_within(a, mc.total_bytes(), concurrent).arena_bytes, mc.arena_bytes);
     EXPECT_EQ(a.memory_mode, Plan::MemoryMode::Concurrent);
     Plan b = p;
-    EXPECT_EQ(plan_memory_within(b, mc.total_bytes() - 1).arena_bytes, ms.arena_bytes);
+    EXPECT_EQ(plan_memory_within(b, mc.total_bytes() - 1, concurrent).arena_bytes, ms.arena_bytes);
     EXPECT_EQ(b.memory_mode, Plan::MemoryMode::Sequential);
     Plan c = p;
-    EXPECT_THROW(plan_memory_within(c, ms.total_bytes() - 1), Error);
+    EXPECT_THROW(plan_memory_within(c, ms.total_bytes() - 1, concurrent), Error);
+}
+
+namespace {
+int64_t device_pages(int64_t bytes) { return (bytes + kDevicePageBytes - 1) / kDevicePageBytes; }
+}  // namespace
+
+// The Bounded arena (the build's default) on the real yolov8n at batch 1 FP16: the
+// Concurrent arena would put the engine's one device block (weights, then the arena)
+// a 2 MiB page above the Sequential one's; the Bounded one keeps it in the same pages,
+// sharing bytes between independent branches only where it must. Whatever shares must
+// be ordered by the runtime's DAG: every op using one of two overlapping buffers comes
+// before every op using the other in op_dag with the memory plan (checked here from the
+// uses, not from op_dag's own rule).
+TEST(EngineMemory, BoundedArenaStaysInTheSequentialPagesAndItsDagOrdersWhatShares) {
+    REQUIRE_SHARED();
+    Model m = load_onnx(yoloc_test::shared_dir() + "/models/yolov8n_coco.onnx");
+    PlanOptions o;
+    o.precision = Precision::FP16;
+    Plan p = build_plan(m, o);
+    ASSERT_EQ(p.memory_mode, Plan::MemoryMode::Bounded);
+    Plan seq = p, conc = p;
+    seq.memory_mode = Plan::MemoryMode::Sequential;
+    conc.memory_mode = Plan::MemoryMode::Concurrent;
+    const MemoryPlan mb = plan_memory(p), ms = plan_memory(seq), mc = plan_memory(conc);
+    const int64_t w = p.device_weight_bytes();
+    ASSERT_EQ(w % kArenaAlignment, 0);
+    ASSERT_GT(device_pages(w + mc.arena_bytes), device_pages(w + ms.arena_bytes))
+        << "the premise: the concurrent arena costs a page at batch 1";
+    EXPECT_EQ(device_pages(w + mb.arena_bytes), device_pages(w + ms.arena_bytes));
+    EXPECT_LE(mb.arena_bytes, bounded_arena_cap(w, ms.arena_bytes));
+    EXPECT_GE(mb.arena_bytes, ms.arena_bytes);
+    EXPECT_LT(mb.arena_bytes, mc.arena_bytes);
+    EXPECT_NO_THROW(verify_memory_plan(p, mb));
+    EXPECT_THROW(verify_memory_plan(conc, mb), Error) << "some independent buffers should share bytes";
+    expect_no_live_overlap(p, mb);
+
+    const int32_t nops = int32_t(p.ops.size());
+    std::vector<std::vector<int32_t>> uses(p.buffers.size());
+    for (int32_t i = 0; i < nops; ++i) {
+        for (const auto& v : p.ops[size_t(i)].in) uses[size_t(v.buf)].push_back(i);
+        uses[size_t(p.ops[size_t(i)].out.buf)].push_back(i);
+        for (const auto& v : p.ops[size_t(i)].more_out) uses[size_t(v.buf)].push_back(i);
+    }
+    const OpDag dag = op_dag(p, &mb), data = op_dag(p, nullptr);
+    auto before = [&](size_t a, size_t b) {  // every use of a precedes every use of b
+        for (int32_t x : uses[a])
+            for (int32_t y : uses[b])
+                if (x == y || !dag.is_anc(size_t(y), x)) return false;
+        return true;
+    };
+    int shared = 0, ordered_by_memory = 0;
+    for (size_t a = 0; a < p.buffers.size(); ++a)
+        for (size_t b = a + 1; b < p.buffers.size(); ++b) {
+            if (uses[a].empty() || uses[b].empty()) continue;
+            if (mb.offsets[a] + mb.sizes[a] <= mb.offsets[b] || mb.offsets[b] + mb.sizes[b] <= mb.offsets[a]) continue;
+            ++shared;
+            EXPECT_TRUE(before(a, b) || before(b, a)) << p.buffers[a].name << " and " << p.buffers[b].name;
+        }
+    for (size_t i = 0; i < p.ops.size(); ++i)
+        for (int d : dag.deps[i]) ordered_by_memory += !data.is_anc(i, d);
+    EXPECT_GT(shared, 0);
+    EXPECT_GT(ordered_by_memory, 0) << "sharing between independent branches adds order";
+    std::printf("yolov8n fp16 b1: weights %s; arena sequential %s, bounded %s, concurrent %s; device pages %lld, "
+                "%lld, %lld; %d ops ordered by shared bytes\n",
+                format_bytes(w).c_str(), format_bytes(ms.arena_bytes).c_str(), format_bytes(mb.arena_bytes).c_str(),
+                format_bytes(mc.arena_bytes).c_str(), static_cast<long long>(device_pages(w + ms.arena_bytes)),
+                static_cast<long long>(device_pages(w + mb.arena_bytes)),
+                static_cast<long long>(device_pages(w + mc.arena_bytes)), ordered_by_memory);
 }
 
 // The runtime puts the critical chain on a high-priority stream. It must be a path of
@@ -347,7 +417,7 @@ std::vector<float> emulate_int8(Plan p, const Tensor& x) {
         const void* w = op.kind == OpKind::Conv ? p.weights.data() + op.w_off : nullptr;
         const float* b = op.kind == OpKind::Conv ? p.weights.data() + op.b_off : nullptr;
         if (op.int8()) {
-            const int64_t M = op.out.c, K = op.w_count / M, wk = cuda::int8_weight_stride(op);
+            const int64_t M = op.out.c, K = op.w_count / M, wk = engine::int8_weight_stride(op);
             wq.assign(size_t(M * wk), 0);
             for (int64_t k = 0; k < K; ++k)
                 for (int64_t m = 0; m < M; ++m) wq[size_t(m * wk + k)] = static_cast<signed char>(p.weights[size_t(op.w_off + k * M + m)]);
@@ -518,9 +588,9 @@ TEST(EnginePlanInt8, Int8StorageIsExactAndFollowsTheScales) {
         } else {
             EXPECT_LT(with.stats.int8_buffers, int8_shared);
         }
-        int64_t ys = 0;
-        for (const auto& op : with.ops) ys += op.ys_count;
-        EXPECT_EQ(with.device_weight_bytes() - without.device_weight_bytes(), 4 * ys);  // the output scales
+        int64_t ys = 0;  // the output scales: one 256-byte aligned float array per op
+        for (const auto& op : with.ops) ys += (op.ys_count * 4 + 255) / 256 * 256;
+        EXPECT_EQ(with.device_weight_bytes() - without.device_weight_bytes(), ys);
         std::printf("%s ranges: %d of %zu buffers int8 (%d in-place concats)\n", own ? "own" : "shared",
                     with.stats.int8_buffers, with.buffers.size(), int8_concats);
         std::vector<float> a = emulate_int8(with, x), b = emulate_int8(without, x);

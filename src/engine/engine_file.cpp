@@ -429,7 +429,8 @@ EngineFile parse_engine(const std::string& bytes, const std::string& path) {
                    &st.int8_buffers})
         *x = r.i32("stats");
     const int32_t mm = r.i32("memory mode");
-    if (mm != int32_t(Plan::MemoryMode::Sequential) && mm != int32_t(Plan::MemoryMode::Concurrent))
+    if (mm != int32_t(Plan::MemoryMode::Sequential) && mm != int32_t(Plan::MemoryMode::Concurrent) &&
+        mm != int32_t(Plan::MemoryMode::Bounded))
         fail(path, ": engine file is corrupt (memory mode ", mm, "): ", rebuild_hint());
     p.memory_mode = Plan::MemoryMode(mm);
     p.weights = r.floats("weights");

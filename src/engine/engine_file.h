@@ -28,7 +28,9 @@ namespace engine {
 // 5: PlanStats::convs_fused_siblings.
 // 6: int8 activation buffers (elem_bytes 1), per-op output scales (ys_off / ys_count),
 //    PlanStats::int8_buffers.
-constexpr uint32_t kEngineFormatVersion = 6;
+// 7: memory mode 2 (Bounded arena, the default); the device weight block's layout and
+//    size come from engine::device_weight_layout (256-byte aligned arrays).
+constexpr uint32_t kEngineFormatVersion = 7;
 
 // What identifies the device and software an engine was built for.
 struct DeviceIdentity {

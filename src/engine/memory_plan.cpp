@@ -103,13 +103,13 @@ MemoryPlan live_ranges(const Plan& plan) {
     return mp;
 }
 
-}  // namespace
-
-std::vector<char> buffer_conflicts(const Plan& plan, const MemoryPlan& live) {
+std::vector<char> conflicts_as(const Plan& plan, const MemoryPlan& live, Plan::MemoryMode mode) {
     // live: first/last from live_ranges (used by Sequential).
     const size_t nb = plan.buffers.size();
     std::vector<char> c(nb * nb, 0);
-    if (plan.memory_mode == Plan::MemoryMode::Sequential) {
+    if (mode != Plan::MemoryMode::Concurrent) {
+        // Sequential; and Bounded, whose buffers may share wherever op order allows (the
+        // runtime's DAG then orders the ops that share, op_dag with the memory plan).
         for (size_t a = 0; a < nb; ++a)
             for (size_t b = 0; b < nb; ++b)
                 c[a * nb + b] = overlap(live.first[a], live.last[a], live.first[b], live.last[b]);
@@ -147,6 +147,12 @@ std::vector<char> buffer_conflicts(const Plan& plan, const MemoryPlan& live) {
             c[a * nb + b] = c[b * nb + a] = v;
         }
     return c;
+}
+
+}  // namespace
+
+std::vector<char> buffer_conflicts(const Plan& plan, const MemoryPlan& live) {
+    return conflicts_as(plan, live, plan.memory_mode);
 }
 
 double op_cost_estimate(const Plan& p, size_t i) {
@@ -192,19 +198,20 @@ std::vector<char> critical_chain(const Plan& p, const OpDag& dag) {
     return chain;
 }
 
-MemoryPlan plan_memory(const Plan& plan, int64_t budget_bytes) {
-    const size_t nb = plan.buffers.size();
-    MemoryPlan mp = live_ranges(plan);
-    const std::vector<char> conflict = buffer_conflicts(plan, mp);
+namespace {
 
-    // Greedy by size (largest first), each at the lowest offset that does not collide
-    // with an already placed buffer it must not share with: simple and close to optimal
-    // for chain-like CNN graphs.
+// Greedy by size (largest first), each buffer at the lowest offset where it overlaps no
+// placed buffer it must be kept apart from (`apart`, nb x nb): simple and close to
+// optimal for chain-like CNN graphs. With `fallback`: a buffer that would end past
+// `cap` there goes to the lowest offset that only `fallback` forbids instead.
+void place_buffers(MemoryPlan& mp, const std::vector<char>& apart, const std::vector<char>* fallback = nullptr,
+                   int64_t cap = 0) {
+    const size_t nb = mp.sizes.size();
     std::vector<size_t> order(nb);
     std::iota(order.begin(), order.end(), size_t(0));
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return mp.sizes[a] > mp.sizes[b]; });
     std::vector<size_t> done;
-    for (size_t b : order) {
+    auto lowest = [&](size_t b, const std::vector<char>& conflict) {
         std::vector<std::pair<int64_t, int64_t>> busy;
         for (size_t o : done)
             if (conflict[b * nb + o]) busy.push_back({mp.offsets[o], mp.offsets[o] + mp.sizes[o]});
@@ -214,9 +221,46 @@ MemoryPlan plan_memory(const Plan& plan, int64_t budget_bytes) {
             if (r.first >= off + mp.sizes[b]) break;
             off = std::max(off, r.second);
         }
+        return off;
+    };
+    mp.arena_bytes = 0;
+    for (size_t b : order) {
+        int64_t off = lowest(b, apart);
+        if (fallback && off + mp.sizes[b] > cap) off = lowest(b, *fallback);
         mp.offsets[b] = off;
         mp.arena_bytes = std::max(mp.arena_bytes, off + mp.sizes[b]);
         done.push_back(b);
+    }
+}
+
+}  // namespace
+
+int64_t bounded_arena_cap(int64_t weight_bytes, int64_t sequential_arena_bytes) {
+    const int64_t w = (weight_bytes + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
+    const int64_t pages = (w + sequential_arena_bytes + kDevicePageBytes - 1) / kDevicePageBytes;
+    return pages * kDevicePageBytes - w;
+}
+
+MemoryPlan plan_memory_bounded(const Plan& plan, int64_t cap) {
+    MemoryPlan seq = live_ranges(plan), conc = seq;
+    const std::vector<char> must_not_share = conflicts_as(plan, seq, Plan::MemoryMode::Sequential);
+    const std::vector<char> independent = conflicts_as(plan, seq, Plan::MemoryMode::Concurrent);
+    place_buffers(seq, must_not_share);
+    if (cap < 0) cap = bounded_arena_cap(plan.device_weight_bytes(), seq.arena_bytes);
+    place_buffers(conc, independent, &must_not_share, cap);
+    // Greedy placements guarantee nothing: never more than the plain Concurrent arena.
+    MemoryPlan plain = live_ranges(plan);
+    place_buffers(plain, independent);
+    return plain.arena_bytes < conc.arena_bytes ? plain : conc;
+}
+
+MemoryPlan plan_memory(const Plan& plan, int64_t budget_bytes) {
+    MemoryPlan mp;
+    if (plan.memory_mode == Plan::MemoryMode::Bounded) {
+        mp = plan_memory_bounded(plan, -1);
+    } else {
+        mp = live_ranges(plan);
+        place_buffers(mp, buffer_conflicts(plan, mp));
     }
     mp.weight_bytes = plan.device_weight_bytes();
     mp.workspace_bytes = 0;
@@ -229,8 +273,8 @@ MemoryPlan plan_memory(const Plan& plan, int64_t budget_bytes) {
     return mp;
 }
 
-MemoryPlan plan_memory_within(Plan& plan, int64_t budget_bytes) {
-    plan.memory_mode = Plan::MemoryMode::Concurrent;
+MemoryPlan plan_memory_within(Plan& plan, int64_t budget_bytes, Plan::MemoryMode preferred) {
+    plan.memory_mode = preferred;
     MemoryPlan mp = plan_memory(plan, 0);
     if (budget_bytes <= 0 || mp.total_bytes() <= budget_bytes) return mp;
     // Overlapping branches costs arena bytes; a tight budget gets the smallest arena.

@@ -13,6 +13,10 @@ namespace yoloc {
 namespace engine {
 
 constexpr int64_t kArenaAlignment = 256;  // cudaMalloc alignment; keeps vector loads aligned
+// cudaMalloc hands out large blocks in 2 MiB pages (cudaMemGetInfo moves in these steps):
+// arena bytes that do not add a page to the engine's one block of weights + arena cost
+// no device memory.
+constexpr int64_t kDevicePageBytes = int64_t(2) << 20;
 
 struct MemoryPlan {
     std::vector<int64_t> offsets;          // per plan buffer, bytes into the arena
@@ -51,9 +55,9 @@ double op_cost_estimate(const Plan& plan, size_t op);
 std::vector<char> critical_chain(const Plan& plan, const OpDag& dag);
 
 // Whether two buffers may share arena bytes under the plan's memory mode: never when
-// both are used by one op; Sequential: when their live ranges in op order do not
-// overlap; Concurrent: when every use of one precedes every use of the other in the
-// op DAG of the data alone (so sharing adds no order between independent branches).
+// both are used by one op; Sequential and Bounded: when their live ranges in op order
+// do not overlap; Concurrent: when every use of one precedes every use of the other in
+// the op DAG of the data alone (so sharing adds no order between independent branches).
 // Returns the nb x nb matrix (row-major) of "must not share".
 std::vector<char> buffer_conflicts(const Plan& plan, const MemoryPlan& live);
 
@@ -61,9 +65,22 @@ std::vector<char> buffer_conflicts(const Plan& plan, const MemoryPlan& live);
 // bytes would exceed it, naming each part.
 MemoryPlan plan_memory(const Plan& plan, int64_t budget_bytes = 0);
 
-// Plans the arena for a plan being built: Concurrent when it fits the budget, else
-// Sequential (sets plan.memory_mode to the mode used); throws when neither fits.
-MemoryPlan plan_memory_within(Plan& plan, int64_t budget_bytes);
+// The Bounded arena's limit: the bytes left for activations in the 2 MiB pages that the
+// weights (256-byte aligned) plus the Sequential arena occupy anyway.
+int64_t bounded_arena_cap(int64_t weight_bytes, int64_t sequential_arena_bytes);
+
+// The Bounded placement (plan_memory's for MemoryMode::Bounded, with cap < 0: the
+// bounded_arena_cap of the plan): buffers largest first, each kept apart from every
+// buffer of an independent branch (the Concurrent rule) when it then ends within `cap`,
+// else placed by the Sequential rule, sharing bytes in op order. Never larger than the
+// Concurrent arena. Only first/last/sizes/offsets/arena_bytes are filled.
+MemoryPlan plan_memory_bounded(const Plan& plan, int64_t cap);
+
+// Plans the arena for a plan being built: `preferred` (Bounded unless asked otherwise)
+// when it fits the budget, else Sequential (sets plan.memory_mode to the mode used);
+// throws when neither fits.
+MemoryPlan plan_memory_within(Plan& plan, int64_t budget_bytes,
+                              Plan::MemoryMode preferred = Plan::MemoryMode::Bounded);
 
 // Checks that no two buffers that must not share bytes (buffer_conflicts) do; throws.
 void verify_memory_plan(const Plan& plan, const MemoryPlan& mp);

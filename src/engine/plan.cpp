@@ -48,14 +48,42 @@ const char* op_kind_name(OpKind k) {
 
 int64_t PlanBuffer::bytes() const { return shape_numel(shape) * elem_bytes; }
 
-int64_t Plan::device_weight_bytes() const {
-    int64_t b = 0;
-    for (const auto& op : ops)
-        if (op.kind == OpKind::Conv)
-            b += (op.int8() ? op.w_count + op.b_count * 8 : op.w_count * precision_bytes(precision) + op.b_count * 4) +
-                 op.ys_count * 4;
-    return b;
+int int8_weight_stride(const PlanOp& op) {
+    const int k = op.kh * op.kw * int(op.in.empty() ? 0 : op.in[0].c);
+    return (k + 15) / 16 * 16;
 }
+
+DeviceWeightLayout device_weight_layout(const Plan& p) {
+    auto align256 = [](int64_t x) { return (x + 255) / 256 * 256; };
+    DeviceWeightLayout L;
+    const size_t n = p.ops.size();
+    L.w.assign(n, -1);
+    L.b.assign(n, -1);
+    L.s.assign(n, -1);
+    L.y.assign(n, -1);
+    int64_t total = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const PlanOp& op = p.ops[i];
+        if (op.kind != OpKind::Conv) continue;
+        L.w[i] = total;
+        total = align256(total + (op.int8() ? int64_t(op.out.c) * int8_weight_stride(op)
+                                            : op.w_count * precision_bytes(p.precision)));
+        L.b[i] = total;
+        total = align256(total + op.b_count * 4);
+        if (op.int8()) {
+            L.s[i] = total;
+            total = align256(total + op.s_count * 4);
+        }
+        if (op.ys_count > 0) {
+            L.y[i] = total;
+            total = align256(total + op.ys_count * 4);
+        }
+    }
+    L.bytes = total;
+    return L;
+}
+
+int64_t Plan::device_weight_bytes() const { return device_weight_layout(*this).bytes; }
 
 void Plan::validate() const {
     auto nb = int32_t(buffers.size());

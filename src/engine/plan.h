@@ -151,13 +151,14 @@ struct Plan {
     // How the arena shares bytes (engine/memory_plan.h): Concurrent keeps independent
     // branches (the Detect heads beside the neck) in separate bytes so that the runtime
     // can run them at the same time on several streams; Sequential shares whatever the
-    // op order allows (smallest arena). `yoloc build` picks Concurrent unless it does not
-    // fit the memory budget.
-    enum class MemoryMode : int32_t { Sequential = 0, Concurrent = 1 };
-    MemoryMode memory_mode = MemoryMode::Concurrent;
+    // op order allows (smallest arena); Bounded keeps branches apart only as far as the
+    // device allocation needs no more 2 MiB pages than the Sequential arena's (beyond
+    // that a buffer shares in op order, and the runtime orders the ops that share).
+    // `yoloc build` picks Bounded unless it does not fit the memory budget.
+    enum class MemoryMode : int32_t { Sequential = 0, Concurrent = 1, Bounded = 2 };
+    MemoryMode memory_mode = MemoryMode::Bounded;
 
-    // Bytes the weights take on the device (conv weights in the activation
-    // precision or int8, biases and scales in float32).
+    // Bytes the weights take on the device: device_weight_layout(*this).bytes.
     int64_t device_weight_bytes() const;
     // Checks internal consistency (view ranges, weight ranges, op arity); throws
     // yoloc::Error. Run after loading a plan from a file, before any kernel sees it.
@@ -178,6 +179,21 @@ struct PlanOptions {
     // INT8 convs write it. Off: activations stay fp16 and INT8 convs quantize on load.
     bool int8_storage = true;
 };
+
+// An INT8 conv's weights on the device are int8 [cout][K padded to 16] (the mma B
+// operand, each channel's K contiguous): the padded K.
+int int8_weight_stride(const PlanOp& op);
+
+// Where each conv's weights lie in the runtime's one device block of weights: conv
+// weights in the activation precision (fp32, fp16) or int8, float32 biases, INT8 scales
+// (s_in * s_w per channel) and output scales; each array 256-byte aligned. Per op, -1
+// for ops without that array. The memory planner sizes the engine's allocation with it,
+// so planned and allocated bytes are the same number.
+struct DeviceWeightLayout {
+    std::vector<int64_t> w, b, s, y;  // byte offsets per op
+    int64_t bytes = 0;                // the whole block
+};
+DeviceWeightLayout device_weight_layout(const Plan& plan);
 
 // Builds the plan from an ONNX model (folded here for the chosen batch). Throws
 // yoloc::Error naming the first node it cannot lower.

@@ -245,10 +245,12 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
                     ye::format_bytes(r.memory.weight_bytes).c_str(), ye::format_bytes(r.memory.arena_bytes).c_str(),
                     ye::format_bytes(r.memory.workspace_bytes).c_str(), ye::format_bytes(r.memory.total_bytes()).c_str(),
                     ye::format_bytes(r.memory.unshared_bytes).c_str(),
-                    p.memory_mode == ye::Plan::MemoryMode::Concurrent
+                    p.memory_mode == ye::Plan::MemoryMode::Bounded
+                        ? "bounded arena: independent branches overlap where that adds no 2 MiB page to the device "
+                          "block, elsewhere they share bytes in op order"
+                    : p.memory_mode == ye::Plan::MemoryMode::Concurrent
                         ? "concurrent arena: independent branches overlap"
-                        : "sequential arena: the concurrent one does not fit the memory budget, branches run one after "
-                          "the other");
+                        : "sequential arena: branches that share bytes run one after the other");
         if (budget_bytes > 0 || workspace_cap > 0)
             std::printf("limits     memory budget %s, workspace cap %s%s%s\n",
                         budget_bytes > 0 ? ye::format_bytes(budget_bytes).c_str() : "none",

@@ -27,10 +27,6 @@ struct OpArgs {
 // op's weights (in the activation precision, or int8 [m][wk] for an INT8 conv) and
 // float bias when it is a Conv; `qs` an INT8 conv's per-channel s_in * s_w; `ysc` its
 // output scales (PlanOp::ys_off) when it writes an int8 buffer.
-inline int int8_weight_stride(const engine::PlanOp& op) {
-    const int k = op.kh * op.kw * int(op.in.empty() ? 0 : op.in[0].c);
-    return (k + 15) / 16 * 16;
-}
 inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, const std::vector<int64_t>& offsets,
                            const void* w, const float* b, const float* qs = nullptr,
                            const float* ysc = nullptr) {
@@ -103,7 +99,7 @@ inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, cons
                 c.qscale = qs;
                 c.in_scale = op.in_scale;
                 c.res_scale = op.res_scale;
-                c.wk = int8_weight_stride(op);
+                c.wk = engine::int8_weight_stride(op);
                 c.x_i8 = c.nchw ? 0 : i8(op.in[0]);
                 if (op.in.size() == 2) c.res_i8 = i8(op.in[1]);
                 if (op.ys_count > 0) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -39,7 +40,24 @@ std::string today() {
     return buf;
 }
 
-int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
+// YOLOC_MEM_TRACE=1: the device's free memory after each step of loading an engine, making
+// a context and its first launch, printed to stderr as the drop since the first trace of
+// the process (cudaMemGetInfo moves in 2 MiB granules: this tells which step takes one).
+bool mem_tracing() {
+    static const bool on = [] {
+        const char* v = std::getenv("YOLOC_MEM_TRACE");
+        return v && v[0] == '1';
+    }();
+    return on;
+}
+void mem_trace(const char* what) {
+    if (!mem_tracing()) return;
+    static size_t free0 = 0;
+    size_t f = 0, t = 0;
+    if (cudaMemGetInfo(&f, &t) != cudaSuccess) return;
+    if (free0 == 0) free0 = f;
+    std::fprintf(stderr, "mem-trace %-28s %8.3f MB\n", what, (double(free0) - double(f)) / 1e6);
+}
 
 bool is_cudnn_tactic(int t) { return t >= cuda::kConvCudnnBase && t < cuda::kConvCudnnBase + cuda::kConvCudnnMax; }
 
@@ -197,6 +215,7 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
     if (file.info.device.cudnn != 0) here.cudnn = cuda::cudnn_version();
     engine::check_engine_device(file.info, here, origin);
     file.plan.validate();
+    mem_trace("engine: checked");
     auto impl = std::make_unique<Engine::Impl>();
     YOLOC_CUDA(cudaGetDevice(&impl->device));
     impl->memory = engine::plan_memory(file.plan, 0);
@@ -204,29 +223,10 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
     const bool fp16 = p.precision != engine::Precision::FP32;
 
     // Weights: converted on the host (fp16 when asked; INT8 convs: int8 [cout][K padded
-    // to 16] plus s_in * s_w per channel), each op's block 256-byte aligned.
-    std::vector<int64_t> woff(p.ops.size(), -1), boff(p.ops.size(), -1), soff(p.ops.size(), -1),
-        yoff(p.ops.size(), -1);
-    int64_t total = 0;
-    for (size_t i = 0; i < p.ops.size(); ++i) {
-        const auto& op = p.ops[i];
-        if (op.kind != engine::OpKind::Conv) continue;
-        woff[i] = total;
-        if (op.int8())
-            total = align256(total + int64_t(op.out.c) * cuda::int8_weight_stride(op));
-        else
-            total = align256(total + op.w_count * (fp16 ? 2 : 4));
-        boff[i] = total;
-        total = align256(total + op.b_count * 4);
-        if (op.int8()) {
-            soff[i] = total;
-            total = align256(total + op.s_count * 4);
-        }
-        if (op.ys_count > 0) {
-            yoff[i] = total;
-            total = align256(total + op.ys_count * 4);
-        }
-    }
+    // to 16] plus s_in * s_w per channel) into the layout the memory planner sized.
+    const engine::DeviceWeightLayout L = engine::device_weight_layout(p);
+    const std::vector<int64_t>&woff = L.w, &boff = L.b, &soff = L.s, &yoff = L.y;
+    const int64_t total = L.bytes;
     std::vector<uint8_t> host(size_t(total ? total : 1), 0);
     for (size_t i = 0; i < p.ops.size(); ++i) {
         const auto& op = p.ops[i];
@@ -235,7 +235,7 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
         if (op.int8()) {
             // Plan order [kh][kw][cin][cout] -> [cout][kh*kw*cin]: each output channel's
             // K weights contiguous (the mma B operand, "col" layout).
-            const int64_t M = op.out.c, K = op.w_count / M, wk = cuda::int8_weight_stride(op);
+            const int64_t M = op.out.c, K = op.w_count / M, wk = engine::int8_weight_stride(op);
             auto* d = reinterpret_cast<int8_t*>(host.data() + woff[i]);
             for (int64_t k = 0; k < K; ++k)
                 for (int64_t m = 0; m < M; ++m) d[m * wk + k] = int8_t(w[k * M + m]);
@@ -255,6 +255,7 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
     impl->arena_off = (host.size() + 255) / 256 * 256;
     YOLOC_CUDA(cudaMalloc(&impl->weights, impl->arena_off + size_t(std::max<int64_t>(impl->memory.arena_bytes, 256))));
     YOLOC_CUDA(cudaMemcpy(impl->weights, host.data(), host.size(), cudaMemcpyHostToDevice));
+    mem_trace("engine: weights+arena");
     impl->w_dev.assign(p.ops.size(), nullptr);
     impl->b_dev.assign(p.ops.size(), nullptr);
     impl->s_dev.assign(p.ops.size(), nullptr);
@@ -283,6 +284,7 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
     }
 
     impl->dag = engine::op_dag(p, &impl->memory);
+    mem_trace("engine: cuDNN plans, DAG");
 
     EngineSummary& s = impl->summary;
     s.gpu_name = file.info.device.gpu_name;
@@ -614,7 +616,16 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
 BuildResult build_engine(const Model& model, const BuildOptions& opts) {
     BuildResult r;
     r.file.plan = engine::build_plan(model, opts.plan);
-    r.memory = engine::plan_memory_within(r.file.plan, opts.memory_budget);
+    // Experiments (bench/gpu_ablation.sh): YOLOC_ARENA=concurrent keeps every independent
+    // branch in its own bytes, whatever the arena costs; =sequential shares in op order.
+    engine::Plan::MemoryMode arena = engine::Plan::MemoryMode::Bounded;
+    if (const char* v = std::getenv("YOLOC_ARENA")) {
+        const std::string a = v;
+        if (a == "concurrent") arena = engine::Plan::MemoryMode::Concurrent;
+        else if (a == "sequential") arena = engine::Plan::MemoryMode::Sequential;
+        else YOLOC_CHECK(a == "bounded", "YOLOC_ARENA=", a, ": expected bounded, concurrent or sequential");
+    }
+    r.memory = engine::plan_memory_within(r.file.plan, opts.memory_budget, arena);
     r.file.info.yoloc_version = engine::yoloc_version();
     r.file.info.device = current_device();
     r.file.info.source_model = opts.source;
@@ -784,12 +795,20 @@ struct Context::Impl {
                 throw;
             }
             YOLOC_CUDA(cudaStreamEndCapture(stream, &graph));
+            mem_trace("launch: captured");
 #if CUDART_VERSION >= 12000
             // Node priorities are copied from the capturing streams' priorities.
             YOLOC_CUDA(cudaGraphInstantiate(&exec, graph, crit.empty() ? 0 : cudaGraphInstantiateFlagUseNodePriority));
 #else
             YOLOC_CUDA(cudaGraphInstantiate(&exec, graph, nullptr, nullptr, 0));
 #endif
+            mem_trace("launch: instantiated");
+            if (mem_tracing()) {
+                YOLOC_CUDA(cudaGraphLaunch(exec, stream));
+                YOLOC_CUDA(cudaStreamSynchronize(stream));
+                mem_trace("launch: first replay done");
+                return;
+            }
         }
         YOLOC_CUDA(cudaGraphLaunch(exec, stream));
     }
@@ -805,6 +824,7 @@ void context_init(Context::Impl* impl_, std::shared_ptr<const Engine> engine, co
     const auto& E = impl_->engine->impl();
     YOLOC_CUDA(cudaSetDevice(E.device));
     cuda::tensor_cores_available();  // cache the answer before any graph capture
+    mem_trace("context: device queries");
     // Side streams for the op DAG (YOLOC_GRAPH_STREAMS, default 4 in all; 1 = one stream).
     int streams = 4;
     if (const char* v = std::getenv("YOLOC_GRAPH_STREAMS")) streams = std::max(1, std::min(8, std::atoi(v)));
@@ -823,6 +843,7 @@ void context_init(Context::Impl* impl_, std::shared_ptr<const Engine> engine, co
         YOLOC_CUDA(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking));
     YOLOC_CUDA(cudaEventCreate(&impl_->ev0));
     YOLOC_CUDA(cudaEventCreate(&impl_->ev1));
+    mem_trace("context: stream, events");
     if (!E.arena_lent.exchange(true)) {
         impl_->arena = static_cast<uint8_t*>(E.weights) + E.arena_off;
     } else {
@@ -861,6 +882,7 @@ void context_init(Context::Impl* impl_, std::shared_ptr<const Engine> engine, co
                                  cudaHostAllocDefault));
         impl_->host_out.push_back(h);
     }
+    mem_trace("context: side streams, pinned");
 }
 
 Context::Context(std::shared_ptr<const Engine> engine, const ContextOptions& opts) : impl_(new Impl) {
