@@ -256,6 +256,25 @@ TEST(EngineMemory, BoundedArenaStaysInTheSequentialPagesAndItsDagOrdersWhatShare
     ASSERT_EQ(w % kArenaAlignment, 0);
     ASSERT_GT(device_pages(w + mc.arena_bytes), device_pages(w + ms.arena_bytes))
         << "the premise: the concurrent arena costs a page at batch 1";
+    // And no other placement of the concurrent rule would do: buffers that pairwise must
+    // not share under it need their summed bytes (a clique, grown greedily from each one).
+    const std::vector<char> cc = buffer_conflicts(conc, mc);
+    const size_t nb = p.buffers.size();
+    int64_t clique = 0;
+    for (size_t s = 0; s < nb; ++s) {
+        std::vector<size_t> members{s};
+        int64_t bytes = mc.sizes[s];
+        for (size_t b = 0; b < nb; ++b) {
+            bool all = b != s;
+            for (size_t c : members) all = all && cc[b * nb + c];
+            if (all) {
+                members.push_back(b);
+                bytes += mc.sizes[b];
+            }
+        }
+        clique = std::max(clique, bytes);
+    }
+    EXPECT_GT(clique, bounded_arena_cap(w, ms.arena_bytes)) << "a concurrent placement within the cap may exist";
     EXPECT_EQ(device_pages(w + mb.arena_bytes), device_pages(w + ms.arena_bytes));
     EXPECT_LE(mb.arena_bytes, bounded_arena_cap(w, ms.arena_bytes));
     EXPECT_GE(mb.arena_bytes, ms.arena_bytes);
@@ -290,10 +309,11 @@ TEST(EngineMemory, BoundedArenaStaysInTheSequentialPagesAndItsDagOrdersWhatShare
         for (int d : dag.deps[i]) ordered_by_memory += !data.is_anc(i, d);
     EXPECT_GT(shared, 0);
     EXPECT_GT(ordered_by_memory, 0) << "sharing between independent branches adds order";
-    std::printf("yolov8n fp16 b1: weights %s; arena sequential %s, bounded %s, concurrent %s; device pages %lld, "
-                "%lld, %lld; %d ops ordered by shared bytes\n",
+    std::printf("yolov8n fp16 b1: weights %s; arena sequential %s, bounded %s (cap %s), concurrent %s (a clique of "
+                "%s); device pages %lld, %lld, %lld; %d ops ordered by shared bytes\n",
                 format_bytes(w).c_str(), format_bytes(ms.arena_bytes).c_str(), format_bytes(mb.arena_bytes).c_str(),
-                format_bytes(mc.arena_bytes).c_str(), static_cast<long long>(device_pages(w + ms.arena_bytes)),
+                format_bytes(bounded_arena_cap(w, ms.arena_bytes)).c_str(), format_bytes(mc.arena_bytes).c_str(),
+                format_bytes(clique).c_str(), static_cast<long long>(device_pages(w + ms.arena_bytes)),
                 static_cast<long long>(device_pages(w + mb.arena_bytes)),
                 static_cast<long long>(device_pages(w + mc.arena_bytes)), ordered_by_memory);
 }
