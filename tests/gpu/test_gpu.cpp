@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include <cuda_runtime_api.h>
@@ -307,6 +308,49 @@ TEST(Gpu, MmaConvTilesMatchReference) {
             expect_close(run_gpu(m, Precision::FP16, x, true, cuda::kConvHaloBase + t), want, 2e-2, what);
         }
     }
+}
+
+// The implicit-GEMM kernels store their output tile through shared memory (16-byte rows)
+// or straight from the accumulator fragments (YOLOC_STAGE_OUT=0); both run the same
+// epilogue arithmetic (bias, SiLU, residual, fp16 rounding) on the same accumulators, so
+// their outputs must be equal bit for bit, for every tile and edge case.
+TEST(Gpu, MmaStagedStoreEqualsFragmentStoreBitForBit) {
+    if (!have_mma()) GTEST_SKIP() << "tensor-core implicit GEMM needs compute capability 8.0+";
+    struct Cfg {
+        int64_t c, m, k, s, h, w;
+        bool silu, res;
+        int64_t batch;
+    };
+    const Cfg cfgs[] = {
+        {16, 16, 3, 1, 20, 20, true, true, 1},    // residual, one 16-channel tile row
+        {96, 64, 1, 1, 10, 12, true, false, 1},   // 1x1
+        {64, 80, 1, 1, 8, 8, false, false, 1},    // plain, cout 80 (not a multiple of 64)
+        {32, 144, 3, 1, 24, 40, true, false, 2},  // the heads' fused 144, batch 2, edge pixel tiles
+        {128, 128, 3, 1, 20, 20, true, true, 1},  // long K, residual
+        {12, 24, 3, 1, 9, 11, true, false, 1},    // channels not multiples of 8: no staging, same output
+    };
+    const int prev = cuda::set_stage_out(-1);
+    for (const Cfg& c : cfgs) {
+        Model m = conv_model(c.c, c.m, c.k, c.s, 1, c.h, c.w, c.silu, c.res, c.batch);
+        Tensor x = random_input({c.batch, c.c, c.h, c.w}, uint32_t(c.c * 17 + c.m), -2.f, 2.f);
+        for (int t = 0; t < cuda::mma_config_count(); ++t) {
+            const int tactic = cuda::kConvMmaBase + t;
+            cuda::set_stage_out(1);
+            const Outputs staged = run_gpu(m, Precision::FP16, x, true, tactic);
+            cuda::set_stage_out(0);
+            const Outputs frags = run_gpu(m, Precision::FP16, x, true, tactic);
+            ASSERT_EQ(staged.size(), frags.size());
+            for (size_t o = 0; o < staged.size(); ++o) {
+                ASSERT_EQ(staged[o].size(), frags[o].size());
+                size_t differ = 0;
+                for (size_t i = 0; i < staged[o].size(); ++i)
+                    differ += std::memcmp(&staged[o][i], &frags[o][i], sizeof(float)) != 0;
+                EXPECT_EQ(differ, 0u) << "conv c" << c.c << " m" << c.m << " k" << c.k << " n" << c.batch << " "
+                                      << gpu::tactic_name(tactic) << ": output " << o;
+            }
+        }
+    }
+    cuda::set_stage_out(prev);
 }
 
 // Concat-in-place slices, split views, residual views and Copy inputs through every tile

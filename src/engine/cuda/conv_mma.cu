@@ -949,7 +949,18 @@ bool a_tile_l1() {
     return on == 1;
 }
 
+namespace {
+thread_local int g_stage_out = -1;
+}
+
+int set_stage_out(int on) {
+    const int prev = g_stage_out;
+    g_stage_out = on;
+    return prev;
+}
+
 bool stage_out() {
+    if (g_stage_out >= 0) return g_stage_out == 1;
     static int on = -1;
     if (on < 0) {
         const char* v = std::getenv("YOLOC_STAGE_OUT");  // "0": store from the fragments (A/B runs)

@@ -75,6 +75,10 @@ bool a_tile_l1();
 // Whether the implicit-GEMM kernel stores its output tile through shared memory (16-byte
 // stores; default) or from the accumulator fragments (YOLOC_STAGE_OUT=0). Cached.
 bool stage_out();
+// Overrides stage_out() for launches from this thread (1 staged, 0 fragments, -1 back
+// to YOLOC_STAGE_OUT / the default); returns the previous override. For tests that
+// compare the two stores.
+int set_stage_out(int on);
 
 // "mma128x64k32s3", "direct", ...: for reports.
 const char* conv_tactic_name(int tactic, char* buf, int len);
