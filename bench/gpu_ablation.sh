@@ -29,7 +29,7 @@ grep -E "^(ops|memory)" "$OUT/build_f16.log"
 build f16_unfused "$M" --precision fp16 --no-horizontal-fusion
 YOLOC_TACTIC_SHARE=0 YOLOC_MAX_CONV_KERNELS=0 build f16_fastest "$M" --precision fp16
 YOLOC_CAP_SEARCH=0 build f16_greedycap "$M" --precision fp16
-build f16seq "$M" --precision fp16 --memory-budget 15MB --timing-cache "$OUT/tc"
+YOLOC_ARENA=sequential build f16seq "$M" --precision fp16 --timing-cache "$OUT/tc"
 # The arena without its bound (default: bounded to the sequential arena's 2 MiB pages).
 YOLOC_ARENA=concurrent build f16_conc "$M" --precision fp16 --timing-cache "$OUT/tc"
 build f16b32 "$M" --precision fp16 --batch 32 --timing-cache "$OUT/tc"
@@ -71,7 +71,7 @@ for round in 1 2; do
   row "fp16 b1, built without horizontal fusion" "" f16_unfused
   row "fp16 b1, built with each layer's fastest tactic (no sharing, no kernel cap)" "" f16_fastest
   row "fp16 b1, built with the kernel cap's greedy dropping only (no swap search)" "" f16_greedycap
-  row "fp16 b1, sequential arena (--memory-budget 15MB)" "" f16seq
+  row "fp16 b1, sequential arena (YOLOC_ARENA=sequential)" "" f16seq
   row "fp16 b1, unbounded concurrent arena (YOLOC_ARENA=concurrent)" "" f16_conc
   row "fp16 b1, built with cuDNN tactics too (YOLOC_CUDNN_CANDIDATES=4)" "" f16_dnn
   [ -f "$OUT/i8.engine" ] && row "int8 b1, default" "" i8 && row "int8 b1, driver's carveout" "YOLOC_CARVEOUT=-1" i8
