@@ -42,6 +42,27 @@ const char* op_kind_name(OpKind k) {
         case OpKind::Detect: return "Detect";
         case OpKind::OutputUnpack: return "OutputUnpack";
         case OpKind::FakeQuant: return "FakeQuant";
+        case OpKind::Generic: return "Generic";
+    }
+    return "?";
+}
+
+const char* generic_kind_name(GenericKind k) {
+    switch (k) {
+        case GenericKind::Unary: return "Unary";
+        case GenericKind::Binary: return "Binary";
+        case GenericKind::Where: return "Where";
+        case GenericKind::Softmax: return "Softmax";
+        case GenericKind::MatMul: return "MatMul";
+        case GenericKind::Copy: return "Copy";
+        case GenericKind::Gather: return "Gather";
+        case GenericKind::GatherElements: return "GatherElements";
+        case GenericKind::TopK: return "TopK";
+        case GenericKind::Reduce: return "Reduce";
+        case GenericKind::Cast: return "Cast";
+        case GenericKind::Const: return "Const";
+        case GenericKind::FakeQuant: return "FakeQuant";
+        case GenericKind::ConvTranspose: return "ConvTranspose";
     }
     return "?";
 }
