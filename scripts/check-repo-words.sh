@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tracked files speak of the product, not of how it was made: no "session", "issue N",
-# "call N", "device tool", worktree or scratch-copy folder names, no device-pool kind names,
+# "call N", "device tool", worktree or scratch-copy folder names, no GPU instance-type names,
 # and no absolute paths of one machine (/work/..., /root/...). Checks file contents
 # (git grep, text files only) and file names; prints every hit and exits 1 if there is one.
 #
