@@ -1,4 +1,4 @@
-// Reliability (issue 8): the calibration cache reader, every fuzzer finding, and the
+// Reliability: the calibration cache reader, every fuzzer finding, and the
 // faults docs/RELIABILITY.md lists: memory budget and huge batches in `build`,
 // SIGINT during a write or a long command, unreadable images in `eval`.
 #include <gtest/gtest.h>

@@ -371,7 +371,7 @@ void share_tactics(BuildResult& r, const std::vector<std::string>& keys,
     // Then at most YOLOC_MAX_CONV_KERNELS distinct conv kernels (default 8 up to batch 4,
     // no cap above; 0: no cap), chosen by engine::cap_kernels. Eight distinct kernels keep a
     // YOLOv8n FP16 engine's device memory at 18.87 MB on the H100; 9 to 12 took it to 20.97
-    // MB (session 8; the kernels' code loads in 2 MiB steps). A layer that repeats an earlier
+    // MB (the kernels' code loads in 2 MiB steps). A layer that repeats an earlier
     // layer's shape (timing-cache hit in this build) has that layer's candidates.
     int cap = small ? 8 : 0;
     if (const char* v = std::getenv("YOLOC_MAX_CONV_KERNELS")) cap = std::max(0, std::atoi(v));
