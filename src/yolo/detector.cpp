@@ -67,12 +67,15 @@ void Detector::init_engine(const std::string& path) {
     YOLOC_CHECK(s.input_shape.size() == 4 && s.input_shape[2] == s.input_shape[3], path,
                 ": the engine's input is not a square [N,3,S,S] image batch");
     YOLOC_CHECK(!s.output_shapes.empty() && s.output_shapes[0].size() == 3 && s.output_shapes[0][1] > 4, path,
-                ": the engine's first output is not YOLOv8's [N, 4+nc, anchors]");
+                ": the engine's first output is neither [N, 4+nc, anchors] nor an end-to-end [N, K, 6]");
+    end2end_ = is_end2end_output(s.output_shapes[0]);
+    // A segment or pose engine has a second output or wider rows; detect refuses it below.
+    if (s.output_shapes.size() > 1) task_ = Task::Segment;
     YOLOC_CHECK(opts_.imgsz <= 0 || opts_.imgsz == s.input_shape[2], path, ": this engine was built for ",
                 s.input_shape[2], "x", s.input_shape[2], " input; rebuild it with --imgsz ", opts_.imgsz);
     imgsz_ = int(s.input_shape[2]);
     batch_ = int(s.input_shape[0]);
-    nc_ = int(s.output_shapes[0][1]) - 4;
+    nc_ = end2end_ ? 0 : int(s.output_shapes[0][1]) - 4;  // end-to-end rows carry class ids, not scores
     input_name_ = s.input_name;
     output_name_ = s.output_names.empty() ? "output0" : s.output_names[0];
     if (nc_ == 80) names_ = coco80_names();
@@ -102,9 +105,20 @@ void Detector::init(const DetectorOptions& opts) {
     ExecutorOptions eo;
     eo.threads = opts.threads;
     exec_ = make_executor(model_, opts.backend, eo);
-    // Number of classes from the declared output [N, 4+nc, A] when known.
+    // Task, head and classes from the architecture when recognised; else the declared
+    // output [N, 4+nc, A].
+    const YoloArch arch = recognize_yolo(model_);
     const ValueInfo& out = g.outputs[0];
-    if (out.shape.size() == 3 && out.shape[1].known()) nc_ = int(out.shape[1].value) - 4;
+    if (arch.recognised) {
+        task_ = arch.task;
+        end2end_ = arch.head.end2end;
+        nc_ = int(arch.nc);
+    } else if (out.shape.size() == 3 && out.shape[1].known()) {
+        Shape os;
+        for (const auto& d : out.shape) os.push_back(d.known() ? d.value : -1);
+        end2end_ = is_end2end_output(os);
+        if (!end2end_) nc_ = int(out.shape[1].value) - 4;
+    }
     names_ = names_from_metadata(model_);
     if (nc_ <= 0) nc_ = int(names_.size());
     if (names_.empty() && nc_ == 80) names_ = coco80_names();
@@ -128,14 +142,20 @@ Tensor Detector::infer(const Tensor& images) {
     TensorMap out = exec_->run({{input_name_, images}});
     Tensor y = out.at(output_name_);
     YOLOC_CHECK(y.rank() == 3 && y.dim(1) > 4, "output '", output_name_, "' has shape ", shape_str(y.shape()),
-                "; expected Ultralytics' [N, 4+nc, anchors]");
-    if (nc_ <= 0) nc_ = int(y.dim(1)) - 4;
+                "; expected Ultralytics' [N, 4+nc, anchors] or an end-to-end [N, K, 6]");
+    if (nc_ <= 0 && !end2end_) nc_ = int(y.dim(1)) - 4;
     return y;
 }
 
+void Detector::require_detection(const std::string& what) const {
+    YOLOC_CHECK(task_ == Task::Detect, what, ": this is a ", task_name(task_), " model; detect and eval take "
+                "detection models (segmentation and pose are not supported yet; `yoloc run` gives the raw outputs)");
+}
+
 std::vector<Detection> Detector::detect(const Image& img, const PostprocessOptions& opt, Tensor* raw) {
+    require_detection("detect");
 #ifdef YOLOC_HAVE_CUDA
-    if (gpu_ && !raw) {  // letterbox, decode and NMS on the GPU; only detections come back
+    if (gpu_ && !raw && !end2end_) {  // letterbox, decode and NMS on the GPU; only detections come back
         gpu::GpuImage gi;
         gi.bgr = img.pixels.data();
         gi.width = img.width;

@@ -1,4 +1,4 @@
-// A YOLOv8 detector: model + executor + pre/post-processing in one object. This is
+// A YOLO detector: model + executor + pre/post-processing in one object. This is
 // what `detect`, `run`, `eval` and the public API use. Given an ONNX model it runs
 // on the CPU; given a GPU engine file (`yoloc build`, *.engine) it runs the engine,
 // and detect() does the letterbox, decode and NMS on the GPU too.
@@ -12,6 +12,7 @@
 #include "yolo/image.h"
 #include "yolo/letterbox.h"
 #include "yolo/postprocess.h"
+#include "yolo/recognize.h"
 
 namespace yoloc {
 
@@ -37,7 +38,13 @@ public:
     // Another detector on the same model for another thread: a new executor on the
     // same graph, or a new execution context on the same engine (weights shared).
     std::unique_ptr<Detector> clone() const;
-    bool on_gpu() const { return gpu_ != nullptr; }
+
+    // The recognised task (detect, segment, pose): detect() and eval take detection models.
+    Task task() const { return task_; }
+    // Fails, naming the task, unless this is a detection model.
+    void require_detection(const std::string& what) const;
+    // The output is an end-to-end head's [N, K, 6] (top-k inside the model, no NMS).
+    bool end2end() const { return end2end_; }
 
     int imgsz() const { return imgsz_; }
     int batch() const { return batch_; }
@@ -61,6 +68,8 @@ private:
     Model model_;
     std::unique_ptr<Executor> exec_;
     int imgsz_ = 640, batch_ = 1, nc_ = 0;
+    Task task_ = Task::Detect;
+    bool end2end_ = false;
     std::vector<std::string> names_;
     std::string input_name_, output_name_;
 };

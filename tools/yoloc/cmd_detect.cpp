@@ -45,6 +45,7 @@ Registrar reg("detect", "detect objects in images: JSON per image + annotated co
         }
         YOLOC_CHECK(!files.empty(), "no images found in the given paths");
         yoloc::Detector det(*model, *opts);
+        det.require_detection("detect");
         std::vector<std::string> names = det.names();
         if (!names_file->empty()) names = yoloc::load_names_file(*names_file);
         for (int i = int(names.size()); i < det.num_classes(); ++i) names.push_back("class" + std::to_string(i));
