@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -57,10 +59,16 @@ std::vector<std::string> temp_files_in(const std::string& dir) {
 }
 
 // Starts the yoloc binary with `args` (no shell), stdout+stderr to `log`; returns its pid.
+// address_space_bytes > 0: the child runs under that RLIMIT_AS.
 pid_t spawn_yoloc(const std::vector<std::string>& args, const std::string& log,
-                  const std::map<std::string, std::string>& env = {}) {
+                  const std::map<std::string, std::string>& env = {}, uint64_t address_space_bytes = 0) {
     pid_t pid = ::fork();
     if (pid == 0) {
+        if (address_space_bytes > 0) {
+            struct rlimit lim;
+            lim.rlim_cur = lim.rlim_max = rlim_t(address_space_bytes);
+            ::setrlimit(RLIMIT_AS, &lim);
+        }
         int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             ::dup2(fd, 1);
@@ -391,7 +399,7 @@ TEST(Reliability, BuildRefusesAHugeBatchBeforeAllocating) {
     // on CLI11's parse-error path and exit 1.)
     Result r3 = yoloc_cmd("build " + dir + "/m.onnx --batch 100000 -o " + dir + "/m.engine");
     EXPECT_NE(r3.code, 0) << r3.out;
-    EXPECT_TRUE(has(r3.out, "--batch") && has(r3.out, "not in range")) << r3.out;
+    EXPECT_TRUE(has(r3.out, "--batch") && has(r3.out, "1 to 4096")) << r3.out;
     EXPECT_FALSE(file_exists(dir + "/m.engine"));
 }
 
@@ -518,4 +526,178 @@ TEST(Reliability, EvalEvaluatesTheReadableImagesAndReportsTheOthers) {
     for (const char* bad : {"b_text.jpg", "c_truncated.png", "e_cut.jpg"}) std::remove((dir + "/images/val/" + bad).c_str());
     Result ok = yoloc_cmd("eval " + dir + "/m.onnx --data " + dir + "/data.yaml");
     EXPECT_EQ(ok.code, 0) << ok.out;
+}
+
+// ---------------------------------------------------------------- limits on flags and input sizes
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
+struct BoundedRun {
+    int code = -1;  // exit code; -1 when killed
+    bool signaled = false, timed_out = false;
+    std::string out;
+    long max_rss_kb = 0;
+    double seconds = 0;
+};
+
+// Runs yoloc with `args`, killed after `seconds`, under a 4 GiB address-space limit (not
+// under AddressSanitizer, which reserves more than that): a regression that allocates
+// what a file or flag asks for then fails quickly instead of taking the machine's memory.
+BoundedRun run_bounded(const std::vector<std::string>& args, const std::string& log, double seconds = 60) {
+    BoundedRun r;
+    auto t0 = std::chrono::steady_clock::now();
+    pid_t pid = spawn_yoloc(args, log, {}, kAddressSanitizer ? 0 : uint64_t(4) << 30);
+    if (pid <= 0) return r;
+    int status = 0;
+    struct rusage ru {};
+    while (::wait4(pid, &status, WNOHANG, &ru) != pid) {
+        if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > seconds) {
+            ::kill(pid, SIGKILL);
+            ::wait4(pid, &status, 0, &ru);
+            r.timed_out = true;
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.signaled = WIFSIGNALED(status);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.max_rss_kb = ru.ru_maxrss;
+    r.out = read_file(log);
+    return r;
+}
+
+std::vector<std::string> split_args(const std::string& s) {
+    std::vector<std::string> v;
+    std::istringstream is(s);
+    std::string w;
+    while (is >> w) v.push_back(w);
+    return v;
+}
+
+std::vector<std::string> lines_of(const std::string& out) {
+    std::vector<std::string> v;
+    std::istringstream is(out);
+    std::string l;
+    while (std::getline(is, l))
+        if (!l.empty()) v.push_back(l);
+    return v;
+}
+
+int error_lines(const std::string& out) {
+    int n = 0;
+    for (const auto& l : lines_of(out)) n += l.rfind("error: ", 0) == 0;
+    return n;
+}
+
+// A labelled dataset of two noise pictures (for commands that need --data).
+std::string write_tiny_dataset(const std::string& dir) {
+    make_dirs(dir + "/images/val");
+    make_dirs(dir + "/labels/val");
+    for (unsigned i = 0; i < 2; ++i) {
+        write_noise_jpeg(dir + "/images/val/" + std::to_string(i) + ".jpg", 64, 48, i);
+        write_file_atomic(dir + "/labels/val/" + std::to_string(i) + ".txt", "0 0.5 0.5 0.4 0.4\n");
+    }
+    write_file_atomic(dir + "/data.yaml", "path: .\nval: images/val\nnames: [a, b]\n");
+    return dir + "/data.yaml";
+}
+
+}  // namespace
+
+// --threads 100000 crashed `run` and `bench` (SIGSEGV) and 20000 hung `bench`: every
+// command with a thread count refuses more than 4 per hardware thread, before any work.
+TEST(Reliability, ThreadCountsAreBoundedInEveryCommand) {
+    std::string dir = yoloc_test::scratch_dir("limits_threads");
+    ASSERT_EQ(yoloc_cmd("generate --scale n --nc 2 --imgsz 64 -o " + dir + "/m.onnx").code, 0);
+    make_dirs(dir + "/calib");
+    write_noise_jpeg(dir + "/calib/a.jpg", 64, 48, 1);
+    const std::string data = write_tiny_dataset(dir + "/ds");
+    const std::string m = dir + "/m.onnx", img = dir + "/calib/a.jpg", out = dir + "/out";
+    const std::string max = std::to_string(std::max(1u, std::thread::hardware_concurrency()) * 4);
+    const std::vector<std::pair<std::string, std::string>> commands = {
+        {"bench " + m + " --iters 1 --warmup 0 --threads N", "--threads"},
+        {"run " + m + " --image " + img + " --threads N", "--threads"},
+        {"detect " + m + " " + img + " --out " + out + " --threads N", "--threads"},
+        {"eval " + m + " --data " + data + " --threads N", "--threads"},
+        {"pipeline " + m + " --calib " + dir + "/calib --data " + data + " --no-gpu --out " + out + " --threads N",
+         "--threads"},
+        {"prune " + m + " --ratio 0.2 -o " + out + "/p.onnx --threads N", "--threads"},
+        {"prune " + m + " --sweep 0.2 --calib " + dir + "/calib --data " + data + " --out " + out +
+             " --bench-threads N", "--bench-threads"},
+        {"quantize " + m + " --calib " + dir + "/calib -o " + out + "/q.onnx --threads N", "--threads"},
+    };
+    for (const auto& c : commands)
+        for (const char* n : {"100000", "20000", "-1"}) {
+            std::string args = c.first;
+            args.replace(args.rfind(" N"), 2, std::string(" ") + n);
+            BoundedRun r = run_bounded(split_args(args), dir + "/log.txt", 60);
+            EXPECT_FALSE(r.timed_out || r.signaled) << args << "\n" << r.out;
+            EXPECT_NE(r.code, 0) << args << "\n" << r.out;
+            ASSERT_EQ(lines_of(r.out).size(), 1u) << args << "\n" << r.out;
+            EXPECT_EQ(r.out.rfind("error: " + c.second + ": ", 0), 0u) << args << "\n" << r.out;
+            EXPECT_TRUE(has(r.out, max)) << "the limit is shown: " << args << "\n" << r.out;
+            EXPECT_FALSE(yoloc_test::path_exists(out)) << args;
+        }
+    // The limit itself and 0 (all cores) still run.
+    for (const std::string n : {max, std::string("0")}) {
+        Result r = yoloc_cmd("run " + m + " --image " + img + " --threads " + n);
+        EXPECT_EQ(r.code, 0) << n << "\n" << r.out;
+    }
+}
+
+// Numbers out of their range were accepted without a word (`bench --batch 0` ran batch
+// 1, `detect --conf 5` ran and found nothing, `eval --imgsz -64` ran at the model's
+// size, `eval --imgsz 100000` failed in a Reshape node): each is now a usage error, one
+// line naming the flag and its range, before any work, and nothing is written.
+TEST(Reliability, OutOfRangeNumbersAreUsageErrorsNamingTheFlagAndTheRange) {
+    std::string dir = yoloc_test::scratch_dir("limits_ranges");
+    ASSERT_EQ(yoloc_cmd("generate --scale n --nc 2 --imgsz 64 -o " + dir + "/m.onnx").code, 0);
+    write_noise_jpeg(dir + "/a.jpg", 64, 48, 1);
+    const std::string data = write_tiny_dataset(dir + "/ds");
+    const std::string m = dir + "/m.onnx", img = dir + "/a.jpg", out = dir + "/out";
+    struct Case {
+        std::string args, flag, range;
+    };
+    for (const Case& c : std::vector<Case>{
+             {"bench " + m + " --iters 1 --warmup 0 --batch 0", "--batch", "1 to 4096"},
+             {"bench " + m + " --iters 1 --warmup 0 --batch -1", "--batch", "1 to 4096"},
+             {"bench " + m + " --iters 1 --warmup 0 --threads lots", "--threads", "whole number"},
+             {"detect " + m + " " + img + " --out " + out + " --conf 5", "--conf", "[0, 1]"},
+             {"detect " + m + " " + img + " --out " + out + " --conf -1", "--conf", "[0, 1]"},
+             {"detect " + m + " " + img + " --out " + out + " --iou 7", "--iou", "[0, 1]"},
+             {"detect " + m + " " + img + " --out " + out + " --max-det -5", "--max-det", "less than 1"},
+             {"eval " + m + " --data " + data + " --imgsz -64", "--imgsz", "multiple of 32 from 32 to 4096"},
+             {"eval " + m + " --data " + data + " --imgsz 100", "--imgsz", "multiple of 32 from 32 to 4096"},
+             {"eval " + m + " --data " + data + " --imgsz 100000", "--imgsz", "larger than 4096"},
+             {"eval " + m + " --data " + data + " --conf 1.5", "--conf", "[0, 1]"},
+             {"eval " + m + " --data " + data + " --max-det 0", "--max-det", "less than 1"},
+             {"inspect " + m + " --imgsz -5", "--imgsz", "multiple of 32 from 32 to 4096"},
+             {"generate --imgsz 100000 -o " + out + "/g.onnx", "--imgsz", "larger than 4096"},
+             {"build " + m + " --batch 100000 -o " + out + "/m.engine", "--batch", "1 to 4096 (or 0: the model's)"},
+             {"pipeline " + m + " --calib " + dir + " --data " + data + " --out " + out + " --prune 1", "--prune",
+              "[0, 1)"},
+             {"prune " + m + " --ratio 1.5 -o " + out + "/p.onnx", "--ratio", "[0, 1)"},
+             {"quantize " + m + " --calib " + dir + " --percentile 0 -o " + out + "/q.onnx", "--percentile",
+              "(0, 100]"},
+         }) {
+        BoundedRun r = run_bounded(split_args(c.args), dir + "/log.txt", 60);
+        EXPECT_FALSE(r.timed_out || r.signaled) << c.args << "\n" << r.out;
+        EXPECT_NE(r.code, 0) << c.args << "\n" << r.out;
+        ASSERT_EQ(lines_of(r.out).size(), 1u) << c.args << "\n" << r.out;
+        EXPECT_EQ(r.out.rfind("error: " + c.flag + ": ", 0), 0u) << c.args << "\n" << r.out;
+        EXPECT_TRUE(has(r.out, c.range)) << c.args << "\n" << r.out;
+        EXPECT_FALSE(yoloc_test::path_exists(out)) << c.args;
+    }
 }

@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "option_rules.h"
 #include "core/file.h"
 #include "core/progress.h"
 #include "yolo/detector.h"
@@ -25,14 +26,14 @@ Registrar reg("detect", "detect objects in images: JSON per image + annotated co
     app.add_option("model", *model, "ONNX model, or a GPU engine from yoloc build (*.engine: letterbox, decode and NMS run on the GPU)")->required();
     app.add_option("images", *inputs, "image files or folders (JPEG, PNG)")->required();
     app.add_option("--out", *out, "output folder: <stem>.json and <stem>.jpg per image")->capture_default_str();
-    app.add_option("--conf", pp->conf_threshold, "score threshold")->capture_default_str();
-    app.add_option("--iou", pp->iou_threshold, "NMS IoU threshold")->capture_default_str();
-    app.add_option("--max-det", pp->max_det, "detections kept per image")->capture_default_str();
+    app.add_option("--conf", pp->conf_threshold, "score threshold")->check(rules::probability())->capture_default_str();
+    app.add_option("--iou", pp->iou_threshold, "NMS IoU threshold")->check(rules::probability())->capture_default_str();
+    app.add_option("--max-det", pp->max_det, "detections kept per image")->check(rules::at_least(1))->capture_default_str();
     app.add_option("--names", *names_file, "class names: a text file (one per line) or a data.yaml");
     app.add_flag("--no-draw", *no_draw, "skip the annotated images");
     app.add_option("--backend", opts->backend, "CPU executor: fast or reference")
         ->check(CLI::IsMember({"fast", "reference"}))->capture_default_str();
-    app.add_option("--threads", opts->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    app.add_option("--threads", opts->threads, "CPU threads (0 = all cores)")->check(rules::threads())->capture_default_str();
     return [=]() {
         std::vector<std::string> files;
         for (const auto& p : *inputs) {

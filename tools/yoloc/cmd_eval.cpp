@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "option_rules.h"
 #include "core/file.h"
 #include "core/progress.h"
 #include "eval/dataset.h"
@@ -162,13 +163,16 @@ Registrar reg("eval", "measure mAP on a labelled dataset (Ultralytics val protoc
     app.add_option("model", a->model, "ONNX model or GPU engine (*.engine) to evaluate (the candidate with --compare)")->required();
     auto data = app.add_option("--data", a->data, "Ultralytics data.yaml");
     app.add_option("--split", a->split, "split of the data.yaml: train, val or test")->capture_default_str();
-    app.add_option("--imgsz", a->imgsz, "square letterbox size (0 = the model's input size)")->capture_default_str();
-    app.add_option("--conf", a->conf, "score threshold of the candidates")->capture_default_str();
-    auto iou = app.add_option("--iou", a->iou, "class-wise NMS IoU threshold (0.45 with --compare)")->capture_default_str();
-    app.add_option("--max-det", a->max_det, "detections kept per image")->capture_default_str();
+    app.add_option("--imgsz", a->imgsz, "square letterbox size (0 = the model's input size)")
+        ->check(rules::imgsz(true))->capture_default_str();
+    app.add_option("--conf", a->conf, "score threshold of the candidates")->check(rules::probability())->capture_default_str();
+    auto iou = app.add_option("--iou", a->iou, "class-wise NMS IoU threshold (0.45 with --compare)")
+                   ->check(rules::probability())->capture_default_str();
+    app.add_option("--max-det", a->max_det, "detections kept per image")->check(rules::at_least(1))->capture_default_str();
     app.add_option("--batch", a->batch, "images prepared ahead / inference batch of dynamic-batch models")
-        ->check(CLI::Range(1, 256))->capture_default_str();
-    app.add_option("--threads", a->threads, "CPU threads (0 = all cores): images run in parallel, one per thread")->capture_default_str();
+        ->check(rules::batch())->capture_default_str();
+    app.add_option("--threads", a->threads, "CPU threads (0 = all cores): images run in parallel, one per thread")
+        ->check(rules::threads())->capture_default_str();
     app.add_option("--backend", a->backend, "CPU executor: fast or reference")
         ->check(CLI::IsMember({"fast", "reference"}))->capture_default_str();
     app.add_flag("--json", a->json, "print one JSON object on stdout instead of the table");
@@ -178,7 +182,7 @@ Registrar reg("eval", "measure mAP on a labelled dataset (Ultralytics val protoc
                               "reference ONNX model: score the candidate against its detections (no labels)");
     app.add_option("--images", a->images, "images for --compare (folder or file)");
     app.add_option("--ref-conf", a->ref_conf, "score threshold of the reference's detections with --compare")
-        ->capture_default_str();
+        ->check(rules::probability())->capture_default_str();
     return [a, data, iou, cmp]() {
         if (cmp->count() > 0) {
             YOLOC_CHECK(!a->images.empty(), "--compare needs --images DIR");

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "option_rules.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "pipeline/pipeline.h"
@@ -57,15 +58,21 @@ Registrar reg("pipeline",
                   app.add_option("--prune", o->prune,
                                  "also prune the C2f bottlenecks by this ratio with reconstruction (0 = no prune "
                                  "stage; the engines are then built from the pruned model)")
-                      ->capture_default_str();
+                      ->check(rules::ratio())->capture_default_str();
                   app.add_option("--precision", *prec, "engines to build and measure on the GPU: comma-separated "
                                                        "fp32, fp16, int8 (int8 also runs the quantize stage)")
                       ->capture_default_str();
-                  app.add_option("--calib-count", o->calib_count, "calibration images used")->capture_default_str();
+                  auto* calib_count =
+                      app.add_option("--calib-count", o->calib_count,
+                                     "calibration images used (default: up to 64, all there are when fewer)")
+                          ->check(rules::at_least(1))
+                          ->capture_default_str();
                   app.add_option("--threads", o->threads, "CPU threads of the CPU stages (0 = all cores)")
+                      ->check(rules::threads())->capture_default_str();
+                  app.add_option("--cpu-iters", o->cpu_iters, "timed runs of each CPU bench")->check(rules::at_least(1))
                       ->capture_default_str();
-                  app.add_option("--cpu-iters", o->cpu_iters, "timed runs of each CPU bench")->capture_default_str();
-                  app.add_option("--gpu-iters", o->gpu_iters, "timed runs of each GPU bench")->capture_default_str();
+                  app.add_option("--gpu-iters", o->gpu_iters, "timed runs of each GPU bench")->check(rules::at_least(1))
+                      ->capture_default_str();
                   app.add_flag("--no-gpu", o->no_gpu, "skip the GPU stages even when a GPU is present");
                   app.add_option("--out", o->out_dir, "folder for models/, engines/, logs/, charts/ and the report");
                   app.add_option("--render", *render,

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "option_rules.h"
 #include "core/npy.h"
 #include "yolo/detector.h"
 
@@ -18,7 +19,7 @@ Registrar reg("run", "run a model on one image and print or save the raw output 
     app.add_option("--save", *save, "write output0 of batch item 0 as .npy (float32, the output's shape)");
     app.add_option("--backend", opts->backend, "CPU executor: fast or reference")
         ->check(CLI::IsMember({"fast", "reference"}))->capture_default_str();
-    app.add_option("--threads", opts->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    app.add_option("--threads", opts->threads, "CPU threads (0 = all cores)")->check(rules::threads())->capture_default_str();
     return [=]() {
         yoloc::Image img = yoloc::load_image(*image);
         yoloc::Detector det(*model, *opts);
