@@ -602,6 +602,26 @@ int error_lines(const std::string& out) {
     return n;
 }
 
+// A model of a single Relu whose input declares `dims`: ~100 bytes of ONNX.
+void write_relu_model(const std::string& path, const std::vector<int64_t>& dims) {
+    Model m;
+    ValueInfo in;
+    in.name = "images";
+    for (int64_t d : dims) in.shape.push_back(Dim{d, ""});
+    m.graph.inputs.push_back(in);
+    Node n;
+    n.name = "relu";
+    n.op_type = "Relu";
+    n.inputs = {"images"};
+    n.outputs = {"output0"};
+    m.graph.nodes.push_back(n);
+    ValueInfo out;
+    out.name = "output0";
+    out.has_shape = false;
+    m.graph.outputs.push_back(out);
+    save_onnx(m, path);
+}
+
 // A labelled dataset of two noise pictures (for commands that need --data).
 std::string write_tiny_dataset(const std::string& dir) {
     make_dirs(dir + "/images/val");
@@ -700,4 +720,52 @@ TEST(Reliability, OutOfRangeNumbersAreUsageErrorsNamingTheFlagAndTheRange) {
         EXPECT_TRUE(has(r.out, c.range)) << c.args << "\n" << r.out;
         EXPECT_FALSE(yoloc_test::path_exists(out)) << c.args;
     }
+}
+
+// Sizes from a file or a flag are checked before anything is allocated for them: a
+// 100-byte ONNX whose input is [1000000,3,64000,64000] made `run` allocate and fill 49 GB;
+// now every command refuses it in a moment, naming the file and the bytes it would take.
+TEST(Reliability, InputSizesFromFilesAndFlagsAreCheckedBeforeAllocating) {
+    std::string dir = yoloc_test::scratch_dir("limits_inputs");
+    const std::string huge = dir + "/huge.onnx", big = dir + "/big.onnx";
+    write_relu_model(huge, {1000000, 3, 64000, 64000});
+    write_relu_model(big, {1, 3, 8192, 8192});  // within the input budget, over the largest size
+    EXPECT_LT(read_file(huge).size(), 200u);
+    write_noise_jpeg(dir + "/a.jpg", 64, 48, 1);
+    make_dirs(dir + "/calib");
+    write_noise_jpeg(dir + "/calib/a.jpg", 64, 48, 2);
+    const std::string data = write_tiny_dataset(dir + "/ds");
+    const std::string out = dir + "/out";
+    struct Case {
+        std::string args;
+        std::vector<std::string> must_say;
+    };
+    const std::vector<std::string> budget = {"huge.onnx: input 'images'", "[1000000,3,64000,64000]", "GiB",
+                                             "more than the input budget of 2.00 GiB"};
+    for (const Case& c : std::vector<Case>{
+             {"run " + huge + " --image " + dir + "/a.jpg", budget},
+             {"bench " + huge + " --iters 1 --warmup 0", budget},
+             {"detect " + huge + " " + dir + "/a.jpg --out " + out, budget},
+             {"eval " + huge + " --data " + data, budget},
+             {"quantize " + huge + " --calib " + dir + "/calib -o " + dir + "/q.onnx", budget},
+             {"prune " + huge + " --scope all --ratio 0.2 -o " + out + "/p.onnx", budget},
+             {"run " + big + " --image " + dir + "/a.jpg", {"big.onnx: input 'images' height", "larger than 4096"}},
+         }) {
+        BoundedRun r = run_bounded(split_args(c.args), dir + "/log.txt", 60);
+        EXPECT_FALSE(r.timed_out || r.signaled) << c.args << "\n" << r.out;
+        EXPECT_EQ(r.code, 1) << c.args << "\n" << r.out;
+        EXPECT_EQ(error_lines(r.out), 1) << c.args << "\n" << r.out;
+        for (const auto& w : c.must_say) EXPECT_TRUE(has(r.out, w)) << c.args << ": no '" << w << "'\n" << r.out;
+        EXPECT_LT(r.seconds, 20.0) << c.args;
+        EXPECT_LT(r.max_rss_kb, 300 * 1024) << c.args << ": peak memory";
+        EXPECT_FALSE(yoloc_test::path_exists(out)) << c.args;
+        EXPECT_FALSE(yoloc_test::path_exists(dir + "/q.onnx")) << c.args;
+    }
+    // A size asked for by flags: 256 images of 4096x4096 (48 GiB of float32 input).
+    ASSERT_EQ(yoloc_cmd("generate --scale n --nc 2 --imgsz 64 -o " + dir + "/m.onnx").code, 0);
+    BoundedRun r = run_bounded({"eval", dir + "/m.onnx", "--data", data, "--imgsz", "4096", "--batch", "256"},
+                               dir + "/log.txt", 60);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_TRUE(has(r.out, "m.onnx: input 'images': a float32 input of [256,3,4096,4096] takes 48.00 GiB")) << r.out;
+    EXPECT_LT(r.max_rss_kb, 300 * 1024) << "peak memory";
 }

@@ -141,6 +141,7 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
             sw->eval_workers = o->threads;
             sw->stage = [](const std::string& s) { info(s + "..."); };
             yoloc::Model m = yoloc::load_onnx(*model);
+            yoloc::check_declared_inputs(m, *model);  // calibration allocates inputs of this size
             yoloc::SweepResult res = yoloc::prune_sweep(m, *sw);
             res.model = *model;
             std::filesystem::create_directories(*sweep_out);
@@ -157,6 +158,7 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
         YOLOC_CHECK(o->ratio != 0 || o->target_params != 0 || o->target_flops != 0,
                     "give one of --ratio, --target-params or --target-flops");
         yoloc::Model m = yoloc::load_onnx(*model);
+        yoloc::check_declared_inputs(m, *model);  // calibration allocates inputs of this size
         o->stage = [](const std::string& s) { info(s + "..."); };
         yoloc::PruneReport rep;
         yoloc::Model p = yoloc::prune_model(m, *o, &rep);

@@ -67,6 +67,7 @@ int run_quantize(const QuantArgs& a) {
     opt.trt_version = a.trt_version;
 
     yoloc::Model model = yoloc::load_onnx(a.model);
+    yoloc::check_declared_inputs(model, a.model);  // calibration allocates inputs of this size
     yoloc::check_float_model(model);
     std::vector<std::string> images = yoloc::calibration_images(a.calib, a.calib_count);
 
