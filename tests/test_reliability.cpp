@@ -769,3 +769,78 @@ TEST(Reliability, InputSizesFromFilesAndFlagsAreCheckedBeforeAllocating) {
     EXPECT_TRUE(has(r.out, "m.onnx: input 'images': a float32 input of [256,3,4096,4096] takes 48.00 GiB")) << r.out;
     EXPECT_LT(r.max_rss_kb, 300 * 1024) << "peak memory";
 }
+
+// `/dev/zero` as a model or an image was "no such file" (or "empty file"), and `detect`
+// printed two error lines and "the others were written" when none was, leaving an empty
+// output folder.
+TEST(Reliability, ErrorsSayWhatIsWrongWithThePathOncePerFailure) {
+    std::string dir = yoloc_test::scratch_dir("limits_errors");
+    ASSERT_EQ(yoloc_cmd("generate --scale n --nc 2 --imgsz 64 -o " + dir + "/m.onnx").code, 0);
+    const std::string m = dir + "/m.onnx", out = dir + "/out";
+    write_noise_jpeg(dir + "/a.jpg", 64, 48, 1);
+    write_file_atomic(dir + "/notes.jpg", "this is not a jpeg");
+    struct Case {
+        std::string args, must_say;
+        int errors;
+    };
+    for (const Case& c : std::vector<Case>{
+             {"inspect /dev/zero", "/dev/zero: is not a regular file", 1},
+             {"inspect " + dir, dir + ": is a folder", 1},
+             {"run " + m + " --image /dev/zero", "/dev/zero: is not a regular file", 1},
+             {"detect " + m + " /dev/zero --out " + out, "/dev/zero: is not a regular file", 1},
+             {"detect " + m + " " + dir + "/missing.jpg --out " + out, "missing.jpg: no such file", 1},
+             {"detect " + m + " " + dir + "/missing.jpg " + dir + "/notes.jpg --out " + out, "notes.jpg", 2},
+         }) {
+        BoundedRun r = run_bounded(split_args(c.args), dir + "/log.txt", 60);
+        EXPECT_EQ(r.code, 1) << c.args << "\n" << r.out;
+        EXPECT_TRUE(has(r.out, c.must_say)) << c.args << "\n" << r.out;
+        EXPECT_EQ(error_lines(r.out), c.errors) << c.args << "\n" << r.out;
+        EXPECT_EQ(int(lines_of(r.out).size()), c.errors) << c.args << ": nothing but the errors\n" << r.out;
+        EXPECT_FALSE(has(r.out, "written")) << c.args << "\n" << r.out;
+        EXPECT_FALSE(yoloc_test::path_exists(out)) << c.args << ": no output folder when nothing was written";
+    }
+    // Some images fail: the others are written, each failure is one line.
+    Result r = yoloc_cmd("detect " + m + " " + dir + "/a.jpg " + dir + "/missing.jpg --no-draw --out " + out);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_EQ(error_lines(r.out), 1) << r.out;
+    EXPECT_TRUE(has(r.out, "wrote 1 result")) << r.out;
+    EXPECT_TRUE(file_exists(out + "/a.json"));
+}
+
+// `build --timing-cache FILE` rewrote the cache in place. It now goes through a temporary
+// file and a rename like every other output: SIGINT while the new cache waits for its
+// rename (held there by YOLOC_TEST_WRITE_DELAY_MS) leaves the old cache whole and no
+// temporary file. Needs a GPU; skipped where `build` cannot run.
+TEST(Reliability, TimingCacheIsReplacedAtomically) {
+    std::string dir = yoloc_test::scratch_dir("timing_cache");
+    ASSERT_EQ(yoloc_cmd("generate --scale n --nc 2 --imgsz 64 -o " + dir + "/m.onnx").code, 0);
+    const std::string cache = dir + "/timing.cache", log = dir + "/build.log";
+    write_file_atomic(cache, "# old cache\n");
+    pid_t pid = spawn_yoloc({"build", dir + "/m.onnx", "--timing-cache", cache, "-o", dir + "/m.engine"}, log,
+                            {{"YOLOC_TEST_WRITE_DELAY_MS", "20000"}});
+    ASSERT_GT(pid, 0);
+    auto cache_temp = [&] {
+        for (const auto& f : temp_files_in(dir))
+            if (f.rfind(cache + ".tmp.", 0) == 0) return true;
+        return false;
+    };
+    int status = 0;
+    bool ended = false;
+    auto t0 = std::chrono::steady_clock::now();
+    while (!cache_temp() && !(ended = ::waitpid(pid, &status, WNOHANG) == pid) &&
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 300)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (ended) {
+        const std::string out = read_file(log);
+        if (has(out, "without CUDA") || has(out, "no CUDA GPU")) GTEST_SKIP() << "no GPU here: " << out;
+        FAIL() << "build ended without writing the timing cache through a temporary file (status " << status
+               << "):\n" << out;
+    }
+    ASSERT_TRUE(cache_temp()) << "no temporary timing cache after 300 s\n" << read_file(log);
+    ASSERT_EQ(::kill(pid, SIGINT), 0);
+    ASSERT_TRUE(wait_for(pid, 30, &status)) << "yoloc did not stop on SIGINT";
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << "status " << status;
+    EXPECT_EQ(read_file(cache), "# old cache\n");
+    EXPECT_TRUE(temp_files_in(dir).empty()) << temp_files_in(dir)[0];
+    EXPECT_FALSE(file_exists(dir + "/m.engine"));
+}
