@@ -30,6 +30,7 @@
 #include "quant/calib_cache_reader.h"
 #include "quant/quantize.h"
 #include "test_util.h"
+#include "tiny_yolo_fixture.h"
 #include "yolo/image.h"
 
 using namespace yoloc;
@@ -749,6 +750,7 @@ TEST(Reliability, InputSizesFromFilesAndFlagsAreCheckedBeforeAllocating) {
              {"eval " + huge + " --data " + data, budget},
              {"quantize " + huge + " --calib " + dir + "/calib -o " + dir + "/q.onnx", budget},
              {"prune " + huge + " --scope all --ratio 0.2 -o " + out + "/p.onnx", budget},
+             {"pipeline " + huge + " --calib " + dir + "/calib --data " + data + " --no-gpu --out " + out, budget},
              {"run " + big + " --image " + dir + "/a.jpg", {"big.onnx: input 'images' height", "larger than 4096"}},
          }) {
         BoundedRun r = run_bounded(split_args(c.args), dir + "/log.txt", 60);
@@ -805,6 +807,66 @@ TEST(Reliability, ErrorsSayWhatIsWrongWithThePathOncePerFailure) {
     EXPECT_EQ(error_lines(r.out), 1) << r.out;
     EXPECT_TRUE(has(r.out, "wrote 1 result")) << r.out;
     EXPECT_TRUE(file_exists(out + "/a.json"));
+}
+
+// `pipeline --calib DIR` with fewer images than the default --calib-count (64) stopped at
+// the quantize stage. A default is a cap: all the images there are are used, and said
+// so; only a count the user gave is refused, before any stage. `prune` follows the
+// same rule (it used fewer images silently, even when a count was given).
+TEST(Reliability, DefaultCalibrationCountUsesTheImagesThereAre) {
+    yoloc_test::TinyYoloFixture fx("limits_calib_count");  // 6 calibration images
+    const std::string out = fx.dir + "/run";
+    Result r = yoloc_cmd("pipeline " + fx.model + " --calib " + fx.calib + " --data " + fx.yaml +
+                         " --precision int8 --no-gpu --threads 1 --cpu-iters 1 --out " + out);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_TRUE(has(r.out, "6 calibration images, fewer than the default --calib-count 64: using all 6")) << r.out;
+    nlohmann::json j = nlohmann::json::parse(read_file(out + "/report.json"));
+    EXPECT_EQ(j["variants"].back()["name"], "INT8 Q/DQ");
+
+    Result given = yoloc_cmd("pipeline " + fx.model + " --calib " + fx.calib + " --data " + fx.yaml +
+                             " --precision int8 --no-gpu --calib-count 10 --out " + fx.dir + "/run10");
+    EXPECT_EQ(given.code, 1) << given.out;
+    EXPECT_TRUE(has(given.out, "error: --calib-count 10: only 6 calibration images in " + fx.calib)) << given.out;
+    EXPECT_FALSE(yoloc_test::path_exists(fx.dir + "/run10")) << "refused before the first stage";
+
+    const std::string p = fx.dir + "/p.onnx";
+    Result pr = yoloc_cmd("prune " + fx.model + " --ratio 0.25 --criterion activation --calib " + fx.calib + " -o " + p);
+    ASSERT_EQ(pr.code, 0) << pr.out;
+    EXPECT_TRUE(has(pr.out, "using all 6")) << pr.out;
+    std::remove(p.c_str());
+    Result pg = yoloc_cmd("prune " + fx.model + " --ratio 0.25 --criterion activation --calib " + fx.calib +
+                          " --calib-count 10 -o " + p);
+    EXPECT_EQ(pg.code, 1) << pg.out;
+    EXPECT_TRUE(has(pg.out, "error: --calib-count 10: only 6 calibration images")) << pg.out;
+    EXPECT_FALSE(file_exists(p));
+}
+
+// `pipeline` with a data.yaml whose folders do not exist started its stages and failed
+// at the first eval. Every input is now checked before the first stage.
+TEST(Reliability, PipelineChecksEveryInputBeforeTheFirstStage) {
+    yoloc_test::TinyYoloFixture fx("limits_pipeline");
+    const std::string nowhere = fx.dir + "/nowhere.yaml", empty = fx.dir + "/empty", junk = fx.dir + "/junk.onnx";
+    write_file_atomic(nowhere, "path: .\nval: images/missing\nnames: [a, b, c]\n");
+    make_dirs(empty);
+    write_file_atomic(junk, "not a model");
+    const std::string out = fx.dir + "/run";
+    struct Case {
+        std::string args, must_say;
+    };
+    for (const Case& c : std::vector<Case>{
+             {fx.model + " --calib " + fx.calib + " --data " + nowhere, "nowhere.yaml"},
+             {fx.model + " --calib " + fx.calib + " --data " + fx.dir + "/absent.yaml", "absent.yaml"},
+             {fx.model + " --calib " + empty + " --data " + fx.yaml, empty + ": no calibration images"},
+             {junk + " --calib " + fx.calib + " --data " + fx.yaml, "junk.onnx"},
+         }) {
+        BoundedRun r = run_bounded(split_args("pipeline " + c.args + " --no-gpu --threads 1 --out " + out),
+                                   fx.dir + "/log.txt", 60);
+        EXPECT_EQ(r.code, 1) << c.args << "\n" << r.out;
+        EXPECT_EQ(error_lines(r.out), 1) << c.args << "\n" << r.out;
+        EXPECT_TRUE(has(r.out, c.must_say)) << c.args << "\n" << r.out;
+        EXPECT_FALSE(has(r.out, "[1/")) << "a stage started: " << c.args << "\n" << r.out;
+        EXPECT_FALSE(yoloc_test::path_exists(out)) << c.args;
+    }
 }
 
 // `build --timing-cache FILE` rewrote the cache in place. It now goes through a temporary

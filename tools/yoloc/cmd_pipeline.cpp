@@ -12,8 +12,20 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "pipeline/pipeline.h"
+#include "quant/calibrate.h"
 
 namespace yoloc_cli {
+
+int calib_count_to_use(const std::string& calib, int count, bool given) {
+    const int found = int(yoloc::calibration_images(calib, 0).size());
+    if (found >= count) return count;
+    YOLOC_CHECK(!given, "--calib-count ", count, ": only ", found, " calibration images in ", calib, " (use at most ",
+                found, ", or add images)");
+    info("--calib " + calib + ": " + std::to_string(found) + " calibration images, fewer than the default " +
+         "--calib-count " + std::to_string(count) + ": using all " + std::to_string(found));
+    return found;
+}
+
 namespace {
 
 // The binary that runs the stages: this one, unless YOLOC_PIPELINE_EXE names another
@@ -95,6 +107,7 @@ Registrar reg("pipeline",
                       YOLOC_CHECK(!o->calib.empty(), "give --calib DIR (calibration images for prune and quantize)");
                       YOLOC_CHECK(!o->data.empty(), "give --data DATA.yaml (for mAP)");
                       YOLOC_CHECK(!o->out_dir.empty(), "give --out DIR");
+                      o->calib_count = calib_count_to_use(o->calib, o->calib_count, calib_count->count() > 0);
                       o->precisions = split_list(*prec);
                       o->exe = self_exe();
                       yoloc::pipeline::Report r = yoloc::pipeline::run(*o, [](const std::string& s) { info(s); });

@@ -129,6 +129,8 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
     return [=]() {
         o->scope = yoloc::parse_scope(*scope);
         o->criterion = yoloc::parse_criterion(*crit);
+        if (!o->calib_dir.empty())
+            o->calib_count = calib_count_to_use(o->calib_dir, o->calib_count, calib_count->count() > 0);
         if (!sweep->empty()) {
             YOLOC_CHECK(o->ratio == 0 && o->target_params == 0 && o->target_flops == 0,
                         "--sweep replaces --ratio, --target-params and --target-flops");
