@@ -770,6 +770,13 @@ TEST(Reliability, InputSizesFromFilesAndFlagsAreCheckedBeforeAllocating) {
     EXPECT_EQ(r.code, 1) << r.out;
     EXPECT_TRUE(has(r.out, "m.onnx: input 'images': a float32 input of [256,3,4096,4096] takes 48.00 GiB")) << r.out;
     EXPECT_LT(r.max_rss_kb, 300 * 1024) << "peak memory";
+    // Within the budget but past what the graph can be planned at: the error says which
+    // request failed (it named only a Reshape node).
+    r = run_bounded({"eval", dir + "/m.onnx", "--data", data, "--imgsz", "320", "--batch", "1024"}, dir + "/log.txt", 60);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_EQ(error_lines(r.out), 1) << r.out;
+    EXPECT_TRUE(has(r.out, "m.onnx: cannot run at batch 1024 and input size 320")) << r.out;
+    EXPECT_TRUE(has(r.out, "use a smaller batch or input size")) << r.out;
 }
 
 // `/dev/zero` as a model or an image was "no such file" (or "empty file"), and `detect`

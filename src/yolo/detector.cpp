@@ -101,10 +101,19 @@ void Detector::init(const DetectorOptions& opts) {
     batch_ = int(dims[0]);
     // A concrete input shape lets the executor plan; static exports are re-targeted
     // when another size or batch is asked for.
-    if (declared != imgsz_ || declared_batch != batch_) set_input_size(model_, batch_, imgsz_);
+    const bool retargeted = declared != imgsz_ || declared_batch != batch_;
+    if (retargeted) set_input_size(model_, batch_, imgsz_);
     ExecutorOptions eo;
     eo.threads = opts.threads;
-    exec_ = make_executor(model_, opts.backend, eo);
+    try {
+        exec_ = make_executor(model_, opts.backend, eo);
+    } catch (const Error& e) {
+        // Planning at a batch or size the options asked for can fail deep in the graph
+        // (shape inference bounds the tensors it materialises): say which request it was.
+        if (!retargeted) throw;
+        fail(source_, ": cannot run at batch ", batch_, " and input size ", imgsz_, " (", e.what(),
+             "): use a smaller batch or input size");
+    }
     // Number of classes from the declared output [N, 4+nc, A] when known.
     const ValueInfo& out = g.outputs[0];
     if (out.shape.size() == 3 && out.shape[1].known()) nc_ = int(out.shape[1].value) - 4;

@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "option_rules.h"
 #include "core/file.h"
+#include "core/limits.h"
 #include "core/progress.h"
 #include "eval/dataset.h"
 #include "eval/evaluate.h"
@@ -56,6 +57,13 @@ int run_eval(const EvalArgs& a) {
     dopt.batch = a.batch;
     std::vector<std::unique_ptr<yoloc::Detector>> dets;
     dets.emplace_back(new yoloc::Detector(a.model, dopt));
+    // evaluate() letterboxes up to 2 images per batch slot of every worker ahead of the
+    // detectors (src/eval/evaluate.cpp), float32 [3,S,S] each: what --batch costs.
+    const int64_t s = dets[0]->imgsz();
+    const int64_t ahead = 2 * int64_t(workers) * std::max(a.batch, dets[0]->batch());
+    yoloc::limits::check(yoloc::cat("--batch ", a.batch, " (", ahead, " images prepared ahead for ", workers,
+                                    " workers)"),
+                         yoloc::limits::input_problem({ahead, 3, s, s}));
     for (int w = 1; w < workers; ++w) dets.push_back(dets[0]->clone());  // engines: one context each
     std::vector<yoloc::Detector*> pool;
     for (auto& d : dets) pool.push_back(d.get());
