@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/file.h"
+#include "core/limits.h"
 #include "onnx/onnx_io.h"
 #include "yolo/input_size.h"
 #ifdef YOLOC_HAVE_CUDA
@@ -31,6 +32,7 @@ Detector::Detector(const std::string& model_path, const DetectorOptions& opts) :
         return;
     }
     model_ = load_onnx(model_path);
+    source_ = model_path;
     init(opts);
 }
 
@@ -88,23 +90,33 @@ void Detector::init_engine(const std::string& path) {
 
 void Detector::init(const DetectorOptions& opts) {
     const Graph& g = model_.graph;
-    YOLOC_CHECK(g.inputs.size() == 1, "a YOLOv8 detector has one input (images); this model has ", g.inputs.size());
-    YOLOC_CHECK(!g.outputs.empty(), "the model has no outputs");
+    limits::check("threads", limits::threads_problem(opts.threads));
+    YOLOC_CHECK(opts.imgsz >= 0, "input size ", opts.imgsz, " is negative (0: the model's)");
+    // Before anything is allocated for the input: its size comes from the file or the options.
+    const std::vector<int64_t> dims = checked_input_dims(model_, source_, opts.batch > 1 ? opts.batch : 0, opts.imgsz);
+    YOLOC_CHECK(!g.outputs.empty(), source_, ": the model has no outputs");
     const ValueInfo& in = g.inputs[0];
     input_name_ = in.name;
     output_name_ = g.outputs[0].name;
-    YOLOC_CHECK(in.shape.size() == 4, "input '", in.name, "' must be [N,3,H,W]");
-    int declared = in.shape[2].known() ? int(in.shape[2].value) : 0;
-    imgsz_ = opts.imgsz > 0 ? opts.imgsz : (declared > 0 ? declared : 640);
-    YOLOC_CHECK(imgsz_ % 32 == 0 && imgsz_ >= 32, "image size ", imgsz_, " must be a positive multiple of 32");
-    int declared_batch = in.shape[0].known() ? int(in.shape[0].value) : 0;
-    batch_ = opts.batch > 1 ? opts.batch : (declared_batch > 0 ? declared_batch : 1);
+    const int64_t declared = in.shape[2].known() ? in.shape[2].value : 0;
+    const int64_t declared_batch = in.shape[0].known() ? in.shape[0].value : 0;
+    imgsz_ = int(dims[2]);
+    batch_ = int(dims[0]);
     // A concrete input shape lets the executor plan; static exports are re-targeted
     // when another size or batch is asked for.
-    if (declared != imgsz_ || declared_batch != batch_) set_input_size(model_, batch_, imgsz_);
+    const bool retargeted = declared != imgsz_ || declared_batch != batch_;
+    if (retargeted) set_input_size(model_, batch_, imgsz_);
     ExecutorOptions eo;
     eo.threads = opts.threads;
-    exec_ = make_executor(model_, opts.backend, eo);
+    try {
+        exec_ = make_executor(model_, opts.backend, eo);
+    } catch (const Error& e) {
+        // Planning at a batch or size the options asked for can fail deep in the graph
+        // (shape inference bounds the tensors it materialises): say which request it was.
+        if (!retargeted) throw;
+        fail(source_, ": cannot run at batch ", batch_, " and input size ", imgsz_, " (", e.what(),
+             "): use a smaller batch or input size");
+    }
     // Task, head and classes from the architecture when recognised; else the declared
     // output [N, 4+nc, A].
     const YoloArch arch = recognize_yolo(model_);

@@ -18,9 +18,11 @@ namespace yoloc {
 
 struct DetectorOptions {
     std::string backend = "fast";  // "fast" or "reference"
-    int threads = 0;               // 0 = all cores
+    int threads = 0;               // 0 = all cores; at most limits::max_threads() (core/limits.h)
     int imgsz = 0;                 // 0 = the model's own input size (640 when symbolic)
     int batch = 1;
+    // The input [batch,3,imgsz,imgsz] is checked against core/limits.h (size, input
+    // budget) before any tensor is allocated for it.
 };
 
 class GpuDetector;  // the engine side (yolo/detector.cpp), CUDA builds only
@@ -30,7 +32,8 @@ bool is_engine_path(const std::string& path);
 
 class Detector {
 public:
-    // An ONNX model, or a *.engine file (fails cleanly in a build without CUDA).
+    // An ONNX model, or a *.engine file (fails cleanly in a build without CUDA). Errors
+    // about the model's input name the file.
     Detector(const std::string& model_path, const DetectorOptions& opts = {});
     Detector(const Model& model, const DetectorOptions& opts = {});
     ~Detector();
@@ -64,6 +67,7 @@ private:
     void init(const DetectorOptions& opts);
     void init_engine(const std::string& path);
     DetectorOptions opts_;
+    std::string source_ = "the model";  // what errors about the input call the model
     std::shared_ptr<GpuDetector> gpu_;
     Model model_;
     std::unique_ptr<Executor> exec_;
