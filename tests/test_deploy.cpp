@@ -70,7 +70,7 @@ std::pair<Model, std::string> qdq_model_and_cache(const Model& m) {
 
 Model pruned_model(const Model& m) {
     PruneOptions o;
-    o.scope = PruneScope::C2f;
+    o.scope = PruneScope::Bottleneck;
     o.ratio = 0.5;
     o.criterion = Criterion::L1;
     return prune_model(m, o, nullptr);

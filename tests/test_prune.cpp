@@ -45,7 +45,7 @@ CmdResult yoloc_cmd(const std::string& args) { return yoloc_test::run_cli(args);
 
 PruneOptions seed_options() {
     PruneOptions o;
-    o.scope = PruneScope::C2f;
+    o.scope = PruneScope::Bottleneck;
     o.ratio = 0.141;
     return o;
 }
@@ -228,8 +228,8 @@ TEST(Prune, InspectRecognisesPrunedModelWithNewChannelCounts) {
     r = yoloc_cmd("inspect " + out);
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("architecture YOLOv8"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("C2f  layer 4     64 ->   64  hidden   32  n=2  shortcut  m 24,24"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("C2f  layer 8    256 ->  256  hidden  128  n=1  shortcut  m 112"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("C2f    layer 4     64 ->   64  hidden   32  n=2  Bottleneck+Bottleneck, shortcut  m 24,24"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("C2f    layer 8    256 ->  256  hidden  128  n=1  Bottleneck, shortcut  m 112"), std::string::npos) << r.out;
 }
 
 TEST(Prune, ReconstructionReducesConsumerErrorOnHeldOutImages) {
@@ -237,7 +237,7 @@ TEST(Prune, ReconstructionReducesConsumerErrorOnHeldOutImages) {
     Model m = real_model();
     ChannelAnalysis an = analyze_channels(m);
     Importance imp = channel_importance(m, an, Criterion::L1);
-    KeepPlan plan = plan_ratio(an, imp, PruneScope::C2f, 0.141, 8);
+    KeepPlan plan = plan_ratio(an, imp, PruneScope::Bottleneck, 0.141, 8);
     Model plain = apply_pruning(m, an, plan);
     Model recon = plain;
     CalibSource calib = calib_from_dir(shared("data/coco128/images"), 8, 640);
@@ -265,7 +265,7 @@ TEST(Prune, ReconstructionTargetCacheChangesNoWeight) {
     Model m = gen_n(7, 64);
     ChannelAnalysis an = analyze_channels(m);
     Importance imp = channel_importance(m, an, Criterion::L1);
-    KeepPlan plan = plan_ratio(an, imp, PruneScope::C2f, 0.25, 8);
+    KeepPlan plan = plan_ratio(an, imp, PruneScope::Bottleneck, 0.25, 8);
     std::vector<Tensor> imgs;
     for (uint32_t k = 0; k < 3; ++k) {
         std::vector<float> v(size_t(3 * 64 * 64));
@@ -321,14 +321,14 @@ TEST(Prune, TargetBelowWhatTheGraphAllowsIsRejected) {
     CmdResult c = yoloc_cmd("prune " + in + " --scope c2f --target-params 100000 -o " + dir + "/out.onnx");
     EXPECT_NE(c.code, 0);
     EXPECT_NE(c.out.find("error:"), std::string::npos) << c.out;
-    EXPECT_NE(c.out.find("below what scope c2f allows"), std::string::npos) << c.out;
+    EXPECT_NE(c.out.find("below what scope bottleneck allows"), std::string::npos) << c.out;
     EXPECT_FALSE(file_exists(dir + "/out.onnx"));
 }
 
 TEST(Prune, TargetParamsIsReached) {
     Model m = gen_n(7, 320);
     PruneOptions o;
-    o.scope = PruneScope::C2f;
+    o.scope = PruneScope::Bottleneck;
     o.target_params = 2700000;
     PruneReport rep;
     prune_model(m, o, &rep);
@@ -366,7 +366,7 @@ TEST(Prune, ScopeC2fOnGraphWithoutC2fIsRejected) {
     CmdResult c = yoloc_cmd("prune " + dir + "/tiny.onnx --scope c2f --ratio 0.5 -o " + dir + "/out.onnx");
     EXPECT_NE(c.code, 0);
     EXPECT_NE(c.out.find("error:"), std::string::npos) << c.out;
-    EXPECT_NE(c.out.find("c2f"), std::string::npos) << c.out;
+    EXPECT_NE(c.out.find("no block with Bottlenecks"), std::string::npos) << c.out;
     EXPECT_FALSE(file_exists(dir + "/out.onnx"));
     // The same graph prunes with --scope all (c1's 16 channels -> 8).
     c = yoloc_cmd("prune " + dir + "/tiny.onnx --scope all --ratio 0.5 -o " + dir + "/out.onnx");

@@ -83,7 +83,7 @@ TEST(PruneSweep, TableJsonCsvAndSvgAgreeWithIndependentMeasurements) {
     Model plain05;
     for (int k = 0; k < 2; ++k) {
         PruneOptions po;
-        po.scope = PruneScope::C2f;
+        po.scope = PruneScope::Bottleneck;
         po.ratio = ratios[k];
         po.criterion = Criterion::Activation;
         po.calib_dir = fx.calib;

@@ -273,11 +273,11 @@ Report run(const Options& o, const std::function<void(const std::string&)>& prog
     std::string source = o.model;
     if (o.prune > 0) {
         const std::string pruned = path_join(o.out_dir, "models/pruned.onnx");
-        run.stage("prune", {"prune", o.model, "--scope", "c2f", "--ratio", cat(o.prune), "--criterion", "activation",
+        run.stage("prune", {"prune", o.model, "--scope", "bottleneck", "--ratio", cat(o.prune), "--criterion", "activation",
                             "--calib", o.calib, "--calib-count", std::to_string(o.calib_count), "--reconstruct",
                             "--threads", T, "-o", pruned, "--json"});
         Variant v = cpu_variant("pruned", pruned, "pruned", "fp32");
-        r.variants.back().notes.push_back(cat("`yoloc prune --scope c2f --ratio ", o.prune,
+        r.variants.back().notes.push_back(cat("`yoloc prune --scope bottleneck --ratio ", o.prune,
                                               " --criterion activation --reconstruct`, no retraining"));
         source = pruned;
     }

@@ -266,7 +266,7 @@ ChannelAnalysis analyze_channels(const Model& model) {
     YoloArch arch = recognize_yolo(model);
     ChannelAnalysis an;
     an.recognised = arch.recognised;
-    an.num_c2f = int(arch.c2f.size());
+    for (const auto& b : arch.c2f) an.num_bottleneck_blocks += b.bottlenecks.empty() ? 0 : 1;
     if (arch.recognised) {
         std::vector<std::string> fixed{arch.head.dfl_conv};
         for (const auto& L : arch.head.levels)
@@ -430,7 +430,7 @@ ChannelAnalysis analyze_channels(const Model& model) {
             neck = neck && pl.layer > sppf_layer && !is_head;
         }
         grp.label = label;
-        grp.in_c2f = c2f;
+        grp.in_bottleneck = c2f;
         grp.in_backbone = bb;
         grp.in_neck = neck;
         if (grp.prunable && grp.uses.empty()) {

@@ -22,11 +22,12 @@ namespace yoloc {
 using prune_detail::concrete_input_shapes;
 
 PruneScope parse_scope(const std::string& s) {
-    if (s == "c2f") return PruneScope::C2f;
+    // "c2f" is YOLOv8's name for the same channels (its bottlenecks live in C2f blocks).
+    if (s == "bottleneck" || s == "c2f") return PruneScope::Bottleneck;
     if (s == "backbone") return PruneScope::Backbone;
     if (s == "neck") return PruneScope::Neck;
     if (s == "all") return PruneScope::All;
-    fail("unknown scope '", s, "' (expected c2f, backbone, neck or all)");
+    fail("unknown scope '", s, "' (expected bottleneck (or c2f), backbone, neck or all)");
 }
 
 Criterion parse_criterion(const std::string& s) {
@@ -39,11 +40,21 @@ Criterion parse_criterion(const std::string& s) {
 
 const char* scope_name(PruneScope s) {
     switch (s) {
-        case PruneScope::C2f: return "c2f";
+        case PruneScope::Bottleneck: return "bottleneck";
         case PruneScope::Backbone: return "backbone";
         case PruneScope::Neck: return "neck";
         default: return "all";
     }
+}
+
+void check_scope(const ChannelAnalysis& an, PruneScope scope) {
+    if (scope == PruneScope::All) return;
+    YOLOC_CHECK(an.recognised, "--scope ", scope_name(scope),
+                " needs a graph recognised as a YOLO detector (YOLOv5u, YOLOv8, YOLO11, YOLO26); this one is not, so "
+                "it has no block with Bottlenecks to thin (use --scope all for other graphs)");
+    if (scope == PruneScope::Bottleneck)
+        YOLOC_CHECK(an.num_bottleneck_blocks > 0,
+                    "--scope bottleneck: the graph has no block with Bottlenecks (C2f, C3, C3k2); use --scope all");
 }
 
 const char* criterion_name(Criterion c) {
@@ -57,7 +68,7 @@ const char* criterion_name(Criterion c) {
 
 bool group_in_scope(const ChannelGroup& g, PruneScope s) {
     switch (s) {
-        case PruneScope::C2f: return g.in_c2f;
+        case PruneScope::Bottleneck: return g.in_bottleneck;
         case PruneScope::Backbone: return g.in_backbone;
         case PruneScope::Neck: return g.in_neck;
         default: return true;
@@ -576,10 +587,7 @@ Model prune_model(const Model& model, const PruneOptions& opt, PruneReport* repo
                 "--criterion ", criterion_name(opt.criterion), " needs calibration images (--calib DIR)");
 
     ChannelAnalysis an = analyze_channels(model);
-    if (opt.scope != PruneScope::All)
-        YOLOC_CHECK(an.recognised, "--scope ", scope_name(opt.scope),
-                    " needs a graph recognised as YOLOv8 (use --scope all for other graphs)");
-    if (opt.scope == PruneScope::C2f) YOLOC_CHECK(an.num_c2f > 0, "--scope c2f: the graph has no C2f block");
+    check_scope(an, opt.scope);
     int in_scope = 0;
     for (const auto& grp : an.groups) in_scope += grp.prunable && group_in_scope(grp, opt.scope);
     YOLOC_CHECK(in_scope > 0, "no prunable channel group in scope ", scope_name(opt.scope));

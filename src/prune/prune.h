@@ -50,11 +50,12 @@ struct ChannelGroup {
     std::string pinned_reason;  // why not, when !prunable
     std::string label;          // "L4 C2f cv1[32:64] + m.0.cv2 + m.1.cv2" (from the recogniser)
     int layer = -1;             // Ultralytics layer index of the first producer (-1: unknown)
-    // Scope c2f: the hidden channels of C2f's bottlenecks (m.i.cv1 -> m.i.cv2, 2 convs per
-    // bottleneck, the "20 layers" of the seed's yolov8n). The block's split halves, residual
+    // Scope bottleneck (YOLOv8's "c2f"): the hidden channels of the Bottlenecks inside C2f,
+    // C3 and C3k2 blocks, C3k's included (m.i.cv1 -> m.i.cv2, 2 convs per bottleneck, the
+    // "20 layers" of the seed's yolov8n). The block's split halves, residual
     // stream and output are wider interfaces (backbone/neck/all scopes): pruning them by
     // 14% cost yolov8n_coco all its mAP without reconstruction (docs/PRUNING.md).
-    bool in_c2f = false;
+    bool in_bottleneck = false;
     bool in_backbone = false;   // every producer is in layers 0..SPPF
     bool in_neck = false;       // every producer is after SPPF and before Detect
 };
@@ -69,17 +70,20 @@ struct ChannelAnalysis {
     };
     std::vector<SplitInfo> splits;
     bool recognised = false;  // the recogniser understood the graph (labels, scopes)
-    int num_c2f = 0;
+    int num_bottleneck_blocks = 0;  // CSP blocks with Bottlenecks (C2f, C3, C3k2)
 };
 
 // Throws yoloc::Error when the graph has no constant-weight convs at all.
 ChannelAnalysis analyze_channels(const Model& model);
 
-enum class PruneScope { C2f, Backbone, Neck, All };
+enum class PruneScope { Bottleneck, Backbone, Neck, All };
 enum class Criterion { L1, L2, Activation, ReconError };
 PruneScope parse_scope(const std::string& s);
 Criterion parse_criterion(const std::string& s);
 const char* scope_name(PruneScope s);
+// Throws yoloc::Error when `scope` cannot apply to the analysed graph (bottleneck scope on
+// a graph without blocks of Bottlenecks), naming the scope and the way out.
+void check_scope(const ChannelAnalysis& an, PruneScope scope);
 const char* criterion_name(Criterion c);
 
 bool group_in_scope(const ChannelGroup& g, PruneScope s);
@@ -197,7 +201,7 @@ CalibSource calib_from_dir(const std::string& dir, int count, int imgsz);
 
 // Full pipeline of `yoloc prune`.
 struct PruneOptions {
-    PruneScope scope = PruneScope::C2f;
+    PruneScope scope = PruneScope::Bottleneck;
     double ratio = 0;           // > 0: uniform ratio
     int64_t target_params = 0;  // > 0: search the ratio that reaches this many parameters
     double target_flops = 0;    // > 0: same for FLOPs

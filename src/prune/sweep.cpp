@@ -109,10 +109,7 @@ SweepResult prune_sweep(const Model& model, const SweepOptions& opt) {
     YOLOC_CHECK(!ds.images.empty(), "--sweep: split '", opt.split, "' of ", opt.data, " has no images");
 
     ChannelAnalysis an = analyze_channels(model);
-    if (po.scope != PruneScope::All)
-        YOLOC_CHECK(an.recognised, "--scope ", scope_name(po.scope),
-                    " needs a graph recognised as YOLOv8 (use --scope all for other graphs)");
-    if (po.scope == PruneScope::C2f) YOLOC_CHECK(an.num_c2f > 0, "--scope c2f: the graph has no C2f block");
+    check_scope(an, po.scope);
     int imgsz = 640;
     for (const auto& in : model.graph.inputs)
         if (!model.graph.is_initializer(in.name) && in.shape.size() == 4 && in.shape[2].known())

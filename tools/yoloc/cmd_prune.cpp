@@ -34,10 +34,10 @@ std::string report_text(const yoloc::PruneReport& r, const std::string& model, c
     return s;
 }
 
-Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX model, training-free", [](CLI::App& app) {
+Registrar reg("prune", "remove channels (structured pruning) of a YOLO ONNX model (v5u, v8, 11, 26), training-free", [](CLI::App& app) {
     auto model = std::make_shared<std::string>();
     auto out = std::make_shared<std::string>();
-    auto scope = std::make_shared<std::string>("c2f");
+    auto scope = std::make_shared<std::string>("bottleneck");
     auto crit = std::make_shared<std::string>("l1");
     auto report = std::make_shared<std::string>();
     auto json = std::make_shared<bool>(false);
@@ -58,7 +58,8 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
         ->capture_default_str();
     app.add_option("--bench-warmup", sw->bench_warmup, "--sweep: untimed runs first")->check(rules::at_least(0))
         ->capture_default_str();
-    app.add_option("--scope", *scope, "which channel groups may shrink: c2f, backbone, neck or all")
+    app.add_option("--scope", *scope, "which channel groups may shrink: bottleneck (the hidden channels of the Bottlenecks in C2f, C3 and C3k2 blocks; "
+                   "c2f is the same), backbone, neck or all")
         ->capture_default_str();
     auto* r = app.add_option("--ratio", o->ratio, "fraction of each group's channels to remove")->check(rules::ratio());
     auto* tp = app.add_option("--target-params", o->target_params, "search the ratio that leaves at most P parameters")
