@@ -8,6 +8,7 @@
 #include "core/npy.h"
 #include "onnx/onnx_io.h"
 #include "yolo/detector.h"
+#include "yolo/input_size.h"
 
 namespace yoloc_cli {
 namespace {
@@ -91,6 +92,8 @@ Registrar reg("run", "run a model on one image or tensor and print or save its r
                 YOLOC_CHECK(fits, a->input, ": shape ", yoloc::shape_str(x.shape()), " does not fit input '", in0.name,
                             "' of ", a->model);
             } else {
+                // Checked here too so that the error names the file (the Detector sees a Model).
+                yoloc::checked_input_dims(m, a->model, a->det.batch > 1 ? a->det.batch : 0, a->det.imgsz);
                 yoloc::Detector det(m, a->det);  // letterbox size and batch as detect uses them
                 yoloc::LetterboxInfo lb;
                 x = yoloc::preprocess(img, det.imgsz(), &lb);
