@@ -26,7 +26,7 @@ build() {  # name, then yoloc build arguments
 build f16 "$M" --precision fp16 --timing-cache "$OUT/tc"
 grep -E "^(ops|memory)" "$OUT/build_f16.log"
 # Build-time choices, each off (no timing cache: the cache holds the default's choices).
-build f16_unfused "$M" --precision fp16 --no-horizontal-fusion
+build f16_fused "$M" --precision fp16 --horizontal-fusion
 YOLOC_TACTIC_SHARE=0 YOLOC_MAX_CONV_KERNELS=0 build f16_fastest "$M" --precision fp16
 YOLOC_CAP_SEARCH=0 build f16_greedycap "$M" --precision fp16
 YOLOC_ARENA=sequential build f16seq "$M" --precision fp16 --timing-cache "$OUT/tc"
@@ -68,7 +68,7 @@ for round in 1 2; do
   row "fp16 b1, activation tiles through L2 only" "YOLOC_A_L1=0" f16
   row "fp16 b1, output tiles stored from the fragments (no shared-memory staging)" "YOLOC_STAGE_OUT=0" f16
   row "fp16 b1, critical chain alone (diagnostic, wrong outputs)" "YOLOC_DEBUG_CHAIN_ONLY=1" f16
-  row "fp16 b1, built without horizontal fusion" "" f16_unfused
+  row "fp16 b1, built with horizontal fusion (--horizontal-fusion)" "" f16_fused
   row "fp16 b1, built with each layer's fastest tactic (no sharing, no kernel cap)" "" f16_fastest
   row "fp16 b1, built with the kernel cap's greedy dropping only (no swap search)" "" f16_greedycap
   row "fp16 b1, sequential arena (YOLOC_ARENA=sequential)" "" f16seq

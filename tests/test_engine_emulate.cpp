@@ -133,15 +133,21 @@ TEST(EngineEmulate, Yolov8nMatchesReference) {
     // 320x320 keeps the plain loops quick; the plan is the same op for op.
     Model m320 = m;
     set_input_size(m320, 1, 320);  // re-targets the exported anchors/reshapes too
-    Plan p = build_plan(m320, {});
     Tensor x = random_input({1, 3, 320, 320}, 5, 0.f, 1.f);
-    auto got = emulate(p, x);
     TensorMap ref = ReferenceExecutor(m320).run({{m.graph.inputs[0].name, x}});
-    const Tensor& r = ref.at(p.output_names[0]);
-    ASSERT_EQ(got[0].size(), size_t(r.numel()));
-    double e = max_rel(got[0], r);
-    std::printf("yolov8n 320 emulated plan vs reference: max rel diff %.3g\n", e);
-    EXPECT_LE(e, 1e-4);
+    for (SiblingFusion fusion : {SiblingFusion::Off, SiblingFusion::On}) {
+        PlanOptions o;
+        o.fuse_siblings = fusion;
+        Plan p = build_plan(m320, o);
+        EXPECT_EQ(p.stats.convs_fused_siblings, fusion == SiblingFusion::On ? 3 : 0);
+        auto got = emulate(p, x);
+        const Tensor& r = ref.at(p.output_names[0]);
+        ASSERT_EQ(got[0].size(), size_t(r.numel()));
+        double e = max_rel(got[0], r);
+        std::printf("yolov8n 320 emulated plan (horizontal fusion %s) vs reference: max rel diff %.3g\n",
+                    fusion == SiblingFusion::On ? "on" : "off", e);
+        EXPECT_LE(e, 1e-4);
+    }
 }
 
 // The runtime runs independent branches on several streams, so ops may run in any order

@@ -103,7 +103,7 @@ TEST(EnginePlan, Yolov8nFusedOpCounts) {
     REQUIRE_SHARED();
     Model m = load_onnx(yoloc_test::shared_dir() + "/models/yolov8n_coco.onnx");
     PlanOptions unfused;
-    unfused.fuse_siblings = false;
+    unfused.fuse_siblings = SiblingFusion::Off;
     Plan p = build_plan(m, unfused);
     // yolov8n: 64 convs, the DFL one inside Detect; every conv but the 6 last head
     // convs has SiLU; 6 bottlenecks with shortcut (backbone C2f n = 1, 2, 2, 1).
@@ -159,12 +159,19 @@ TEST(EnginePlan, Yolov8nFusedOpCounts) {
     Plan p4 = build_plan(m, o4);
     EXPECT_EQ(p4.input_shape, (Shape{4, 3, 640, 640}));
     EXPECT_EQ(p4.output_shapes[0], (Shape{4, 84, 8400}));
-    EXPECT_EQ(p4.stats.convs, 63 - 3);
+    EXPECT_EQ(p4.stats.convs, 63);  // batch 4: no horizontal fusion by default
 
-    // Horizontal fusion (the default): the box and class heads' first convs of each level
-    // read the same feature with the same 3x3 window and become one conv each (64 + 80
-    // output channels), which the box and class branches read as two views.
-    Plan f = build_plan(m, {});
+    // Horizontal fusion: the box and class heads' first convs of each level read the same
+    // feature with the same 3x3 window and become one conv each (64 + 80 output channels),
+    // which the box and class branches read as two views. Off by default at batch 1, on
+    // from batch 8 (fuses_siblings).
+    EXPECT_EQ(build_plan(m, {}).stats.convs_fused_siblings, 0);
+    PlanOptions o8;
+    o8.batch = 8;
+    EXPECT_EQ(build_plan(m, o8).stats.convs_fused_siblings, 3);
+    PlanOptions on;
+    on.fuse_siblings = SiblingFusion::On;
+    Plan f = build_plan(m, on);
     EXPECT_EQ(f.stats.convs_fused_siblings, 3);
     EXPECT_EQ(f.stats.convs, 60);
     EXPECT_EQ(f.stats.convs_silu, 54);
@@ -511,7 +518,7 @@ TEST(EnginePlanInt8, QdqModelFoldsIntoInt8Convs) {
     const Graph& g = q.graph;
     PlanOptions o;
     o.precision = Precision::INT8;
-    o.fuse_siblings = false;  // one plan conv per IR conv, to compare them one by one
+    o.fuse_siblings = SiblingFusion::Off;  // one plan conv per IR conv, to compare them one by one
     Plan p = build_plan(q, o);
     EXPECT_EQ(p.precision, Precision::INT8);
     const int qconvs = qdq_layers(q, "Conv"), qadds = qdq_layers(q, "Add");
@@ -651,7 +658,7 @@ TEST(EnginePlanInt8, KeptFloatConvsAndFakeQuantOps) {
     Model q = qdq_yolo({cv2});
     PlanOptions o;
     o.precision = Precision::INT8;
-    o.fuse_siblings = false;
+    o.fuse_siblings = SiblingFusion::Off;
     Plan p = build_plan(q, o);
     EXPECT_EQ(p.stats.convs_int8, qdq_layers(q, "Conv"));
     EXPECT_EQ(p.stats.convs_int8, 63 - 1 - 0) << "all but the excluded one (the DFL conv is in Detect)";

@@ -1484,7 +1484,7 @@ Plan build_plan(const Model& original, const PlanOptions& opts) {
     Lowering lowering(model, info, opts, arch, plan);
     lowering.run();
     fold_input_pack(plan);
-    if (opts.fuse_siblings) fuse_sibling_convs(plan);
+    if (fuses_siblings(opts.fuse_siblings, plan.batch)) fuse_sibling_convs(plan);
     if (opts.int8_storage && plan.precision == Precision::INT8) assign_int8_storage(plan);
     for (const auto& op : lowering.generic_op_types()) plan.generic_op_types.push_back(op);
     plan.validate();

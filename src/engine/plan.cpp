@@ -48,6 +48,11 @@ const char* op_kind_name(OpKind k) {
     return "?";
 }
 
+bool fuses_siblings(SiblingFusion f, int64_t batch) {
+    if (f == SiblingFusion::Auto) return batch > 4;
+    return f == SiblingFusion::On;
+}
+
 const char* generic_kind_name(GenericKind k) {
     switch (k) {
         case GenericKind::Unary: return "Unary";

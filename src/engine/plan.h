@@ -206,20 +206,29 @@ struct Plan {
     void validate() const;
 };
 
+enum class SiblingFusion { Auto, Off, On };
+
 struct PlanOptions {
     Precision precision = Precision::FP32;
     int64_t batch = 0;       // 0: the model's batch (1 when symbolic); else must match a fixed one
     int64_t imgsz = 0;       // used when H/W are symbolic (0: must be declared)
     // INT8 on a model without Q/DQ: refuse (`--precision int8`) or build FP16 (`best`).
     bool int8_requires_qdq = true;
-    // Merge convs that read the same input with the same window into one (horizontal
-    // fusion; the Detect heads' first convs). Off: one op per IR conv.
-    bool fuse_siblings = true;
+    // Horizontal fusion: convs that read the same input with the same window become one
+    // (the Detect heads' first box and class convs). Auto chooses by batch (fuses_siblings).
+    SiblingFusion fuse_siblings = SiblingFusion::Auto;
     // INT8: keep a tensor in int8 between layers when every reader quantizes it with the
     // same scale (INT8 conv inputs and residuals, through MaxPool / Resize / Copy) and
     // INT8 convs write it. Off: activations stay fp16 and INT8 convs quantize on load.
     bool int8_storage = true;
 };
+
+// Whether a plan of this batch merges sibling convs. Auto: off up to batch 4, on above.
+// Measured on an H100, yolov8n, bench/gpu_ablation.sh (docs/BENCHMARKS.md): at batch 1 the
+// unfused FP16 engine is faster and a 2 MiB page smaller (0.2999 / 0.2995 ms and 16.78 MB
+// vs 0.3039 / 0.3058 ms and 18.87 MB fused; INT8 0.294 vs 0.301 ms in an earlier run).
+// No measurement above batch 4 says otherwise, so larger batches keep the fusion.
+bool fuses_siblings(SiblingFusion f, int64_t batch);
 
 // An INT8 conv's weights on the device are int8 [cout][K padded to 16] (the mma B
 // operand, each channel's K contiguous): the padded K.

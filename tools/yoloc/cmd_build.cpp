@@ -121,6 +121,7 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
     auto timing_cache = std::make_shared<std::string>();
     auto no_tune = std::make_shared<bool>(false);
     auto no_hfuse = std::make_shared<bool>(false);
+    auto hfuse = std::make_shared<bool>(false);
     auto no_i8store = std::make_shared<bool>(false);
     app.add_option("model", *model, "ONNX model")->required();
     app.add_option("-o,--output", *out, "engine file to write")->required();
@@ -152,9 +153,13 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
     app.add_option("--timing-cache", *timing_cache,
                    "file of conv tactic timings on this GPU: read to skip timing known layer shapes, then rewritten");
     app.add_flag("--no-tune", *no_tune, "skip timing the conv tactics (heuristic kernel choice)");
-    app.add_flag("--no-horizontal-fusion", *no_hfuse,
-                 "keep convs that read the same input as separate ops (default: merge them, e.g. the Detect heads' "
-                 "first box and class convs)");
+    auto* hf_off = app.add_flag("--no-horizontal-fusion", *no_hfuse,
+                                "keep convs that read the same input as separate ops (the default up to batch 4: "
+                                "faster and smaller at batch 1 on an H100, docs/BENCHMARKS.md)");
+    app.add_flag("--horizontal-fusion", *hfuse,
+                 "merge convs that read the same input with the same window into one op, e.g. the Detect heads' "
+                 "first box and class convs (the default from batch 8)")
+        ->excludes(hf_off);
     app.add_flag("--no-int8-storage", *no_i8store,
                  "INT8: keep every activation in fp16 between layers, the INT8 convs quantizing their inputs as they "
                  "load them (default: tensors whose readers all quantize them with one scale stay int8)");
@@ -195,7 +200,7 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
         po.int8_requires_qdq = prec == "int8";
         po.batch = batch_v;
         po.imgsz = *imgsz;
-        po.fuse_siblings = !*no_hfuse;
+        po.fuse_siblings = *no_hfuse ? ye::SiblingFusion::Off : *hfuse ? ye::SiblingFusion::On : ye::SiblingFusion::Auto;
         po.int8_storage = !*no_i8store;
         yoloc::Model m = yoloc::load_onnx(*model);
         check_memory_before_building(m, po, budget_bytes, workspace_cap);
