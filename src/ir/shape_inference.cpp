@@ -319,24 +319,4 @@ int fold_constants(Model& model, const std::map<std::string, Shape>& input_shape
     return folded;
 }
 
-void annotate_shapes(Model& model, const ShapeInfo& info) {
-    Graph& g = model.graph;
-    auto to_vi = [&](const std::string& name) {
-        ValueInfo vi;
-        vi.name = name;
-        const ValueType& t = info.at(name);
-        vi.dtype = t.dtype;
-        for (int64_t d : t.shape) vi.shape.push_back(Dim{d, ""});
-        return vi;
-    };
-    for (auto& o : g.outputs)
-        if (info.values.count(o.name)) o = to_vi(o.name);
-    g.value_info.clear();
-    std::set<std::string> io;
-    for (const auto& o : g.outputs) io.insert(o.name);
-    for (const auto& n : g.nodes)
-        for (const auto& o : n.outputs)
-            if (!o.empty() && !io.count(o) && info.values.count(o)) g.value_info.push_back(to_vi(o));
-}
-
 }  // namespace yoloc

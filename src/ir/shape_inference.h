@@ -32,7 +32,4 @@ ShapeInfo infer_shapes(const Model& model, const std::map<std::string, Shape>& i
 // shapes when Shape ops are present (else those stay).
 int fold_constants(Model& model, const std::map<std::string, Shape>& input_shapes = {});
 
-// Writes inferred shapes back into graph.value_info (and output shapes).
-void annotate_shapes(Model& model, const ShapeInfo& info);
-
 }  // namespace yoloc

@@ -37,7 +37,6 @@ public:
     // Another detector on the same model for another thread: a new executor on the
     // same graph, or a new execution context on the same engine (weights shared).
     std::unique_ptr<Detector> clone() const;
-    bool on_gpu() const { return gpu_ != nullptr; }
 
     int imgsz() const { return imgsz_; }
     int batch() const { return batch_; }

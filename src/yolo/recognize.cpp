@@ -192,14 +192,6 @@ private:
         auto it = by_conv_.find(ix_.node(convs[0]).name);
         return it == by_conv_.end() ? nullptr : &it->second;
     }
-    std::vector<const ConvUnit*> units_reading(const std::string& v) const {
-        std::vector<const ConvUnit*> r;
-        for (int c : ix_.consumers_of_type(v, "Conv")) {
-            auto it = by_conv_.find(ix_.node(c).name);
-            if (it != by_conv_.end()) r.push_back(&it->second);
-        }
-        return r;
-    }
 
     void claim(const ConvUnit& u) { claimed_convs_.insert(u.conv); }
 
@@ -516,23 +508,6 @@ YoloArch recognize_yolov8(const Model& model) {
         a.reason = e.what();
         return a;
     }
-}
-
-const char* conv_role_name(ConvRole r) {
-    switch (r) {
-        case ConvRole::Layer: return "conv";
-        case ConvRole::C2fCv1: return "c2f.cv1";
-        case ConvRole::C2fCv2: return "c2f.cv2";
-        case ConvRole::BottleneckCv1: return "c2f.m.cv1";
-        case ConvRole::BottleneckCv2: return "c2f.m.cv2";
-        case ConvRole::SppfCv1: return "sppf.cv1";
-        case ConvRole::SppfCv2: return "sppf.cv2";
-        case ConvRole::DetectBox: return "detect.box";
-        case ConvRole::DetectCls: return "detect.cls";
-        case ConvRole::Dfl: return "detect.dfl";
-        case ConvRole::Unknown: break;
-    }
-    return "unknown";
 }
 
 ConvPlace locate_conv(const YoloArch& a, const std::string& conv) {

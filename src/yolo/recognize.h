@@ -112,7 +112,6 @@ enum class ConvRole {
     DetectCls,      // cv3 branch of a level (position 0..2)
     Dfl,
 };
-const char* conv_role_name(ConvRole r);
 
 struct ConvPlace {
     ConvRole role = ConvRole::Unknown;

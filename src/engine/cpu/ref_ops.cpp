@@ -890,14 +890,4 @@ std::vector<Tensor> ref_eval(const Node& node, const std::vector<Tensor>& inputs
 
 bool ref_supports(const std::string& op_type) { return registry().count(op_type) != 0; }
 
-const std::vector<std::string>& ref_supported_ops() {
-    static const std::vector<std::string> v = [] {
-        std::vector<std::string> r;
-        for (const auto& kv : registry()) r.push_back(kv.first);
-        std::sort(r.begin(), r.end());
-        return r;
-    }();
-    return v;
-}
-
 }  // namespace yoloc

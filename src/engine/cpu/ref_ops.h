@@ -16,7 +16,6 @@ std::vector<Tensor> ref_eval(const Node& node, const std::vector<Tensor>& inputs
 
 // The op types ref_eval implements (for `check` and for clear errors).
 bool ref_supports(const std::string& op_type);
-const std::vector<std::string>& ref_supported_ops();
 
 // Individual kernels other modules reuse.
 // Conv2D, NCHW, float32: x [N,C,H,W], w [M,C/group,kh,kw], b [M] or empty.
