@@ -28,7 +28,6 @@ grep -E "^(ops|memory)" "$OUT/build_f16.log"
 # Build-time choices, each off (no timing cache: the cache holds the default's choices).
 build f16_fused "$M" --precision fp16 --horizontal-fusion
 YOLOC_TACTIC_SHARE=0 YOLOC_MAX_CONV_KERNELS=0 build f16_fastest "$M" --precision fp16
-YOLOC_CAP_SEARCH=0 build f16_greedycap "$M" --precision fp16
 YOLOC_ARENA=sequential build f16seq "$M" --precision fp16 --timing-cache "$OUT/tc"
 # The arena without its bound (default: bounded to the sequential arena's 2 MiB pages).
 YOLOC_ARENA=concurrent build f16_conc "$M" --precision fp16 --timing-cache "$OUT/tc"
@@ -47,7 +46,7 @@ if [ -n "${QDQ:-}" ]; then
   grep -E "^(ops|int8|memory)" "$OUT/build_i8.log"
   engines="f16 i8"
 fi
-for e in f16 f16_fastest f16_greedycap $( [ -f "$OUT/i8.engine" ] && echo i8 ); do
+for e in f16 f16_fastest $( [ -f "$OUT/i8.engine" ] && echo i8 ); do
   echo "$e: $(grep -oE "mma[0-9x]+k[0-9]+(sk[0-9]|cl[0-9])?|i8mma[0-9x]+k[0-9]+(sk[0-9])?|i8in[0-9x]+k[0-9]+s[0-9](sk[0-9])?|i8halo[0-9x]+n[0-9]+c[0-9]+s[0-9](x2)?|halo[0-9x]+n[0-9]+c[0-9]+s[0-9](x2)?|stem\(nchw\)" "$OUT/build_$e.log" | sort -u | wc -l) distinct conv kernels"
 done
 bm() {
@@ -62,15 +61,12 @@ for round in 1 2; do
   row "fp16 b1, 8 streams" "YOLOC_GRAPH_STREAMS=8" f16
   row "fp16 b1, driver's carveout per kernel" "YOLOC_CARVEOUT=-1" f16
   row "fp16 b1, no programmatic dependent launch" "YOLOC_PDL=0" f16
-  row "fp16 b1, early PDL trigger" "YOLOC_PDL_EARLY=1" f16
   row "fp16 b1, no stream priorities" "YOLOC_PRIORITY=0" f16
   row "fp16 b1, old SPPF and Detect kernels" "YOLOC_SPPF=plain YOLOC_DETECT=rows" f16
-  row "fp16 b1, activation tiles through L2 only" "YOLOC_A_L1=0" f16
   row "fp16 b1, output tiles stored from the fragments (no shared-memory staging)" "YOLOC_STAGE_OUT=0" f16
   row "fp16 b1, critical chain alone (diagnostic, wrong outputs)" "YOLOC_DEBUG_CHAIN_ONLY=1" f16
   row "fp16 b1, built with horizontal fusion (--horizontal-fusion)" "" f16_fused
   row "fp16 b1, built with each layer's fastest tactic (no sharing, no kernel cap)" "" f16_fastest
-  row "fp16 b1, built with the kernel cap's greedy dropping only (no swap search)" "" f16_greedycap
   row "fp16 b1, sequential arena (YOLOC_ARENA=sequential)" "" f16seq
   row "fp16 b1, unbounded concurrent arena (YOLOC_ARENA=concurrent)" "" f16_conc
   row "fp16 b1, built with cuDNN tactics too (YOLOC_CUDNN_CANDIDATES=4)" "" f16_dnn
@@ -83,7 +79,6 @@ for e in f16 f16_conc f16_fastest f16seq f16_dnn f16b32 $( [ -f "$OUT/i8.engine"
 done
 echo -n "fp16 b32: "; "$Y" bench "$OUT/f16b32.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))"
 [ -f "$OUT/i8b32.engine" ] && { echo -n "int8 b32: "; "$Y" bench "$OUT/i8b32.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))"; }
-echo -n "fp16 b32, activation tiles through L2 only: "; YOLOC_A_L1=0 "$Y" bench "$OUT/f16b32.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))"
 b32() {  # label, env assignments ("" for none), engine
   echo -n "$1: "; ( [ -n "$2" ] && export $2; "$Y" bench "$OUT/$3.engine" --iters 60 --warmup 10 --json | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print('median %.4f ms  %.0f img/s' % (j['median_ms'], j['throughput_img_per_s']))" )
 }

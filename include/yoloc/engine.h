@@ -92,8 +92,6 @@ public:
     // Runs the ops on the device only (input/output stay where they are) and
     // returns the GPU time in ms measured with CUDA events: what `bench` reports.
     float run_device_only();
-    // GPU time (CUDA events) of the last infer() or run_device_only().
-    float last_gpu_ms() const;
 
     // The whole detector on the GPU: uploads each decoded image, letterboxes it into
     // the engine's input (bit-identical to the CPU letterbox), runs the engine, then

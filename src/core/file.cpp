@@ -15,6 +15,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "core/env.h"
 #include "core/error.h"
 
 namespace yoloc {
@@ -83,13 +84,6 @@ void unregister_temp(int slot) {
 
 }  // namespace
 
-std::vector<std::string> pending_temp_files() {
-    std::vector<std::string> out;
-    for (auto& slot : g_temp)
-        if (slot.state.load() == 2) out.push_back(slot.path);
-    return out;
-}
-
 std::string read_file(const std::string& path) {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) fail(path, ": cannot open (", std::strerror(errno), ")");
@@ -147,7 +141,7 @@ void write_file_atomic(const std::string& path, const std::string& data) {
     }
     // Test hook: hold the complete temporary file this long before the rename, so that
     // tests can interrupt a write at its most exposed point (tests/test_reliability.cpp).
-    if (const char* d = std::getenv("YOLOC_TEST_WRITE_DELAY_MS")) ::usleep(useconds_t(std::atoi(d)) * 1000u);
+    if (const char* d = env_get("YOLOC_TEST_WRITE_DELAY_MS")) ::usleep(useconds_t(std::atoi(d)) * 1000u);
     if (std::rename(tmp.c_str(), path.c_str()) != 0) {
         int e = errno;
         std::remove(tmp.c_str());

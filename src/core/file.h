@@ -20,8 +20,6 @@ void require_regular_file(const std::string& path, const std::string& what);
 // dies of the signal, so an interrupted command leaves the old file or the new one,
 // never a partial one or a stray temporary.
 void write_file_atomic(const std::string& path, const std::string& data);
-// Temporary files write_file_atomic is writing right now (for tests).
-std::vector<std::string> pending_temp_files();
 // Creates a folder and its parents if missing.
 void make_dirs(const std::string& path);
 // Files in a folder (not recursive), sorted by name.

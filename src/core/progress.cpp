@@ -5,10 +5,12 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/env.h"
+
 namespace yoloc {
 
 bool Progress::enabled() {
-    static const bool on = ::isatty(2) && !std::getenv("YOLOC_NO_PROGRESS");
+    static const bool on = ::isatty(2) && !env_get("YOLOC_NO_PROGRESS");
     return on;
 }
 

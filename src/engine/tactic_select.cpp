@@ -54,7 +54,7 @@ double kernel_set_cost(const std::vector<LayerTactics>& layers, const std::vecto
     return cost_of(layers, Mask(set));
 }
 
-std::vector<int> cap_kernels(const std::vector<LayerTactics>& layers, int cap, bool search) {
+std::vector<int> cap_kernels(const std::vector<LayerTactics>& layers, int cap) {
     std::vector<int> picks;
     for (const auto& l : layers) picks.push_back(l.current);
     std::vector<int> set;
@@ -93,7 +93,7 @@ std::vector<int> cap_kernels(const std::vector<LayerTactics>& layers, int cap, b
             s = without(s, drop);
         }
         double now = cost(s);
-        for (int step = 0; search && step < 1000 && std::isfinite(now); ++step) {
+        for (int step = 0; step < 1000 && std::isfinite(now); ++step) {
             double best = now;
             int out = -1, enter = -1;
             for (int t : s) {
@@ -122,7 +122,7 @@ std::vector<int> cap_kernels(const std::vector<LayerTactics>& layers, int cap, b
     // (single swaps stall where the best set differs in two kernels: the test's instance
     // is one for the first start).
     const auto from_picks = improve(set);
-    const auto from_all = search ? improve(std::vector<int>(universe.begin(), universe.end())) : from_picks;
+    const auto from_all = improve(std::vector<int>(universe.begin(), universe.end()));
     const Mask chosen(from_all.first < from_picks.first ? from_all.second : from_picks.second);
     for (size_t j = 0; j < layers.size(); ++j) {
         const auto b = best_in(layers[j], chosen);

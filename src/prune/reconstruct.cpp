@@ -14,8 +14,6 @@
 #include <random>
 #include <set>
 #include <thread>
-#include <cstdio>
-#include <cstdlib>
 
 #include "core/error.h"
 #include "prune/prune.h"
@@ -866,7 +864,6 @@ AffineCorrectionReport correct_downstream(const Model& original, Model& pruned, 
         }
         double err_b = 0, err_a = 0, var = 0;
         for (auto& a : accs) {
-            double cb = err_b, ca = err_a, cv = var;
             Node* n = nullptr;
             for (auto& x : pruned.graph.nodes)
                 if (x.name == a.conv) n = &x;
@@ -908,13 +905,7 @@ AffineCorrectionReport correct_downstream(const Model& original, Model& pruned, 
                 n->inputs.resize(3);
                 n->inputs[2] = bn;
             }
-            if (std::getenv("YOLOC_PRUNE_DEBUG"))
-                std::fprintf(stderr, "  L%d %s: %g -> %g\n", level, a.conv.c_str(), (err_b - cb) / (var - cv),
-                             (err_a - ca) / (var - cv));
         }
-        if (std::getenv("YOLOC_PRUNE_DEBUG"))
-            std::fprintf(stderr, "correction level %d: %zu convs, rel mse %g -> %g\n", level, accs.size(),
-                         var > 0 ? err_b / var : 0, var > 0 ? err_a / var : 0);
         err_first += err_b;
         err_last += err_a;
         var_first += var;

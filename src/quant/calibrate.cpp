@@ -24,16 +24,6 @@ CalibMethod parse_calib_method(const std::string& s) {
     fail("unknown calibration method '", s, "' (use entropy, percentile, mse or minmax)");
 }
 
-const char* calib_method_name(CalibMethod m) {
-    switch (m) {
-        case CalibMethod::Entropy: return "entropy";
-        case CalibMethod::Percentile: return "percentile";
-        case CalibMethod::Mse: return "mse";
-        case CalibMethod::MinMax: return "minmax";
-    }
-    return "?";
-}
-
 double amax_entropy(const std::vector<double>& hist_in, double bin_width) {
     const int n = int(hist_in.size());
     const int nq = 128;  // int8 magnitudes

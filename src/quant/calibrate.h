@@ -29,7 +29,6 @@ enum class CalibMethod { Entropy, Percentile, Mse, MinMax };
 
 // "entropy" | "percentile" | "mse" | "minmax"; throws yoloc::Error otherwise.
 CalibMethod parse_calib_method(const std::string& s);
-const char* calib_method_name(CalibMethod m);
 
 // TensorRT's EntropyCalibration2 (as reproduced by NVIDIA's pytorch-quantization,
 // _compute_amax_entropy, start bin 128, stride 1): the clipping threshold whose

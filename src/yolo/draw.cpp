@@ -176,7 +176,6 @@ void draw_rect(Image& img, int x1, int y1, int x2, int y2, Color c, int thicknes
 }
 
 int text_width(const std::string& text, int scale) { return int(text.size()) * kCellW * std::max(1, scale); }
-int text_height(int scale) { return kCellH * std::max(1, scale); }
 
 void draw_text(Image& img, int x, int y, const std::string& text, Color c, int scale) {
     scale = std::max(1, scale);

@@ -26,7 +26,6 @@ void fill_rect(Image& img, int x1, int y1, int x2, int y2, Color c);
 // Characters without a glyph are drawn as '?'.
 void draw_text(Image& img, int x, int y, const std::string& text, Color c, int scale);
 int text_width(const std::string& text, int scale);
-int text_height(int scale);
 
 struct DrawOptions {
     int thickness = 2;

@@ -176,7 +176,6 @@ public:
         }
         probes_[name] = std::move(batch);
     }
-    bool has_probe(const std::string& v) const { return probes_.count(v) != 0; }
     const Batch& probe(const std::string& v) const {
         auto it = probes_.find(v);
         if (it == probes_.end()) fail("generate: internal: no probe for ", v);

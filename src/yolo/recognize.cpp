@@ -1084,25 +1084,6 @@ std::string YoloArch::name() const {
     return f + scale;
 }
 
-const char* conv_role_name(ConvRole r) {
-    switch (r) {
-        case ConvRole::Layer: return "conv";
-        case ConvRole::C2fCv1: return "block.cv1";
-        case ConvRole::C2fCv2: return "block.cv2";
-        case ConvRole::BottleneckCv1: return "bottleneck.cv1";
-        case ConvRole::BottleneckCv2: return "bottleneck.cv2";
-        case ConvRole::BlockInner: return "block.inner";
-        case ConvRole::SppfCv1: return "sppf.cv1";
-        case ConvRole::SppfCv2: return "sppf.cv2";
-        case ConvRole::DetectBox: return "detect.box";
-        case ConvRole::DetectCls: return "detect.cls";
-        case ConvRole::DetectExtra: return "detect.extra";
-        case ConvRole::Dfl: return "detect.dfl";
-        case ConvRole::Unknown: break;
-    }
-    return "unknown";
-}
-
 ConvPlace locate_conv(const YoloArch& a, const std::string& conv) {
     for (const auto& l : a.convs)
         if (l.unit.conv == conv) return {ConvRole::Layer, l.index, -1, -1};

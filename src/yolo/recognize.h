@@ -162,7 +162,6 @@ enum class ConvRole {
     DetectExtra,    // cv4 branch (mask coefficients, keypoints)
     Dfl,
 };
-const char* conv_role_name(ConvRole r);
 
 struct ConvPlace {
     ConvRole role = ConvRole::Unknown;

@@ -3,15 +3,19 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <string>
 
 #include <cuda_runtime_api.h>
 
 #include "core/file.h"
+#include "core/stats.h"
 #include "engine/cpu/executor.h"
 #include "engine/cuda/conv_cudnn.h"
 #include "engine/cuda/conv_mma.h"
@@ -652,11 +656,20 @@ TEST(Gpu, EngineForAnotherDeviceOrCorruptIsRefusedOnLoad) {
     EXPECT_NO_THROW(gpu::Engine::load(dir + "/ok.engine"));
 }
 
+// The real yolov8n's timings, printed for the record and checked for what holds on any GPU:
+// every sample finite and positive; min <= median <= p99 <= max; the GPU compute of a run
+// (CUDA events) no longer than the host's end-to-end time of infer(), which adds the copies;
+// the tuned tactics no slower than one SIMT kernel everywhere; FP16 faster than FP32; batch 32
+// more images per second than batch 1; the device memory an engine and a context take at least
+// what the plan asked for.
 TEST(Gpu, Yolov8nTimings) {
     REQUIRE_SHARED();
     const Yolo& y = yolo();
+    std::map<std::pair<std::string, int64_t>, double> tuned_ms;  // (precision, batch) -> GPU median
     for (auto cfg : {std::make_pair(Precision::FP32, int64_t(1)), std::make_pair(Precision::FP16, int64_t(1)),
                      std::make_pair(Precision::FP16, int64_t(32))}) {
+        const std::string what =
+            std::string(engine::precision_name(cfg.first)) + " batch " + std::to_string(cfg.second);
         gpu::BuildOptions o;
         o.plan.precision = cfg.first;
         o.plan.batch = cfg.second;
@@ -670,25 +683,54 @@ TEST(Gpu, Yolov8nTimings) {
             probe.run_device_only();
             cudaMemGetInfo(&free1, &total);
         }
-        std::printf("MEMORY yolov8n %s batch %lld: planned weights %.2f MB + arena %.2f MB; cudaMemGetInfo delta "
+        const double delta = double(free0) - double(free1);
+        std::printf("MEMORY yolov8n %s: planned weights %.2f MB + arena %.2f MB; cudaMemGetInfo delta "
                     "%.2f MB (engine + one context, incl. allocator granularity and the CUDA graph)\n",
-                    engine::precision_name(cfg.first), static_cast<long long>(cfg.second), r.memory.weight_bytes / 1e6,
-                    r.memory.arena_bytes / 1e6, (double(free0) - double(free1)) / 1e6);
-        for (int kern : {0, int(cuda::kConvSimtGemm)}) {
+                    what.c_str(), r.memory.weight_bytes / 1e6, r.memory.arena_bytes / 1e6, delta / 1e6);
+        EXPECT_GE(delta, double(r.memory.weight_bytes + r.memory.arena_bytes)) << what;
+        const auto& in_shape = eng->summary().input_shape;
+        ASSERT_EQ(in_shape.size(), 4u) << what;
+        ASSERT_EQ(in_shape[0], cfg.second) << what;
+        std::vector<float> input(size_t(shape_numel(Shape(in_shape.begin(), in_shape.end()))), 0.5f);
+        double simt_median = 0;
+        for (int kern : {int(cuda::kConvSimtGemm), 0}) {
+            const std::string run = what + (kern == 0 ? ", tuned" : ", " + gpu::tactic_name(kern));
             gpu::ContextOptions co;
             co.conv_kernel = kern;
             gpu::Context ctx(eng, co);
             for (int i = 0; i < 5; ++i) ctx.run_device_only();
-            std::vector<float> ms;
-            for (int i = 0; i < 30; ++i) ms.push_back(ctx.run_device_only());
-            std::sort(ms.begin(), ms.end());
-            const auto& s = eng->summary();
-            std::printf("TIMING yolov8n %s batch %lld %s conv: GPU median %.3f ms (min %.3f), %.0f img/s; "
-                        "weights %.2f MB, arena %.2f MB\n",
-                        s.precision.c_str(), static_cast<long long>(cfg.second),
-                        kern == 0 ? "tuned" : gpu::tactic_name(kern).c_str(),
-                        ms[ms.size() / 2], ms[0], 1000.0 * double(cfg.second) / ms[ms.size() / 2],
-                        s.weight_bytes / 1e6, s.arena_bytes / 1e6);
+            std::vector<double> gpu_ms, e2e_ms;
+            for (int i = 0; i < 30; ++i) gpu_ms.push_back(ctx.run_device_only());
+            Outputs out;
+            for (int i = 0; i < 30; ++i) {
+                const auto t0 = std::chrono::steady_clock::now();
+                ctx.infer(input.data(), out);
+                const auto t1 = std::chrono::steady_clock::now();
+                e2e_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+            }
+            for (double v : gpu_ms) ASSERT_TRUE(std::isfinite(v) && v > 0) << run << ": GPU time " << v << " ms";
+            for (double v : e2e_ms)
+                ASSERT_TRUE(std::isfinite(v) && v > 0) << run << ": end-to-end time " << v << " ms";
+            const LatencyStats g = latency_stats(gpu_ms), e = latency_stats(e2e_ms);
+            std::printf("TIMING yolov8n %s conv: GPU min %.3f median %.3f p99 %.3f ms, %.0f img/s; end to end "
+                        "(host in, host out) median %.3f ms; weights %.2f MB, arena %.2f MB\n",
+                        run.c_str(), g.min, g.median, g.p99, 1000.0 * double(cfg.second) / g.median, e.median,
+                        eng->summary().weight_bytes / 1e6, eng->summary().arena_bytes / 1e6);
+            EXPECT_EQ(g.n, 30) << run;
+            EXPECT_LE(g.min, g.median) << run;
+            EXPECT_LE(g.median, g.p99) << run;
+            EXPECT_LE(g.p99, g.max) << run;
+            EXPECT_LE(g.median, e.median) << run << ": GPU compute longer than the end-to-end run that contains it";
+            if (kern != 0) simt_median = g.median;
+            else {
+                // The build timed every candidate per layer, the SIMT kernel among them.
+                EXPECT_LE(g.median, simt_median * 1.05) << run << ": tuned tactics slower than SIMT everywhere";
+                tuned_ms[{engine::precision_name(cfg.first), cfg.second}] = g.median;
+            }
         }
     }
+    const double fp32_b1 = tuned_ms[{"fp32", 1}], fp16_b1 = tuned_ms[{"fp16", 1}];
+    const double fp16_b32 = tuned_ms[{"fp16", 32}];
+    EXPECT_LT(fp16_b1, fp32_b1) << "FP16 batch 1 not faster than FP32";
+    EXPECT_GT(32.0 / fp16_b32, 1.0 / fp16_b1) << "batch 32 gives no more images per second than batch 1";
 }

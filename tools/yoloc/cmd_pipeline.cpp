@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "option_rules.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "pipeline/pipeline.h"
@@ -32,7 +33,7 @@ namespace {
 // (a wrapper, e.g. the qemu-user launcher of the aarch64 test build, where the host
 // cannot exec an aarch64 binary directly).
 std::string self_exe() {
-    if (const char* e = std::getenv("YOLOC_PIPELINE_EXE"))
+    if (const char* e = yoloc::env_get("YOLOC_PIPELINE_EXE"))
         if (*e) return e;
     char buf[4096];
     ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);

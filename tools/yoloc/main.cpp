@@ -6,6 +6,7 @@
 #include <map>
 
 #include "commands.h"
+#include "core/env.h"
 #include "core/error.h"
 
 namespace yoloc_cli {
@@ -26,6 +27,13 @@ int main(int argc, char** argv) {
     CLI::App app{"yoloc: prune, quantize, build and run YOLOv8 detectors for small NVIDIA GPUs"};
     app.set_version_flag("--version", std::string("yoloc ") + YOLOC_VERSION);
     app.require_subcommand(1);
+    app.add_flag_callback(
+        "--help-env",
+        [] {
+            std::fputs(yoloc::env_table_text().c_str(), stdout);
+            throw CLI::Success();
+        },
+        "List the YOLOC_* environment variables yoloc reads, with their defaults, and exit");
     std::map<CLI::App*, Action> actions;
     std::vector<std::pair<CLI::App*, const Command*>> subs;
     for (const auto& c : commands()) subs.emplace_back(app.add_subcommand(c.name, c.help), &c);
@@ -37,6 +45,8 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForAllHelp& e) {
         return app.exit(e);
     } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::Success& e) {  // --help-env
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
         std::fprintf(stderr, "error: %s (see `yoloc --help`)\n", e.what());

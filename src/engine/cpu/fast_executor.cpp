@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "engine/cpu/fast/blocked.h"
 #include "engine/cpu/fast/conv.h"
@@ -585,7 +586,7 @@ static bool resolve_dnnl(ConvKernels k, size_t graph_outputs, bool* forced) {
     *forced = false;
     if (k == ConvKernels::Dnnl) return *forced = fast::dnnl_available();
     if (k == ConvKernels::Own) return false;
-    if (const char* e = std::getenv("YOLOC_CPU_CONV")) {
+    if (const char* e = env_get("YOLOC_CPU_CONV")) {
         std::string v = lower(e);
         if (v == "dnnl" || v == "onednn") return *forced = fast::dnnl_available();
         if (v == "own") return false;

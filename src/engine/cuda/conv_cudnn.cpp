@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "engine/cuda/conv_mma.h"
 
@@ -253,7 +254,7 @@ int cudnn_version() { return int(cudnnGetVersion()); }
 
 bool cudnn_conv_supported(const ConvArgs& a) {
     static const bool off = [] {
-        const char* v = std::getenv("YOLOC_CUDNN");
+        const char* v = env_get("YOLOC_CUDNN");
         return v && v[0] == '0';
     }();
     auto al = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };

@@ -221,7 +221,6 @@ __global__ void __launch_bounds__(I8Conv<BM, BN, BK, WM, WN, SK, VEC>::kThreads)
     const int ktiles = (K + BK - 1) / BK;
     const int iters = (ktiles + SK - 1) / SK;  // group kg takes tiles kg, kg + SK, ...
     pdl_wait();  // engine/cuda/launch.h
-    if (a.pdl_early) pdl_launch_dependents();
 
     uint4 areg[C::kAIters];
     auto load_a = [&](int kt) {
@@ -335,7 +334,7 @@ __global__ void __launch_bounds__(I8Conv<BM, BN, BK, WM, WN, SK, VEC>::kThreads)
         }
         if (more) store_a((it + 1) & 1);
     }
-    if (!a.pdl_early) pdl_launch_dependents();
+    pdl_launch_dependents();
     if (SK > 1) {
         // Sum the K groups' integer sums through shared memory (the stages are free now).
         i8_wait_all();
@@ -436,11 +435,8 @@ __global__ void __launch_bounds__(I8InConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>:
                 const int iy = a_iy[i] + ky, ix = a_ix[i] + kx;
                 const bool ok = kok && unsigned(iy) < unsigned(a.h) && unsigned(ix) < unsigned(a.w);
                 const signed char* src = ok ? x + (size_t(a_base[i] + iy) * a.w + ix) * a.xs + ci : x;
-                if (a.a_l1)
-                    asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(i8_smem(as + r * C::kRow + a_kc * 16)),
-                                 "l"(src), "r"(ok ? 16 : 0));
-                else
-                    i8_cp_async16(i8_smem(as + r * C::kRow + a_kc * 16), src, ok ? 16 : 0);
+                asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(i8_smem(as + r * C::kRow + a_kc * 16)),
+                             "l"(src), "r"(ok ? 16 : 0));
             }
         } else {
 #pragma unroll
@@ -494,7 +490,6 @@ __global__ void __launch_bounds__(I8InConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>:
     for (int st = 0; st < STAGES - 1; ++st)
         if (st < ktiles) load_b(st, st);
     pdl_wait();
-    if (a.pdl_early) pdl_launch_dependents();
 #pragma unroll
     for (int st = 0; st < STAGES - 1; ++st) {
         if (st < ktiles) load_a(st, st);
@@ -538,7 +533,7 @@ __global__ void __launch_bounds__(I8InConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>:
                 for (int nt = 0; nt < C::kNT; ++nt) mma_s8(acc[mt][nt], af[mt], bf[nt]);
         }
     }
-    if (!a.pdl_early) pdl_launch_dependents();
+    pdl_launch_dependents();
     if (SK > 1) {
         i8_wait_all();
         __syncthreads();
@@ -874,10 +869,7 @@ void conv_int8(const ConvArgs& a, cudaStream_t s) {
             const InEntry& e = kI8In[ci];
             const long long P = (long long)a.n * a.oh * a.ow;
             dim3 grid(unsigned((P + e.cfg.bm - 1) / e.cfg.bm), unsigned((a.m + e.cfg.bn - 1) / e.cfg.bn));
-            ConvArgs b = a;
-            b.pdl_early = pdl_early_trigger() ? 1 : 0;
-            b.a_l1 = a_tile_l1() ? 1 : 0;
-            launch_pdl(i8in_vec_ok(a) ? e.vec : e.gen, grid, dim3(unsigned(e.threads)), 0, s, b);
+            launch_pdl(i8in_vec_ok(a) ? e.vec : e.gen, grid, dim3(unsigned(e.threads)), 0, s, a);
             return;
         }
         t = kConvInt8Direct;
@@ -897,9 +889,7 @@ void conv_int8(const ConvArgs& a, cudaStream_t s) {
     const long long P = (long long)a.n * a.oh * a.ow;
     dim3 grid(unsigned((P + e.cfg.bm - 1) / e.cfg.bm), unsigned((a.m + e.cfg.bn - 1) / e.cfg.bn));
     KernelFn fn = i8_vec_ok(a) ? e.vec : e.gen;
-    ConvArgs b = a;
-    b.pdl_early = pdl_early_trigger() ? 1 : 0;
-    launch_pdl(fn, grid, dim3(unsigned(e.threads)), 0, s, b);
+    launch_pdl(fn, grid, dim3(unsigned(e.threads)), 0, s, a);
 }
 
 }  // namespace cuda

@@ -3,6 +3,7 @@
 // __CUDA_ARCH__ >= 800, so the file compiles for sm_53 / sm_75 too (empty kernels).
 #include "engine/cuda/conv_mma.h"
 
+#include "core/env.h"
 #include "engine/cuda/conv_int8.h"
 #include "engine/cuda/launch.h"
 #include "engine/cuda/splitk.h"
@@ -245,10 +246,7 @@ __global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::
                 const int iy = a_iy[i] + ky, ix = a_ix[i] + kx;
                 const bool ok = kok && unsigned(iy) < unsigned(a.h) && unsigned(ix) < unsigned(a.w);
                 const __half* src = ok ? x + (size_t(a_base[i] + iy) * a.w + ix) * a.xs + ci : x;
-                if (a.a_l1)
-                    cp_async16_ca(smem_u32(as + r * C::kAS + a_kc * 8), src, ok ? 16 : 0);
-                else
-                    cp_async16(smem_u32(as + r * C::kAS + a_kc * 8), src, ok ? 16 : 0);
+                cp_async16_ca(smem_u32(as + r * C::kAS + a_kc * 8), src, ok ? 16 : 0);
             }
 #pragma unroll
             for (int i = 0; i < C::kBIters && load_b; ++i) {
@@ -308,15 +306,14 @@ __global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::
             for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
     // PDL (launch.h): the weights of the first stages do not depend on the previous kernel,
-    // so they load before the wait. The successor may launch after the main loop, or
-    // with a.pdl_early right after the wait (measured slower on H100: 0.3785 vs 0.3735 ms
-    // FP16, 0.510 vs 0.480 ms INT8). The first commit group holds those weights, so the
-    // pipeline's waits still cover them.
+    // so they load before the wait. The successor may launch after the main loop (right
+    // after the wait measured slower on H100: 0.3785 vs 0.3735 ms FP16, 0.510 vs 0.480 ms
+    // INT8). The first commit group holds those weights, so the pipeline's waits still
+    // cover them.
 #pragma unroll
     for (int s = 0; s < STAGES - 1; ++s)
         if (s < ktiles) load_stage(s, s, false, true);
     pdl_wait();
-    if (a.pdl_early) pdl_launch_dependents();
 #pragma unroll
     for (int s = 0; s < STAGES - 1; ++s) {
         if (s < ktiles) load_stage(s, s, true, false);
@@ -359,7 +356,7 @@ __global__ void __launch_bounds__(MmaConv<BM, BN, BK, WM, WN, SK, STAGES, VEC>::
         }
     }
 
-    if (!a.pdl_early) pdl_launch_dependents();
+    pdl_launch_dependents();
     if (SK > 1) {
         // Sum the K groups through shared memory (the pipeline buffers are free now).
         cp_async_wait<0>();
@@ -841,7 +838,6 @@ int device_smem_optin() {
 }
 
 int halo_config_count() { return kNumHalo; }
-HaloConfig halo_config(int i) { return kHalo[i].cfg; }
 
 bool halo_supported(const ConvArgs& a, int cfg) {
     if (cfg < 0 || cfg >= kNumHalo) return false;
@@ -869,7 +865,6 @@ void conv_halo(const ConvArgs& a, int cfg, cudaStream_t s) {
 }
 
 int mma_config_count() { return kNumEntries; }
-MmaConfig mma_config(int i) { return kEntries[i].cfg; }
 
 bool mma_supported(const ConvArgs& a, int cfg) {
     if (!(cfg >= 0 && cfg < kNumEntries && a.group == 1 && device_cc_major() >= 8 && a.m > 0 && a.c > 0)) return false;
@@ -905,8 +900,6 @@ void conv_mma(const ConvArgs& a, int cfg, cudaStream_t s) {
     dim3 grid(unsigned((P + e.cfg.bm - 1) / e.cfg.bm), unsigned((a.m + e.cfg.bn - 1) / e.cfg.bn), unsigned(cl));
     KernelFn fn = vec_ok(a) ? e.vec : e.gen;
     ConvArgs b = a;
-    b.pdl_early = pdl_early_trigger() ? 1 : 0;
-    b.a_l1 = a_tile_l1() ? 1 : 0;
     b.stage_out = stage_out() ? 1 : 0;
     launch_kernel_ex(fn, grid, dim3(unsigned(e.threads)), 0, s, true, cl, b);
 }
@@ -914,7 +907,7 @@ void conv_mma(const ConvArgs& a, int cfg, cudaStream_t s) {
 bool pdl_enabled() {
     static int on = -1;
     if (on < 0) {
-        const char* v = std::getenv("YOLOC_PDL");
+        const char* v = env_get("YOLOC_PDL");
         on = (CUDART_VERSION >= 12030 && device_cc_major() >= 9 && !(v && v[0] == '0')) ? 1 : 0;
     }
     return on == 1;
@@ -933,20 +926,11 @@ int set_launch_carveout(int pct) {
 int kernel_carveout() {
     static int env = -3;  // -3: not read yet; kCarveoutUnset: YOLOC_CARVEOUT not set
     if (env == -3) {
-        const char* v = std::getenv("YOLOC_CARVEOUT");
+        const char* v = env_get("YOLOC_CARVEOUT");
         env = v ? std::max(-1, std::min(100, std::atoi(v))) : kCarveoutUnset;
     }
     if (env != kCarveoutUnset) return env;
     return g_launch_carveout != kCarveoutUnset ? g_launch_carveout : 100;
-}
-
-bool a_tile_l1() {
-    static int on = -1;
-    if (on < 0) {
-        const char* v = std::getenv("YOLOC_A_L1");  // "0": L2 only (cp.async.cg), the old default
-        on = (v && v[0] == '0') ? 0 : 1;
-    }
-    return on == 1;
 }
 
 namespace {
@@ -963,17 +947,8 @@ bool stage_out() {
     if (g_stage_out >= 0) return g_stage_out == 1;
     static int on = -1;
     if (on < 0) {
-        const char* v = std::getenv("YOLOC_STAGE_OUT");  // "0": store from the fragments (A/B runs)
+        const char* v = env_get("YOLOC_STAGE_OUT");  // "0": store from the fragments (A/B runs)
         on = (v && v[0] == '0') ? 0 : 1;
-    }
-    return on == 1;
-}
-
-bool pdl_early_trigger() {
-    static int on = -1;
-    if (on < 0) {
-        const char* v = std::getenv("YOLOC_PDL_EARLY");
-        on = (v && v[0] == '1') ? 1 : 0;
     }
     return on == 1;
 }

@@ -43,7 +43,6 @@ struct MmaConfig {
 };
 
 int mma_config_count();
-MmaConfig mma_config(int i);
 // Whether tile configuration `cfg` can run this conv here: fp16, groups 1, a GPU of
 // compute capability 8.0+ (cached by tensor_cores_available()).
 bool mma_supported(const ConvArgs& a, int cfg);
@@ -57,7 +56,6 @@ struct HaloConfig {
     int pb;  // > 0: persistent, pb blocks per SM walk the tiles (layers of at most ck input channels)
 };
 int halo_config_count();
-HaloConfig halo_config(int i);
 bool halo_supported(const ConvArgs& a, int cfg);
 void conv_halo(const ConvArgs& a, int cfg, cudaStream_t s);
 // Compute capability major of the current device (cached; first call outside capture).
@@ -65,13 +63,6 @@ int device_cc_major();
 int device_sm_count();
 // Shared memory one block may opt into (cudaDevAttrMaxSharedMemoryPerBlockOptin; cached).
 int device_smem_optin();
-// Programmatic dependent launch (launch.h) for the mma kernels: where a kernel lets its
-// successor launch, after its main loop (default) or right after its own wait
-// (YOLOC_PDL_EARLY=1; slower on the H100). Cached; first call outside capture.
-bool pdl_early_trigger();
-// Whether the tensor-core kernels load activation tiles through L1 (cp.async.ca, default;
-// YOLOC_A_L1=0: L2 only). H100: FP16 b32 3.58 vs 3.76 ms, b1 0.352 vs 0.355. Cached.
-bool a_tile_l1();
 // Whether the implicit-GEMM kernel stores its output tile through shared memory (16-byte
 // stores; default) or from the accumulator fragments (YOLOC_STAGE_OUT=0). Cached.
 bool stage_out();

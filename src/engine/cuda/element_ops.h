@@ -52,15 +52,9 @@ struct ConvArgs {
     // ysc != null: the output is stored as int8, QuantizeLinear(y, ysc[m]).
     int x_i8 = 0, res_i8 = 0;
     const float* ysc = nullptr;
-    // Set by the GPU launcher, not the plan: where the tensor-core kernels let the next
-    // kernel launch under programmatic dependent launch (engine/cuda/launch.h).
-    int pdl_early = 0;
-    // Set by the launcher too: the tensor-core kernels load their activation tiles
-    // through L1 (cp.async.ca: a 3x3 conv's neighbouring taps re-read the same pixels)
-    // instead of L2 only (cp.async.cg; YOLOC_A_L1=0).
-    int a_l1 = 0;
-    // Set by the launcher too: the implicit-GEMM tensor-core kernel stores its output tile
-    // through shared memory, 16 bytes per thread (YOLOC_STAGE_OUT=0: from the fragments).
+    // Set by the GPU launcher, not the plan: the implicit-GEMM tensor-core kernel stores its
+    // output tile through shared memory, 16 bytes per thread (YOLOC_STAGE_OUT=0: from the
+    // fragments).
     int stage_out = 0;
     // Set by the runtime for cuDNN tactics (kConvCudnnBase + i): the layer's finalized
     // plan, whose weights are [m][kh][kw][c] (cuDNN's NHWC filter layout), not wt's above.

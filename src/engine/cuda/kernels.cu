@@ -4,6 +4,7 @@
 // implicit GEMM lives in conv_mma.cu (sm_80+, guarded).
 #include "engine/cuda/kernels.h"
 
+#include "core/env.h"
 #include "engine/cuda/conv_cudnn.h"
 #include "engine/cuda/conv_int8.h"
 #include "engine/cuda/conv_mma.h"
@@ -323,7 +324,7 @@ __global__ void __launch_bounds__(256) sppf_words_kernel(PoolArgs a) {
 
 // Channels per thread-word group the packed SPPF kernel can use here (0: none).
 int sppf_words_channels(const PoolArgs& a, bool fp16, int words) {
-    const char* v = std::getenv("YOLOC_SPPF");  // "plain": the 1-channel kernel (A/B runs, GPU tests)
+    const char* v = env_get("YOLOC_SPPF");  // "plain": the 1-channel kernel (A/B runs, GPU tests)
     if (v && v[0] == 'p') return 0;
     if (!(a.i8 || fp16) || a.chain < 2 || a.oh != a.h || a.ow != a.w || a.h * a.w > kSppVecMaxPix) return 0;
     const int eb = a.i8 ? 1 : 2, ch = words * 4 / eb, al = words * 4;
@@ -852,7 +853,6 @@ bool tensor_cores_available() {
     device_sm_count();  // cached too: the tactic heuristics read it during capture
     device_smem_optin();
     pdl_enabled();
-    pdl_early_trigger();
     kernel_carveout();
     return device_cc_major() >= 7;
 }
@@ -943,7 +943,7 @@ void maxpool(const PoolArgs& a, bool fp16, cudaStream_t s) {
     int ch = sppf_words_channels(a, fp16, 4);
     const int ch1 = sppf_words_channels(a, fp16, 1);
     bool narrow = ch1 > 0 && (ch == 0 || (long long)a.n * (a.c / ch) < device_sm_count());
-    if (const char* v = std::getenv("YOLOC_SPPF"))  // "w1" / "w4": the word width, for A/B runs
+    if (const char* v = env_get("YOLOC_SPPF"))  // "w1" / "w4": the word width, for A/B runs
         if (v[0] == 'w') narrow = ch1 > 0 && (v[1] == '1' || ch == 0);
     if (narrow) ch = ch1;
     if (ch > 0) {
@@ -988,7 +988,7 @@ YOLOC_LAUNCH(input_pack, pack, PackArgs, pack_items)
 YOLOC_LAUNCH(output_unpack, unpack, UnpackArgs, unpack_items)
 
 void detect(const DetectArgs& a, bool fp16, cudaStream_t s) {
-    const char* v = std::getenv("YOLOC_DETECT");  // "rows": the one-output-per-thread kernel (A/B runs, GPU tests)
+    const char* v = env_get("YOLOC_DETECT");  // "rows": the one-output-per-thread kernel (A/B runs, GPU tests)
     if (!(v && v[0] == 'r')) {
         const unsigned g = grid_for((long long)a.n * (2 + (a.nc + kDetChunk - 1) / kDetChunk) * a.anchors);
         if (fp16)

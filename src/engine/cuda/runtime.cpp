@@ -14,6 +14,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/half.h"
@@ -46,7 +47,7 @@ std::string today() {
 // the process (cudaMemGetInfo moves in 2 MiB granules: this tells which step takes one).
 bool mem_tracing() {
     static const bool on = [] {
-        const char* v = std::getenv("YOLOC_MEM_TRACE");
+        const char* v = env_get("YOLOC_MEM_TRACE");
         return v && v[0] == '1';
     }();
     return on;
@@ -343,7 +344,7 @@ void share_tactics(BuildResult& r, const std::vector<std::string>& keys,
     // 3.26 ms on the H100.
     const bool small = r.file.plan.batch <= 4;
     double tol = small ? 0.03 : 0.0;
-    if (const char* v = std::getenv("YOLOC_TACTIC_SHARE")) tol = std::max(0.0, std::atof(v));
+    if (const char* v = env_get("YOLOC_TACTIC_SHARE")) tol = std::max(0.0, std::atof(v));
     for (bool changed = tol > 0; changed;) {
         changed = false;
         std::map<int, int> uses;
@@ -375,7 +376,7 @@ void share_tactics(BuildResult& r, const std::vector<std::string>& keys,
     // MB (the kernels' code loads in 2 MiB steps). A layer that repeats an earlier
     // layer's shape (timing-cache hit in this build) has that layer's candidates.
     int cap = small ? 8 : 0;
-    if (const char* v = std::getenv("YOLOC_MAX_CONV_KERNELS")) cap = std::max(0, std::atoi(v));
+    if (const char* v = env_get("YOLOC_MAX_CONV_KERNELS")) cap = std::max(0, std::atoi(v));
     if (cap <= 0) return;
     std::vector<engine::LayerTactics> layers(r.tactics.size());
     std::map<std::string, size_t> first;  // key -> the layer that was timed for it
@@ -386,8 +387,7 @@ void share_tactics(BuildResult& r, const std::vector<std::string>& keys,
         auto f = first.find(keys[j]);
         if (f != first.end()) layers[j].tried = r.tactics[f->second].tried;
     }
-    const char* search = std::getenv("YOLOC_CAP_SEARCH");  // "0": greedy dropping only (A/B runs)
-    const std::vector<int> picks = engine::cap_kernels(layers, cap, !(search && search[0] == '0'));
+    const std::vector<int> picks = engine::cap_kernels(layers, cap);
     for (size_t j = 0; j < r.tactics.size(); ++j) {
         TacticChoice& tc = r.tactics[j];
         if (picks[j] == tc.tactic) continue;
@@ -552,7 +552,7 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
                     // 23 MB more device memory (cuDNN's handle and kernels: H100, batch 1,
                     // 44.0 vs 21.0 MB; docs/BENCHMARKS.md), above the 20 MB asked at batch 1.
                     int ndnn = p.batch >= 8 ? 4 : 0;
-                    if (const char* v = std::getenv("YOLOC_CUDNN_CANDIDATES")) ndnn = std::max(0, std::atoi(v));
+                    if (const char* v = env_get("YOLOC_CUDNN_CANDIDATES")) ndnn = std::max(0, std::atoi(v));
                     const auto dc = cuda::cudnn_conv_candidates(a.conv, ndnn);
                     if (!dc.empty()) {
                         upload_cudnn_weights(p, i, &dnn_w);
@@ -621,7 +621,7 @@ BuildResult build_engine(const Model& model, const BuildOptions& opts) {
     // Experiments (bench/gpu_ablation.sh): YOLOC_ARENA=concurrent keeps every independent
     // branch in its own bytes, whatever the arena costs; =sequential shares in op order.
     engine::Plan::MemoryMode arena = engine::Plan::MemoryMode::Bounded;
-    if (const char* v = std::getenv("YOLOC_ARENA")) {
+    if (const char* v = env_get("YOLOC_ARENA")) {
         const std::string a = v;
         if (a == "concurrent") arena = engine::Plan::MemoryMode::Concurrent;
         else if (a == "sequential") arena = engine::Plan::MemoryMode::Sequential;
@@ -719,11 +719,12 @@ struct Context::Impl {
             YOLOC_CUDA(cudaGetLastError());
             return;
         }
-        if (!crit.empty() && std::getenv("YOLOC_DEBUG_CHAIN_ONLY")) {
+        const char* chain_only = crit.empty() ? nullptr : env_get("YOLOC_DEBUG_CHAIN_ONLY");
+        if (chain_only) {
             // Diagnostic (wrong outputs): the critical chain alone, to time it without
             // the branches beside it; a number N > 1 keeps its first N ops only, so that
             // differences between N and N - 1 give each chain op's time inside the graph.
-            const long keep = std::atol(std::getenv("YOLOC_DEBUG_CHAIN_ONLY"));
+            const long keep = std::atol(chain_only);
             long k = 0;
             for (size_t i = 0; i < n; ++i)
                 if (crit[i] && (keep <= 1 || k++ < keep)) launch_planned(i, fp16, stream);
@@ -821,7 +822,7 @@ void context_init(Context::Impl* impl_, std::shared_ptr<const Engine> engine, co
     impl_->engine = std::move(engine);
     impl_->opts = opts;
     // Experiments: force one conv kernel everywhere (see cuda::ConvTactic).
-    if (const char* k = std::getenv("YOLOC_CONV_KERNEL"))
+    if (const char* k = env_get("YOLOC_CONV_KERNEL"))
         if (impl_->opts.conv_kernel == 0) impl_->opts.conv_kernel = std::atoi(k);
     const auto& E = impl_->engine->impl();
     YOLOC_CUDA(cudaSetDevice(E.device));
@@ -829,13 +830,13 @@ void context_init(Context::Impl* impl_, std::shared_ptr<const Engine> engine, co
     mem_trace("context: device queries");
     // Side streams for the op DAG (YOLOC_GRAPH_STREAMS, default 4 in all; 1 = one stream).
     int streams = 4;
-    if (const char* v = std::getenv("YOLOC_GRAPH_STREAMS")) streams = std::max(1, std::min(8, std::atoi(v)));
+    if (const char* v = env_get("YOLOC_GRAPH_STREAMS")) streams = std::max(1, std::min(8, std::atoi(v)));
     int prio_least = 0, prio_greatest = 0;
     bool prio = false;
 #if CUDART_VERSION >= 12000
     if (streams > 1 && cudaDeviceGetStreamPriorityRange(&prio_least, &prio_greatest) == cudaSuccess &&
         prio_greatest < prio_least) {
-        const char* v = std::getenv("YOLOC_PRIORITY");
+        const char* v = env_get("YOLOC_PRIORITY");
         prio = !(v && v[0] == '0');
     }
 #endif
@@ -899,15 +900,12 @@ void Context::infer(const float* input, std::vector<std::vector<float>>& outputs
     const size_t in_bytes = size_t(p.buffers[size_t(p.input_buf)].bytes());
     std::memcpy(c.host_in, input, in_bytes);
     YOLOC_CUDA(cudaMemcpyAsync(c.base(p.input_buf), c.host_in, in_bytes, cudaMemcpyHostToDevice, c.stream));
-    YOLOC_CUDA(cudaEventRecord(c.ev0, c.stream));
     c.launch();
-    YOLOC_CUDA(cudaEventRecord(c.ev1, c.stream));
     for (size_t i = 0; i < p.output_bufs.size(); ++i) {
         const size_t b = size_t(p.buffers[size_t(p.output_bufs[i])].bytes());
         YOLOC_CUDA(cudaMemcpyAsync(c.host_out[i], c.base(p.output_bufs[i]), b, cudaMemcpyDeviceToHost, c.stream));
     }
     YOLOC_CUDA(cudaStreamSynchronize(c.stream));
-    YOLOC_CUDA(cudaEventElapsedTime(&c.last_ms, c.ev0, c.ev1));
     outputs.resize(p.output_bufs.size());
     for (size_t i = 0; i < p.output_bufs.size(); ++i) {
         const size_t n = size_t(p.buffers[size_t(p.output_bufs[i])].bytes()) / 4;
@@ -924,8 +922,6 @@ float Context::run_device_only() {
     YOLOC_CUDA(cudaEventElapsedTime(&c.last_ms, c.ev0, c.ev1));
     return c.last_ms;
 }
-
-float Context::last_gpu_ms() const { return impl_->last_ms; }
 
 std::vector<OpProfile> profile_ops(const std::shared_ptr<const Engine>& engine, int reps) {
     const auto& E = engine->impl();
