@@ -7,6 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# Measured on 2 cores with other builds running: a fresh clone's setup, build and native
+# suite took 34 min (CI log); the aarch64 build, its quick suite under qemu and the CUDA
+# check take 11-25 min more (docs/PORTABILITY.md).
+echo "test.sh: about 35 min on 2 cores for setup, build and the native suite, then 11-25 min for the aarch64 and CUDA checks (YOLOC_CROSS=0 skips them)" >&2
 bash scripts/setup.sh
 bash scripts/peer-venv.sh   # test oracles from PyPI (pycocotools, onnxruntime) in .venv
 BUILD=${YOLOC_BUILD_DIR:-build}

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -21,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "core/file.h"
 #include "engine/engine_file.h"
 #include "engine/memory_plan.h"
@@ -918,4 +920,29 @@ TEST(Reliability, TimingCacheIsReplacedAtomically) {
     EXPECT_EQ(read_file(cache), "# old cache\n");
     EXPECT_TRUE(temp_files_in(dir).empty()) << temp_files_in(dir)[0];
     EXPECT_FALSE(file_exists(dir + "/m.engine"));
+}
+
+// "0 threads = all cores" means the cores this process may use: the affinity mask (and a
+// container's CPU quota) narrow the machine's count, so that a thread pool in a 2-core
+// container on a large host does not start a thread per host core.
+TEST(Reliability, AllCoresMeansTheCoresTheProcessMayUse) {
+    const int all = yoloc::limits::usable_cores();
+    EXPECT_GE(all, 1);
+    EXPECT_LE(all, yoloc::limits::hardware_threads());
+    int pinned = 0;
+    std::thread t([&] {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+        int first = 0;
+        while (!CPU_ISSET(first, &set)) ++first;
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(first, &one);
+        ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);  // this thread only
+        pinned = yoloc::limits::usable_cores();
+    });
+    t.join();
+    EXPECT_EQ(pinned, 1) << "a thread pinned to one CPU may use one core (machine: " << yoloc::limits::hardware_threads()
+                         << " hardware threads)";
 }

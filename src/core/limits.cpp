@@ -1,6 +1,10 @@
 #include "core/limits.h"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <limits>
 #include <thread>
@@ -12,6 +16,43 @@ namespace yoloc::limits {
 int hardware_threads() {
     unsigned n = std::thread::hardware_concurrency();
     return n > 0 ? int(n) : 1;
+}
+
+namespace {
+
+// Cores a cgroup CPU quota allows, rounded up; 0 when there is no quota.
+int cgroup_quota_cores() {
+    auto ceil_div = [](double quota, double period) { return quota > 0 && period > 0 ? int(std::ceil(quota / period)) : 0; };
+    if (std::FILE* f = std::fopen("/sys/fs/cgroup/cpu.max", "r")) {  // cgroup v2: "max 100000" or "200000 100000"
+        char q[32] = {0};
+        double period = 0;
+        const int n = std::fscanf(f, "%31s %lf", q, &period);
+        std::fclose(f);
+        if (n == 2 && std::string(q) != "max") return ceil_div(std::atof(q), period);
+        return 0;
+    }
+    double quota = -1, period = 0;
+    if (std::FILE* f = std::fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r")) {  // cgroup v1
+        if (std::fscanf(f, "%lf", &quota) != 1) quota = -1;
+        std::fclose(f);
+    }
+    if (std::FILE* f = std::fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r")) {
+        if (std::fscanf(f, "%lf", &period) != 1) period = 0;
+        std::fclose(f);
+    }
+    return ceil_div(quota, period);
+}
+
+}  // namespace
+
+int usable_cores() {
+    int n = hardware_threads();
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) n = std::min(n, CPU_COUNT(&set));
+    static const int quota = cgroup_quota_cores();
+    if (quota > 0) n = std::min(n, quota);
+    return std::max(n, 1);
 }
 
 int max_threads() { return kThreadsPerHardwareThread * hardware_threads(); }

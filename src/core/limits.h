@@ -31,6 +31,12 @@ constexpr int kThreadsPerHardwareThread = 4;
 
 // Hardware threads of this machine (at least 1).
 int hardware_threads();
+// The cores this process may use (at least 1): the hardware threads, narrowed by the CPU
+// affinity mask (taskset, cpusets) and by a cgroup CPU quota (containers: cpu.max, or
+// cpu.cfs_quota_us / cpu.cfs_period_us), rounded up. What "0 = all cores" means: thread
+// pools sized by the host's CPU count in a 2-core container start dozens of threads
+// per pool, and under an emulator each is a host thread.
+int usable_cores();
 // The largest --threads: kThreadsPerHardwareThread x hardware_threads().
 int max_threads();
 

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "prune/prune.h"
 #include "prune/prune_internal.h"
 
@@ -399,7 +400,7 @@ ReconstructReport reconstruct(const Model& original, Model& pruned, const Channe
     ExecutorOptions eo;
     eo.threads = opt.threads;
     auto ex0 = make_executor(with_taps(original), "fast", eo);
-    int threads = opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    int threads = opt.threads > 0 ? opt.threads : yoloc::limits::usable_cores();
 
     // Steps: pass 1 fits every system but the late ones at once, on the unpruned model's
     // inputs. Each later pass refits on the pruned model's own inputs: every system at

@@ -61,7 +61,7 @@ void measure(const Model& m, const SweepOptions& opt, const Dataset& ds, SweepRo
     row.latency_ms = s.median;
     row.latency_min_ms = s.min;
     // mAP as `yoloc eval` takes it: one single-threaded detector per worker.
-    int cores = opt.eval_workers > 0 ? opt.eval_workers : int(std::max(1u, std::thread::hardware_concurrency()));
+    int cores = opt.eval_workers > 0 ? opt.eval_workers : yoloc::limits::usable_cores();
     int workers = std::max(1, std::min({cores, 8, int(ds.images.size())}));
     DetectorOptions eo;
     eo.threads = 1;
@@ -121,7 +121,7 @@ SweepResult prune_sweep(const Model& model, const SweepOptions& opt) {
     res.scope = scope_name(po.scope);
     res.criterion = criterion_name(po.criterion);
     res.round_to = po.round_to;
-    res.bench_threads = opt.bench_threads > 0 ? opt.bench_threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    res.bench_threads = opt.bench_threads > 0 ? opt.bench_threads : yoloc::limits::usable_cores();
     res.bench_iters = opt.bench_iters;
     res.eval_images = int(ds.images.size());
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_gpu.h"
+#include "core/limits.h"
 #include "commands.h"
 #include "option_rules.h"
 #include "core/progress.h"
@@ -74,7 +75,7 @@ Registrar reg("bench", "measure inference latency (min/median/p90/p99) and throu
         }
         bar.finish();
         yoloc::LatencyStats s = yoloc::latency_stats(ms);
-        int threads = opts->threads > 0 ? opts->threads : int(std::thread::hardware_concurrency());
+        int threads = opts->threads > 0 ? opts->threads : yoloc::limits::usable_cores();
         double ips = 1000.0 / s.median * det.batch();
         if (*json) {
             nlohmann::json j = {{"model", *model}, {"backend", opts->backend}, {"threads", threads},

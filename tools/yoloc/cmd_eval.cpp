@@ -48,7 +48,7 @@ int run_eval(const EvalArgs& a) {
     // One single-threaded detector per core, each on its own images: no per-layer
     // barriers between threads, which stall when the cores are shared (measured
     // ~10x faster than one 2-thread detector on a loaded 2-core machine).
-    const int cores = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    const int cores = a.threads > 0 ? a.threads : yoloc::limits::usable_cores();
     const int workers = std::max(1, std::min({cores, 8, int(ds.images.size())}));
     yoloc::DetectorOptions dopt;
     dopt.backend = a.backend;
@@ -117,7 +117,7 @@ int run_compare(const EvalArgs& a) {
     else if (yoloc::file_exists(a.images)) files.push_back(a.images);
     else yoloc::fail(a.images, ": no such folder or image");
     YOLOC_CHECK(!files.empty(), a.images, ": no images (JPEG, PNG)");
-    const int cores = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    const int cores = a.threads > 0 ? a.threads : yoloc::limits::usable_cores();
     const int workers = std::max(1, std::min({cores, 8, int(files.size())}));
     yoloc::DetectorOptions dopt;
     dopt.backend = a.backend;

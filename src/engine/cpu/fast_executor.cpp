@@ -1,4 +1,5 @@
 #include "engine/cpu/fast_executor.h"
+#include "core/limits.h"
 
 #include <algorithm>
 #include <cctype>
@@ -607,7 +608,7 @@ FastExecutor::FastExecutor(const Model& model, const ExecutorOptions& opts, cons
     impl_->source = model;
     impl_->opts = opts;
     impl_->fopts = fopts;
-    impl_->threads = opts.threads > 0 ? opts.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    impl_->threads = opts.threads > 0 ? opts.threads : yoloc::limits::usable_cores();
     impl_->use_dnnl = resolve_dnnl(fopts.conv, model.graph.outputs.size(), &impl_->dnnl_forced);
     impl_->pool.reset(new fast::ThreadPool(impl_->threads, impl_->use_dnnl));
     // Compile now when the declared input shapes are concrete (a symbolic batch counts as 1).

@@ -1,4 +1,5 @@
 #include "engine/cpu/fast/thread_pool.h"
+#include "core/limits.h"
 
 #include <dlfcn.h>
 
@@ -48,7 +49,7 @@ static void gomp_body(void* p) {
 }
 
 ThreadPool::ThreadPool(int threads, bool share_openmp) {
-    if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
+    if (threads <= 0) threads = yoloc::limits::usable_cores();
     threads_ = threads;
     gomp_ = share_openmp && gomp_parallel() && omp_thread_num() && omp_num_threads();
     if (gomp_) return;
