@@ -209,14 +209,28 @@ __device__ int block_rank(bool flag, int* sums, int* total) {
     return rank;
 }
 
+// The key of element j of a row: from the row's keys in shared memory where they fit
+// (`keys` not null), else from the input.
+template <typename T>
+__device__ __forceinline__ unsigned row_key(const unsigned* keys, const T* x, int j, int inner, int largest) {
+    return keys ? keys[j] : topk_key(x[(long long)j * inner], largest);
+}
+
+// Shared memory a TopK block may use (the Jetson Nano's 48 KiB per block, less the
+// kernel's static arrays and a margin).
+constexpr int kTopKSmemBudget = 46 * 1024;
+
 // One block per row (x viewed as [outer, len, inner]): four passes of 8-bit histograms
 // find the k-th key (topk_key) and how many keys equal to it are taken; the keys above it
 // and the first of those equal to it, in index order, go to shared memory as topk_order
 // values, sorted there by a bitonic network (sort_n: a power of two >= k, zero-padded).
-// The same selection as topk_row_at, spread over the block.
+// The same selection as topk_row_at, spread over the block. cache: the row's keys are
+// computed once into shared memory after the sort buffer (8400 anchors: 33 KB), so that
+// the five passes over the row read shared memory instead of L2.
 template <typename T>
-__global__ void __launch_bounds__(kTopKThreadsMax) topk_radix_kernel(TopKArgs a, int sort_n) {
+__global__ void __launch_bounds__(kTopKThreadsMax) topk_radix_kernel(TopKArgs a, int sort_n, int cache) {
     extern __shared__ unsigned long long order[];
+    unsigned* const keys = cache ? reinterpret_cast<unsigned*>(order + sort_n) : nullptr;
     __shared__ int hist[256];
     __shared__ int sums[33];
     __shared__ unsigned s_prefix;
@@ -230,6 +244,8 @@ __global__ void __launch_bounds__(kTopKThreadsMax) topk_radix_kernel(TopKArgs a,
     for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
         const long long o = row / a.inner, r = row % a.inner;
         const T* x = static_cast<const T*>(a.x) + o * a.len * a.inner + r;
+        if (keys)
+            for (int j = tid; j < a.len; j += blockDim.x) keys[j] = topk_key(x[(long long)j * a.inner], a.largest);
         if (tid == 0) {
             s_prefix = 0;
             s_need = k;
@@ -241,7 +257,7 @@ __global__ void __launch_bounds__(kTopKThreadsMax) topk_radix_kernel(TopKArgs a,
             const unsigned prefix = s_prefix;
             for (int base = 0; base < a.len; base += blockDim.x) {  // uniform trip count: hist_add syncs the warp
                 const int j = base + tid;
-                const unsigned key = j < a.len ? topk_key(x[(long long)j * a.inner], a.largest) : 0u;
+                const unsigned key = j < a.len ? row_key(keys, x, j, a.inner, a.largest) : 0u;
                 hist_add(hist, (key >> shift) & 255u, j < a.len && (key & mask) == prefix);
             }
             __syncthreads();
@@ -281,7 +297,7 @@ __global__ void __launch_bounds__(kTopKThreadsMax) topk_radix_kernel(TopKArgs a,
         __syncthreads();
         for (int base = 0; base < a.len; base += blockDim.x) {
             const int j = base + tid;
-            const unsigned key = j < a.len ? topk_key(x[(long long)j * a.inner], a.largest) : 0u;
+            const unsigned key = j < a.len ? row_key(keys, x, j, a.inner, a.largest) : 0u;
             if (j < a.len && key > kth) order[atomicAdd(&s_above, 1)] = topk_order(key, j);
             const int ties = s_ties;
             int total;
@@ -329,7 +345,10 @@ void launch_topk(const TopKArgs& a, cudaStream_t s) {
     int threads = 64;
     while (threads < kTopKThreadsMax && (threads < a.len || threads < sort_n / 2)) threads <<= 1;
     const unsigned blocks = unsigned(rows < 65535 ? rows : 65535);
-    launch_pdl(topk_radix_kernel<T>, dim3(blocks), dim3(threads), size_t(sort_n) * 8, s, a, sort_n);
+    const long long sort_bytes = (long long)sort_n * 8, cache_bytes = (long long)a.len * 4;
+    const int cache = sort_bytes + cache_bytes <= kTopKSmemBudget;
+    launch_pdl(topk_radix_kernel<T>, dim3(blocks), dim3(threads), size_t(sort_bytes + (cache ? cache_bytes : 0)), s,
+               a, sort_n, cache);
 }
 
 }  // namespace

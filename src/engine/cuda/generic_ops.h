@@ -9,7 +9,9 @@
 // the device (indices, shapes and class ids fit), whatever the engine's activation
 // precision; the plan converts NHWC activations to this layout and back at the tier's
 // boundaries. Shapes have rank <= kGenericRank, padded with leading 1s; strides count
-// elements and a stride of 0 broadcasts, so one struct serves every rank.
+// elements and a stride of 0 broadcasts, so one struct serves every rank. Dims and
+// strides are int (offsets are computed in 64 bits): the plan keeps each tensor under
+// 2^31 elements (YOLO's largest here, [32, 84, 8400], has 2.3e7).
 // C++14, no CUDA headers needed.
 #pragma once
 
