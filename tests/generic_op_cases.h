@@ -602,6 +602,31 @@ inline std::vector<OpCase> unary_cases() {
     return cs;
 }
 
+// The oracle of a binary op the reference lacks, composed from ones it has: a <= b is
+// a < b or a == b; on bool tensors the reference's integer Mul, Add and Sub, stored as
+// bool (!= 0), are And, Or and Xor.
+inline void compose_oracle(OpCase& c) {
+    const std::string op = c.node.op_type;
+    if (ref_supports(op)) return;
+    if (op == "LessOrEqual" || op == "GreaterOrEqual") {
+        c.oracle = [](const OpCase& k) {
+            Node strict = k.node, eq = k.node;
+            strict.op_type = k.node.op_type == "LessOrEqual" ? "Less" : "Greater";
+            eq.op_type = "Equal";
+            const Tensor a = ref_eval(strict, k.inputs, k.opset)[0], b = ref_eval(eq, k.inputs, k.opset)[0];
+            Tensor t(DType::Bool, a.shape());
+            for (int64_t i = 0; i < t.numel(); ++i) t.data<uint8_t>()[i] = a.at_i64(i) != 0 || b.at_i64(i) != 0;
+            return std::vector<Tensor>{t};
+        };
+    } else if (op == "And" || op == "Or" || op == "Xor") {
+        c.oracle = [](const OpCase& k) {
+            Node m = k.node;
+            m.op_type = k.node.op_type == "And" ? "Mul" : (k.node.op_type == "Or" ? "Add" : "Sub");
+            return ref_eval(m, k.inputs, k.opset);
+        };
+    }
+}
+
 inline std::vector<OpCase> binary_cases() {
     Rng r(12);
     std::vector<OpCase> cs;
@@ -646,6 +671,7 @@ inline std::vector<OpCase> binary_cases() {
         for (const auto& p : broadcast_pairs())
             cs.push_back(make_case(make_node(op, 2), {rand_ints(p.first, r, 0, 1, DType::Bool),
                                                       rand_ints(p.second, r, 0, 1, DType::Bool)}, "bool"));
+    for (OpCase& c : cs) compose_oracle(c);
     return cs;
 }
 
