@@ -537,8 +537,10 @@ YOLOC_HD float reduce_init(ReduceOp op, float) {
 YOLOC_HD int reduce_init(ReduceOp op, int) {
     return op == ReduceOp::Max ? INT_MIN : (op == ReduceOp::Min ? INT_MAX : 0);
 }
+// Max and Min propagate NaN, as the reference does.
 YOLOC_HD float reduce_step(ReduceOp op, float acc, float v) {
-    return op == ReduceOp::Max ? (v > acc ? v : acc) : (op == ReduceOp::Min ? (v < acc ? v : acc) : acc + v);
+    return op == ReduceOp::Max ? ((v > acc || v != v) ? v : acc)
+                               : (op == ReduceOp::Min ? ((v < acc || v != v) ? v : acc) : acc + v);
 }
 YOLOC_HD int reduce_step(ReduceOp op, int acc, int v) {
     return op == ReduceOp::Max ? (v > acc ? v : acc)
