@@ -12,7 +12,7 @@
 #include "engine/cpu/fast/blocked.h"
 #include "engine/cpu/fast/conv.h"
 #include "engine/cpu/fast_executor.h"
-#include "engine/cpu/ref_ops.h"
+#include "ir/op_table.h"
 #include "onnx/onnx_io.h"
 #include "test_util.h"
 #include "yolo/image.h"
@@ -161,7 +161,7 @@ TEST(FastConv, DirectKernelMatchesReference) {
 }
 
 TEST(FastConv, DnnlKernelMatchesReference) {
-    if (!fast::dnnl_available()) GTEST_SKIP() << "built without oneDNN";
+    if (!fast::dnnl_available()) GTEST_SKIP() << "no oneDNN JIT kernel for the 16-channel blocked layout here (built without oneDNN, or a CPU without AVX-512)";
     check_dnnl_cases(kConvCases);
 }
 
@@ -170,7 +170,7 @@ TEST(FastConv, DirectKernelMatchesReferenceForPrunedChannelCounts) {
 }
 
 TEST(FastConv, DnnlKernelMatchesReferenceForPrunedChannelCounts) {
-    if (!fast::dnnl_available()) GTEST_SKIP() << "built without oneDNN";
+    if (!fast::dnnl_available()) GTEST_SKIP() << "no oneDNN JIT kernel for the 16-channel blocked layout here (built without oneDNN, or a CPU without AVX-512)";
     check_dnnl_cases(kPrunedConvCases);
 }
 
@@ -334,7 +334,7 @@ TEST(FastExecutor, PrunedMiniYoloMatchesReference) {
 }
 
 TEST(FastExecutor, MiniYoloMatchesReferenceWithDnnl) {
-    if (!fast::dnnl_available()) GTEST_SKIP() << "built without oneDNN";
+    if (!fast::dnnl_available()) GTEST_SKIP() << "no oneDNN JIT kernel for the 16-channel blocked layout here (built without oneDNN, or a CPU without AVX-512)";
     Model m = build_mini_yolo(64, 48);
     Tensor x = random_tensor({1, 3, 64, 48}, 42, 0.f, 1.f);
     check_model(m, x, true, 1e-4f);
@@ -376,7 +376,7 @@ TEST(FastExecutor, AutoPicksOneDnnWhenBuiltInAndTheEnvironmentOverrides) {
 // padding on a map at least 40 wide (oneDNN would multiply the padding too): here the
 // bottleneck's second conv, 8 -> 16 channels at 40x40. Forcing oneDNN takes all the others.
 TEST(FastExecutor, AutoRunsConvsOnPaddedInputsWithOwnKernel) {
-    if (!fast::dnnl_available()) GTEST_SKIP() << "built without oneDNN";
+    if (!fast::dnnl_available()) GTEST_SKIP() << "no oneDNN JIT kernel for the 16-channel blocked layout here (built without oneDNN, or a CPU without AVX-512)";
     ::unsetenv("YOLOC_CPU_CONV");
     Model m = build_mini_yolo(160, 160, true, 8);
     FastExecutor a(m, ExecutorOptions{1});

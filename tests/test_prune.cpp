@@ -92,7 +92,7 @@ TEST(Prune, C2fSplitHalvesAreSeparateGroups) {
     REQUIRE_SHARED();
     Model m = real_model();
     ChannelAnalysis an = analyze_channels(m);
-    YoloArch arch = recognize_yolov8(m);
+    YoloArch arch = recognize_yolo(m);
     ASSERT_EQ(arch.c2f.size(), 8u);
     for (const auto& b : arch.c2f) {
         const ChannelGroup* lo = group_with(an, b.cv1.conv, 0);
@@ -108,7 +108,7 @@ TEST(Prune, ResidualAddTiesBottleneckOutputsToTheSplitHalf) {
     REQUIRE_SHARED();
     Model m = real_model();
     ChannelAnalysis an = analyze_channels(m);
-    YoloArch arch = recognize_yolov8(m);
+    YoloArch arch = recognize_yolo(m);
     int checked = 0;
     for (const auto& b : arch.c2f) {
         const ChannelGroup* hi = group_with(an, b.cv1.conv, b.cv1.c_out - 1);
@@ -131,7 +131,7 @@ TEST(Prune, DetectOutputConvsAndDflAreNeverPrunable) {
     REQUIRE_SHARED();
     Model m = real_model();
     ChannelAnalysis an = analyze_channels(m);
-    YoloArch arch = recognize_yolov8(m);
+    YoloArch arch = recognize_yolo(m);
     std::vector<std::string> fixed{arch.head.dfl_conv};
     for (const auto& L : arch.head.levels) {
         fixed.push_back(L.box.back().conv);
@@ -148,7 +148,7 @@ TEST(Prune, SppfCv2ReadsItsCv1GroupFourTimes) {
     REQUIRE_SHARED();
     Model m = real_model();
     ChannelAnalysis an = analyze_channels(m);
-    YoloArch arch = recognize_yolov8(m);
+    YoloArch arch = recognize_yolo(m);
     ASSERT_EQ(arch.sppf.size(), 1u);
     const ChannelGroup* g = group_with(an, arch.sppf[0].cv1.conv, 0);
     ASSERT_TRUE(g);
@@ -220,7 +220,7 @@ TEST(Prune, InspectRecognisesPrunedModelWithNewChannelCounts) {
     save_onnx(gen_n(7, 320), in);
     CmdResult r = yoloc_cmd("prune " + in + " --scope c2f --ratio 0.141 -o " + out);
     ASSERT_EQ(r.code, 0) << r.out;
-    YoloArch a = recognize_yolov8(load_onnx(out));
+    YoloArch a = recognize_yolo(load_onnx(out));
     ASSERT_TRUE(a.recognised) << a.reason;
     ASSERT_EQ(a.c2f.size(), 8u);
     EXPECT_EQ(a.c2f[1].bottlenecks[1].cv1.c_out, 24);  // layer 4, m.1: 32 -> 24
@@ -247,7 +247,7 @@ TEST(Prune, ReconstructionReducesConsumerErrorOnHeldOutImages) {
     ReconstructReport rep = reconstruct(m, recon, an, plan, calib, ro);
     EXPECT_GT(rep.consumers, 0);
     // SPPF cv1 reads the pruned output of layer 8's C2f and keeps all its own outputs.
-    std::string conv = recognize_yolov8(m).sppf[0].cv1.conv;
+    std::string conv = recognize_yolo(m).sppf[0].cv1.conv;
     CalibSource held = calib_from_dir(shared("data/coco128/images"), 128, 640);
     double e_plain = 0, e_recon = 0;
     for (int i : {120, 127}) {  // not among the 8 calibration images

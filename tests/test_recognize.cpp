@@ -103,7 +103,11 @@ const C2fExpect kYolov8nC2f[8] = {
     {18, 192, 64, 128, 1, false}, {21, 384, 128, 256, 1, false},
 };
 
-void expect_yolov8n(const YoloArch& a, size_t decode_nodes = 15) {
+// The decode of Ultralytics' 8.0 export: per level Concat(box, cls) and Reshape (3 + 3),
+// the Concat of levels and the Split (2), then the 15 nodes the Split feeds (DFL Reshape,
+// Transpose, Softmax, Conv, Reshape; dist2bbox Slice x2, Sub, Add, Add, Sub, Div, Concat;
+// stride Mul; class Sigmoid): 23. A Q/DQ pair on the DFL conv's input adds 2.
+void expect_yolov8n(const YoloArch& a, size_t decode_nodes = 23, bool fused = true) {
     ASSERT_TRUE(a.recognised) << a.reason;
     EXPECT_EQ(a.nc, 80);
     EXPECT_EQ(a.reg_max, 16);
@@ -155,7 +159,11 @@ void expect_yolov8n(const YoloArch& a, size_t decode_nodes = 15) {
         EXPECT_TRUE(L.cls[0].act());
     }
     EXPECT_FALSE(a.head.dfl_conv.empty());
-    EXPECT_EQ(a.head.decode.size(), decode_nodes);  // DFL Reshape .. Concat_5: every node fed by the Split
+    EXPECT_EQ(a.head.decode.size(), decode_nodes);
+    EXPECT_EQ(a.head.fused, fused) << a.head.fused_reason;
+    EXPECT_EQ(a.family, Family::YOLOv8);
+    EXPECT_EQ(a.task, Task::Detect);
+    EXPECT_FALSE(a.head.end2end);
     // The level features are the outputs of C2f 15, 18 and 21.
     EXPECT_EQ(a.head.levels[0].input, a.c2f[5].cv2.output);
     EXPECT_EQ(a.head.levels[1].input, a.c2f[6].cv2.output);
@@ -166,28 +174,29 @@ void expect_yolov8n(const YoloArch& a, size_t decode_nodes = 15) {
 
 TEST(Recognize, RealYolov8nIsRecognised) {
     REQUIRE_SHARED();
-    expect_yolov8n(recognize_yolov8(real_yolov8n()));
+    expect_yolov8n(recognize_yolo(real_yolov8n()));
 }
 
 TEST(Recognize, RenamedGraphIsRecognisedTheSame) {
     REQUIRE_SHARED();
     Model r = renamed(real_yolov8n());
     ASSERT_EQ(r.graph.find_initializer("model.22.anchors"), nullptr);
-    expect_yolov8n(recognize_yolov8(r));
+    expect_yolov8n(recognize_yolo(r));
 }
 
 TEST(Recognize, QuantizedGraphIsReadThroughQdq) {
     REQUIRE_SHARED();
     Model q = quantized(real_yolov8n());
     EXPECT_EQ(q.graph.parameter_count(), 3151904);
-    // The DFL conv's Q/DQ pair joins the decode nodes.
-    expect_yolov8n(recognize_yolov8(q), 17);
-    expect_yolov8n(recognize_yolov8(renamed(q)), 17);
+    // The DFL conv's Q/DQ pair joins the decode nodes; its weights (int8 zeros here) no longer
+    // compute the DFL expectation, which the decode check sees: the decode stays op by op.
+    expect_yolov8n(recognize_yolo(q), 25, false);
+    expect_yolov8n(recognize_yolo(renamed(q)), 25, false);
 }
 
 TEST(Recognize, GeneratedNanoMatchesRealStructure) {
     GenerateOptions o;
-    expect_yolov8n(recognize_yolov8(generate_yolov8(o)));
+    expect_yolov8n(recognize_yolo(generate_yolov8(o)));
 }
 
 TEST(Recognize, EveryGeneratedScaleIsRecognised) {
@@ -197,7 +206,7 @@ TEST(Recognize, EveryGeneratedScaleIsRecognised) {
         o.nc = 7;
         o.imgsz = 320;
         o.calibrate = false;  // structure only
-        YoloArch a = recognize_yolov8(renamed(generate_yolov8(o)));
+        YoloArch a = recognize_yolo(renamed(generate_yolov8(o)));
         ASSERT_TRUE(a.recognised) << s << ": " << a.reason;
         EXPECT_EQ(a.scale, s);
         EXPECT_EQ(a.nc, 7);
@@ -216,7 +225,7 @@ TEST(Recognize, EveryGeneratedScaleIsRecognised) {
 TEST(Recognize, LocateConvNamesEveryRole) {
     GenerateOptions o;
     Model m = generate_yolov8(o);
-    YoloArch a = recognize_yolov8(m);
+    YoloArch a = recognize_yolo(m);
     ASSERT_TRUE(a.recognised) << a.reason;
     auto at = [&](const std::string& n) { return locate_conv(a, n); };
     EXPECT_EQ(at("/model.0/conv/Conv").role, ConvRole::Layer);
@@ -253,9 +262,9 @@ TEST(Recognize, NonYoloGraphIsRejectedWithReason) {
     ValueInfo out;
     out.name = "y";
     m.graph.outputs.push_back(out);
-    YoloArch a = recognize_yolov8(m);
+    YoloArch a = recognize_yolo(m);
     EXPECT_FALSE(a.recognised);
-    EXPECT_NE(a.reason.find("DFL"), std::string::npos) << a.reason;
+    EXPECT_NE(a.reason.find("head"), std::string::npos) << a.reason;
 }
 
 // A pruner may keep different channel counts in the two halves of a C2f Split.
@@ -267,12 +276,107 @@ TEST(Recognize, UnevenlyPrunedC2fSplitIsRecognised) {
     g.initializers["model.2.cv1.conv.weight"] = Tensor(DType::Float32, {28, 32, 1, 1});
     g.initializers["model.2.cv1.conv.bias"] = Tensor(DType::Float32, {28});
     g.initializers["pruned_split"] = Tensor::from_int64s({2}, {12, 16});
+    g.initializers["model.2.cv2.conv.weight"] = Tensor(DType::Float32, {32, 44, 1, 1});  // reads 12 + 16 + 16
     g.nodes[size_t(g.producer("/model.2/Split_output_0"))].inputs[1] = "pruned_split";
-    YoloArch a = recognize_yolov8(m);
+    YoloArch a = recognize_yolo(m);
     ASSERT_TRUE(a.recognised) << a.reason;
     ASSERT_EQ(a.c2f.size(), 8u);
     EXPECT_EQ(a.c2f[0].split_sizes, (std::vector<int64_t>{12, 16}));
     EXPECT_EQ(a.c2f[0].c, 16);
     EXPECT_EQ(a.c2f[0].cv1.c_out, 28);
     EXPECT_EQ(a.scale, "custom");
+}
+
+// ---- every detector Ultralytics exports today (../shared/models/zoo, Ultralytics 8.4) ------
+
+namespace {
+
+struct ZooExpect {
+    const char* file;
+    Family family;
+    Task task;
+    int64_t nc, reg_max;
+    int c2f, c3k2, c2psa, c3;  // blocks of each kind, from the model's yaml
+    bool end2end;
+    bool fused;  // decode confirmed equal to the fused Detect formula
+};
+
+// Counts from Ultralytics' yaml files (v8/yolov8.yaml: 8 C2f; v5/yolov5.yaml: 8 C3;
+// 11/yolo11.yaml and 26/yolo26.yaml: 8 C3k2 and 1 C2PSA) and zoo.json (nc). Segment and
+// pose exports join boxes, scores and their extra outputs in one Concat, so their decode
+// runs op by op.
+const ZooExpect kZoo[] = {
+    {"yolov8z.onnx", Family::YOLOv8, Task::Detect, 80, 16, 8, 0, 0, 0, false, true},
+    {"yolov8z_nc7.onnx", Family::YOLOv8, Task::Detect, 7, 16, 8, 0, 0, 0, false, true},
+    {"yolov8z_dynamic.onnx", Family::YOLOv8, Task::Detect, 7, 16, 8, 0, 0, 0, false, true},
+    {"yolov8z_op12_raw.onnx", Family::YOLOv8, Task::Detect, 7, 16, 8, 0, 0, 0, false, true},
+    {"yolov5uz.onnx", Family::YOLOv5u, Task::Detect, 7, 16, 0, 0, 0, 8, false, true},
+    {"yolo11z.onnx", Family::YOLO11, Task::Detect, 7, 16, 0, 8, 1, 0, false, true},
+    {"yolo26z.onnx", Family::YOLO26, Task::Detect, 7, 1, 0, 8, 1, 0, false, true},
+    {"yolo26z_end2end.onnx", Family::YOLO26, Task::Detect, 7, 1, 0, 8, 1, 0, true, true},
+    {"yolov8z_seg.onnx", Family::YOLOv8, Task::Segment, 7, 16, 8, 0, 0, 0, false, false},
+    {"yolov8z_pose.onnx", Family::YOLOv8, Task::Pose, 1, 16, 8, 0, 0, 0, false, false},
+};
+
+void expect_zoo(const YoloArch& a, const ZooExpect& e) {
+    SCOPED_TRACE(e.file);
+    ASSERT_TRUE(a.recognised) << a.reason;
+    EXPECT_EQ(a.family, e.family);
+    EXPECT_EQ(a.task, e.task);
+    EXPECT_EQ(a.nc, e.nc);
+    EXPECT_EQ(a.reg_max, e.reg_max);
+    EXPECT_EQ(a.scale, "custom");  // the zoo's width 0.0625 is no Ultralytics scale
+    std::map<BlockKind, int> kinds;
+    for (const auto& b : a.c2f) ++kinds[b.kind];
+    EXPECT_EQ(kinds[BlockKind::C2f], e.c2f);
+    EXPECT_EQ(kinds[BlockKind::C3k2], e.c3k2);
+    EXPECT_EQ(kinds[BlockKind::C2PSA], e.c2psa);
+    EXPECT_EQ(kinds[BlockKind::C3], e.c3);
+    EXPECT_EQ(a.sppf.size(), 1u);
+    EXPECT_EQ(a.strides, (std::vector<int64_t>{8, 16, 32}));
+    EXPECT_EQ(a.head.end2end, e.end2end);
+    if (e.end2end) {
+        EXPECT_EQ(a.head.max_det, 300);
+        EXPECT_TRUE(a.head.xyxy);  // end-to-end boxes are corners
+    }
+    EXPECT_EQ(a.head.fused, e.fused) << a.head.fused_reason;
+    for (const auto& L : a.head.levels) {
+        EXPECT_EQ(L.box.back().c_out, 4 * e.reg_max);
+        EXPECT_EQ(L.cls.back().c_out, e.nc);
+        EXPECT_EQ(!L.extra.empty(), e.task != Task::Detect);
+    }
+    for (const auto& b : a.c2f)
+        for (const auto& bn : b.bottlenecks) EXPECT_EQ(locate_conv(a, bn.cv1.conv).role, ConvRole::BottleneckCv1);
+}
+
+}  // namespace
+
+TEST(Recognize, EveryZooModelIsRecognisedWithItsFamilyTaskAndBlocks) {
+    REQUIRE_SHARED();
+    for (const ZooExpect& e : kZoo) {
+        Model m = load_onnx(yoloc_test::shared_dir() + "/models/zoo/" + e.file);
+        expect_zoo(recognize_yolo(m), e);
+        expect_zoo(recognize_yolo(renamed(m)), e);  // by structure, never by names
+    }
+}
+
+TEST(Recognize, YoloElevenNanoCocoIsRecognised) {
+    REQUIRE_SHARED();
+    YoloArch a = recognize_yolo(load_onnx(yoloc_test::shared_dir() + "/models/yolo11n_coco.onnx"));
+    ASSERT_TRUE(a.recognised) << a.reason;
+    EXPECT_EQ(a.family, Family::YOLO11);
+    EXPECT_EQ(a.scale, "n");
+    EXPECT_EQ(a.name(), "YOLO11n");
+    EXPECT_EQ(a.nc, 80);
+    EXPECT_TRUE(a.head.fused) << a.head.fused_reason;
+    // yolo11.yaml at scale n (width 0.25, max 1024): C2PSA at layer 10 over 256 channels.
+    bool psa = false;
+    for (const auto& b : a.c2f)
+        if (b.kind == BlockKind::C2PSA) {
+            psa = true;
+            EXPECT_EQ(b.index, 10);
+            EXPECT_EQ(b.c_out, 256);
+            EXPECT_EQ(b.psa.size(), 1u);
+        }
+    EXPECT_TRUE(psa);
 }

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "engine/cpu/ref_ops.h"
+#include "ir/op_table.h"
 
 using namespace yoloc;
 

@@ -101,14 +101,18 @@ Model strip_qdq(const Model& m) {
     return f;
 }
 
-// Convs narrower than Ultralytics' YOLOv8 at the recognised scale: the hidden width of
-// each C2f bottleneck (= the block's c), SPPF's hidden width (= c1 / 2), and the Detect
+// Convs narrower than Ultralytics' models at the recognised scale: the hidden width of
+// each bottleneck, SPPF's hidden width (= c1 / 2), and the Detect
 // head's box and class branches (c2 = max(16, ch0 / 4, 4 * reg_max), c3 = max(ch0,
 // min(nc, 100)); ultralytics/nn/modules: C2f, SPPF, Detect).
 int narrowed_convs(const YoloArch& a) {
     int n = 0;
-    for (const auto& b : a.c2f)
-        for (const auto& bn : b.bottlenecks) n += bn.cv1.c_out != b.c;
+    for (const auto& b : a.c2f) {
+        // Bottleneck hidden width: the block's c in C2f and C3 (e = 1.0); half of it in C3k2,
+        // directly (Bottleneck e = 0.5) or inside a C3k (c_ = c / 2, its bottlenecks e = 1.0).
+        const int64_t want = b.kind == BlockKind::C3k2 ? b.c / 2 : b.c;
+        for (const auto& bn : b.bottlenecks) n += bn.cv1.c_out != want;
+    }
     for (const auto& s : a.sppf) n += s.cv1.c_out * 2 != s.cv1.c_in;
     if (!a.head.levels.empty() && !a.head.levels[0].box.empty()) {
         const int64_t ch0 = a.head.levels[0].box[0].c_in;
@@ -239,7 +243,7 @@ ModelFacts inspect_model(const Model& model) {
     f.parameters = g.parameter_count();
     YoloArch a;
     try {
-        a = recognize_yolov8(f.qdq ? strip_qdq(model) : model);
+        a = recognize_yolo(f.qdq ? strip_qdq(model) : model);
     } catch (const Error& e) {
         a.recognised = false;
         a.reason = e.what();

@@ -42,6 +42,27 @@ const char* op_kind_name(OpKind k) {
         case OpKind::Detect: return "Detect";
         case OpKind::OutputUnpack: return "OutputUnpack";
         case OpKind::FakeQuant: return "FakeQuant";
+        case OpKind::Generic: return "Generic";
+    }
+    return "?";
+}
+
+const char* generic_kind_name(GenericKind k) {
+    switch (k) {
+        case GenericKind::Unary: return "Unary";
+        case GenericKind::Binary: return "Binary";
+        case GenericKind::Where: return "Where";
+        case GenericKind::Softmax: return "Softmax";
+        case GenericKind::MatMul: return "MatMul";
+        case GenericKind::Copy: return "Copy";
+        case GenericKind::Gather: return "Gather";
+        case GenericKind::GatherElements: return "GatherElements";
+        case GenericKind::TopK: return "TopK";
+        case GenericKind::Reduce: return "Reduce";
+        case GenericKind::Cast: return "Cast";
+        case GenericKind::Const: return "Const";
+        case GenericKind::FakeQuant: return "FakeQuant";
+        case GenericKind::ConvTranspose: return "ConvTranspose";
     }
     return "?";
 }
@@ -579,7 +600,7 @@ Plan build_plan(const Model& original, const PlanOptions& opts) {
 
     // The recogniser reads the model as exported (its tests use that form); node names
     // survive folding, so its answers apply to the folded graph too.
-    YoloArch arch = recognize_yolov8(source);
+    YoloArch arch = recognize_yolo(source);
     Model model = source;
     std::map<std::string, Shape> shapes{{in0.name, ishape}};
     fold_constants(model, shapes);
@@ -610,12 +631,16 @@ Plan build_plan(const Model& original, const PlanOptions& opts) {
     // Nodes the Detect op replaces.
     std::set<std::string> detect_nodes;
     std::string detect_anchor;  // the node at whose position the Detect op runs
-    if (arch.recognised) {
-        for (const auto& L : arch.head.levels) detect_nodes.insert(L.reshape);
-        detect_nodes.insert(arch.head.concat);
-        detect_nodes.insert(arch.head.split);
-        detect_nodes.insert(arch.head.dfl_conv);
-        for (const auto& d : arch.head.decode) detect_nodes.insert(d);
+    // The fused decode takes the YOLOv8 form (DFL bins, centre and size boxes); the recogniser
+    // confirmed by evaluation that the decode nodes compute exactly that.
+    const bool fuse_detect = arch.recognised && arch.head.fused && arch.reg_max > 1 && !arch.head.xyxy;
+    if (fuse_detect) {
+        // Every decode node but the per-level Concat(box, cls) of older exports, which
+        // stays: the Detect op reads it.
+        std::set<std::string> level_concats;
+        for (const auto& L : arch.head.levels) level_concats.insert(L.concat);
+        for (const auto& d : arch.head.decode)
+            if (!level_concats.count(d)) detect_nodes.insert(d);
         int last = -1;
         for (const auto& n : detect_nodes) {
             auto it = node_index.find(n);
@@ -736,10 +761,27 @@ Plan build_plan(const Model& original, const PlanOptions& opts) {
             done.insert(int(i));
             if (n.name != detect_anchor) continue;
             LOp l{OpKind::Detect, "Detect", {}, arch.head.output};
-            for (const auto& L : arch.head.levels) {
-                int c = node_index.count(L.concat) ? node_index[L.concat] : -1;
-                YOLOC_CHECK(c >= 0, "Detect level concat ", L.concat, " vanished while folding");
-                l.in.push_back(pv(g.nodes[size_t(c)].outputs[0]));
+            for (size_t li = 0; li < arch.head.levels.size(); ++li) {
+                const DetectLevel& L = arch.head.levels[li];
+                // The Detect op reads box and class channels side by side, one buffer per
+                // level: the Concat(box, cls) of older exports, else a concat made here that
+                // the two convs write in place.
+                std::string level_value;
+                if (!L.concat.empty()) {
+                    int c = node_index.count(L.concat) ? node_index[L.concat] : -1;
+                    YOLOC_CHECK(c >= 0, "Detect level concat ", L.concat, " vanished while folding");
+                    level_value = pv(g.nodes[size_t(c)].outputs[0]);
+                } else {
+                    level_value = "detect level " + std::to_string(li);
+                    LOp cl{OpKind::Copy, level_value, {pv(L.box.back().output), pv(L.cls.back().output)}, level_value};
+                    cl.concat = true;
+                    cl.nodes = 0;
+                    const Shape& bs = nhwc.at(cl.in[0]);
+                    nhwc[level_value] = Shape{bs[0], bs[1], bs[2], bs[3] + nhwc.at(cl.in[1])[3]};
+                    produced[level_value] = "concat";
+                    lops.push_back(cl);
+                }
+                l.in.push_back(level_value);
                 l.p.strides.push_back(int32_t(L.stride));
             }
             l.p.reg_max = int32_t(arch.reg_max);

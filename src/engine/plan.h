@@ -53,13 +53,17 @@ enum class BufferKind : int32_t {
     Activation = 0,  // NHWC, activation precision (or int8: elem_bytes 1, INT8 engines)
     Input = 1,       // the graph input as the user gives it: NCHW float32
     Output = 2,      // a graph output in ONNX layout, float32
+    Tensor = 3,      // a value of the generic tier: ONNX layout (row-major), float32 or int32
 };
 
 struct PlanBuffer {
     std::string name;  // the IR value it was created for (messages, debugging)
     BufferKind kind = BufferKind::Activation;
-    Shape shape;       // Activation: [N,H,W,C]; Input/Output: the ONNX shape
+    Shape shape;       // Activation: [N,H,W,C]; Input/Output/Tensor: the ONNX shape (rank 1..6)
     int32_t elem_bytes = 4;
+    // Tensor: int32 elements (ONNX int64 and bool values narrowed: indices, class ids and
+    // masks fit), else float32.
+    bool integer = false;
     int64_t bytes() const;
 };
 
@@ -83,8 +87,33 @@ enum class OpKind : int32_t {
     Detect = 5,        // fused YOLOv8 decode
     OutputUnpack = 6,  // NHWC view -> Output buffer (NCHW f32)
     FakeQuant = 7,     // y = clamp(round_half_even(x / in_scale), -128, 127) * in_scale (a Q -> DQ pair)
+    Generic = 8,       // an op of the generic tier (GenericKind) on Tensor buffers
 };
 const char* op_kind_name(OpKind k);
+
+// The generic tier: every op the reference executor runs, on row-major Tensor buffers
+// (engine/cuda/generic_ops.h has the element functions; the argument structs there are
+// filled from these fields). Views of Tensor buffers are whole buffers (c_off 0, c 0).
+// Shapes are padded to kGenericRank dims with leading 1s; strides count elements and 0
+// broadcasts. Plan::validate bounds every offset an op can form by its buffers' sizes.
+constexpr int kGenericRank = 6;
+enum class GenericKind : int32_t {
+    Unary = 0,           // sub: UnaryOp (ir/unary_ops.h); floats: alpha, beta; in: x
+    Binary = 1,          // sub: BinaryOp; ints: dims[6], as[6], bs[6]; in: a, b (same type)
+    Where = 2,           // ints: dims[6], cs[6], as[6], bs[6]; in: cond (int32), a, b
+    Softmax = 3,         // sub: 1 = LogSoftmax; ints: outer, len, inner
+    MatMul = 4,          // ints: m, n, k, batch[4], as[4], bs[4] (matrix strides per batch dim)
+    Copy = 5,            // ints: dims[6], xs[6], ys[6], x_off, y_off: y[y_off + idx.ys] = x[x_off + idx.xs]
+    Gather = 6,          // ints: outer, len, inner, count; in: x, indices (int32)
+    GatherElements = 7,  // ints: dims[6], xs[6], axis (padded), len; in: x, indices (int32, shape dims)
+    TopK = 8,            // sub: largest; ints: outer, len, inner, k; out: values; more_out[0]: indices
+    Reduce = 9,          // sub: ReduceOp; ints: dims[6], xs[6], rdims[6], rs[6]
+    Cast = 10,           // sub: CastKind; float32 <-> int32 (and to bool as int32 0/1)
+    Const = 11,          // out = the op's b array (b_off, b_count floats; an int32 buffer gets them as integers)
+    FakeQuant = 12,      // floats: scale; y = clamp(round_half_even(x / scale), -128, 127) * scale
+    ConvTranspose = 13,  // NCHW float32, ints: kh, kw, sh, sw, ph, pw, group; w_off/w_count ([Cin][Cout/g][kh][kw]), b_off/b_count
+};
+const char* generic_kind_name(GenericKind k);
 
 struct PlanOp {
     OpKind kind = OpKind::Conv;
@@ -116,6 +145,13 @@ struct PlanOp {
     // each output channel (ys_count == out.c floats at ys_off); the epilogue stores
     // QuantizeLinear(y, scale[c]).
     int64_t ys_off = -1, ys_count = 0;
+    // Generic: the op (GenericKind), its sub-op and its parameters (see GenericKind).
+    int32_t gop = 0, sub = 0;
+    std::vector<int64_t> ints;
+    std::vector<float> floats;
+    // Detect: boxes as corners x1 y1 x2 y2 (end-to-end heads) instead of cx cy w h. A
+    // reg_max of 1 reads the box distances directly (no DFL).
+    bool xyxy = false;
     bool int8() const { return kind == OpKind::Conv && in_scale > 0.f; }
 };
 
@@ -133,6 +169,8 @@ struct PlanStats {
     int qdq_folded = 0;           // Q -> DQ pairs folded into INT8 conv inputs / residual reads
     int convs_fused_siblings = 0; // convs merged into a sibling reading the same input (horizontal fusion)
     int int8_buffers = 0;         // activation buffers stored as int8 (INT8 engines)
+    int generic_ops = 0;          // ops of the generic tier
+    int layout_changes = 0;       // NHWC <-> ONNX layout conversions at the generic tier's edges
 };
 
 struct Plan {

@@ -3,18 +3,21 @@
 #include <set>
 
 #include "core/error.h"
+#include "ir/op_table.h"
 
 namespace yoloc {
 
 namespace {
 
-// Ops that only move or relabel data: no arithmetic worth counting.
-const std::set<std::string>& data_movement_ops() {
-    static const std::set<std::string> s{"Constant", "Reshape", "Transpose", "Split", "Concat", "Shape",
-                                         "Gather", "Slice", "Squeeze", "Unsqueeze", "Flatten", "Identity",
-                                         "Cast", "Expand", "Tile", "Pad", "ConstantOfShape", "Resize",
-                                         "Upsample", "DepthToSpace", "SpaceToDepth"};
-    return s;
+// How an op is counted: its record in the op table. Ops yoloc does not implement count
+// one FLOP per output element.
+CostKind cost_kind(const Node& n) {
+    const OpSchema* s = find_op(n.op_type, n.domain);
+    return s ? s->cost : CostKind::PerOutput;
+}
+
+bool is_matmul_class(CostKind k) {
+    return k == CostKind::Conv || k == CostKind::ConvTranspose || k == CostKind::MatMul || k == CostKind::Gemm;
 }
 
 int64_t prod(const Shape& s, size_t from = 0) {
@@ -47,18 +50,13 @@ public:
             double f = node_flops(n);
             if (f < 0) continue;  // data movement
             c.flops_by_op[n.op_type] += f;
-            if (is_matmul_class(n.op_type)) c.flops += f;
+            if (is_matmul_class(cost_kind(n))) c.flops += f;
         }
         activations(c);
         return c;
     }
 
 private:
-    static bool is_matmul_class(const std::string& op) {
-        return op == "Conv" || op == "ConvTranspose" || op == "Gemm" || op == "MatMul" || op == "ConvInteger" ||
-               op == "MatMulInteger" || op == "QLinearConv" || op == "QLinearMatMul";
-    }
-
     const Shape& shape(const std::string& v, const Node& n) const {
         auto it = si_.values.find(v);
         if (it != si_.values.end()) return it->second.shape;
@@ -83,12 +81,10 @@ private:
     }
 
     void count_params(const Node& n, std::set<std::string>& counted, int64_t& params) const {
-        std::vector<size_t> slots;
-        if (n.op_type == "Conv" || n.op_type == "ConvTranspose" || n.op_type == "Gemm")
-            slots = {1, 2};
-        else if (n.op_type == "MatMul")
-            slots = {0, 1};
-        for (size_t s : slots) {
+        const OpSchema* op = find_op(n.op_type, n.domain);
+        if (!op) return;
+        for (int si : op->weight_inputs) {
+            const size_t s = size_t(si);
             if (s >= n.inputs.size() || n.inputs[s].empty()) continue;
             int64_t k = constant_numel(n.inputs[s]);
             if (k >= 0 && counted.insert(n.inputs[s]).second) params += k;
@@ -97,32 +93,35 @@ private:
 
     // FLOPs of one node; -1 for data movement.
     double node_flops(const Node& n) const {
-        if (data_movement_ops().count(n.op_type) || n.outputs.empty() || n.outputs[0].empty()) return -1;
+        const CostKind kind = cost_kind(n);
+        if (kind == CostKind::Movement || n.outputs.empty() || n.outputs[0].empty()) return -1;
         const Shape& out = shape(n.outputs[0], n);
         const double out_n = double(prod(out));
-        if (n.op_type == "Conv" || n.op_type == "ConvInteger" || n.op_type == "QLinearConv") {
-            size_t wi = n.op_type == "QLinearConv" ? 3 : 1;
-            const Shape& w = shape(n.inputs[wi], n);  // [Cout, Cin/group, k...]
-            return 2.0 * out_n * double(prod(w, 1));
+        switch (kind) {
+            case CostKind::Movement: return -1;
+            case CostKind::PerOutput: return out_n;
+            case CostKind::PerWindow: return out_n * double(prod(n.attr_ints("kernel_shape", {1})));
+            case CostKind::Conv: {
+                const Shape& w = shape(n.inputs.at(1), n);  // [Cout, Cin/group, k...]
+                return 2.0 * out_n * double(prod(w, 1));
+            }
+            case CostKind::ConvTranspose: {
+                const Shape& x = shape(n.inputs.at(0), n);
+                const Shape& w = shape(n.inputs.at(1), n);  // [Cin, Cout/group, k...]
+                return 2.0 * double(prod(x)) * double(prod(w, 1));
+            }
+            case CostKind::Gemm: {
+                const Shape& a = shape(n.inputs.at(0), n);
+                YOLOC_CHECK(a.size() == 2, "cost: Gemm ", n.label(), " expects a 2-D A");
+                int64_t k = n.attr_i("transA", 0) ? a[0] : a[1];
+                return 2.0 * out_n * double(k);
+            }
+            case CostKind::MatMul: {
+                const Shape& a = shape(n.inputs.at(0), n);
+                int64_t k = a.empty() ? 1 : a.back();
+                return 2.0 * out_n * double(k);
+            }
         }
-        if (n.op_type == "ConvTranspose") {
-            const Shape& x = shape(n.inputs[0], n);
-            const Shape& w = shape(n.inputs[1], n);  // [Cin, Cout/group, k...]
-            return 2.0 * double(prod(x)) * double(prod(w, 1));
-        }
-        if (n.op_type == "Gemm") {
-            const Shape& a = shape(n.inputs[0], n);
-            YOLOC_CHECK(a.size() == 2, "cost: Gemm ", n.label(), " expects a 2-D A");
-            int64_t k = n.attr_i("transA", 0) ? a[0] : a[1];
-            return 2.0 * out_n * double(k);
-        }
-        if (n.op_type == "MatMul" || n.op_type == "MatMulInteger" || n.op_type == "QLinearMatMul") {
-            const Shape& a = shape(n.inputs[0], n);
-            int64_t k = a.empty() ? 1 : a.back();
-            return 2.0 * out_n * double(k);
-        }
-        if (n.op_type == "MaxPool" || n.op_type == "AveragePool")
-            return out_n * double(prod(n.attr_ints("kernel_shape", {1})));
         return out_n;
     }
 

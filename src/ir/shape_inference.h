@@ -1,20 +1,17 @@
 // Shape inference and constant folding, done together: a value whose inputs are all
 // known constants is evaluated with the reference kernels (so Shape -> Gather ->
 // Concat -> Reshape chains of dynamic exports fold away once the input shape is
-// fixed); every other value gets its dtype and shape from a per-op rule.
+// fixed); every other value gets its dtype and shape from its op's record in the op
+// table (ir/op_table.h): the op's shape rule, or its kernel run on placeholders.
 #pragma once
 
 #include <map>
 #include <string>
 
 #include "ir/graph.h"
+#include "ir/op_table.h"
 
 namespace yoloc {
-
-struct ValueType {
-    DType dtype = DType::Undefined;
-    Shape shape;  // concrete
-};
 
 struct ShapeInfo {
     std::map<std::string, ValueType> values;  // every value in the graph
@@ -31,8 +28,5 @@ ShapeInfo infer_shapes(const Model& model, const std::map<std::string, Shape>& i
 // removes dead nodes. Returns how many nodes were folded. Needs concrete input
 // shapes when Shape ops are present (else those stay).
 int fold_constants(Model& model, const std::map<std::string, Shape>& input_shapes = {});
-
-// Writes inferred shapes back into graph.value_info (and output shapes).
-void annotate_shapes(Model& model, const ShapeInfo& info);
 
 }  // namespace yoloc

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "ir/op_table.h"
 #include "ir/shape_inference.h"
 #include "prune/prune.h"
 #include "prune/prune_internal.h"
@@ -49,15 +50,6 @@ struct UnionFind {
     }
 };
 
-bool is_channelwise_unary(const std::string& op) {
-    static const std::set<std::string> ops{"Sigmoid", "Relu", "LeakyRelu", "Identity", "Tanh", "HardSigmoid",
-                                           "HardSwish", "Elu", "Selu", "Softplus", "Neg", "Abs", "Clip",
-                                           "MaxPool", "AveragePool"};
-    return ops.count(op) != 0;
-}
-
-bool is_binary_elementwise(const std::string& op) { return op == "Add" || op == "Mul" || op == "Sub" || op == "Div"; }
-
 // Channel axis 1 of a 4-D value (axis attributes may be negative).
 bool axis_is_channel(const Node& n, int64_t dflt, size_t rank) {
     int64_t a = n.attr_i("axis", dflt);
@@ -68,19 +60,25 @@ bool axis_is_channel(const Node& n, int64_t dflt, size_t rank) {
 std::string role_label(const YoloArch& arch, const std::string& conv) {
     ConvPlace p = locate_conv(arch, conv);
     std::string L = p.layer >= 0 ? cat("L", p.layer, " ") : std::string();
+    std::string block = "C2f";
+    for (const auto& b : arch.c2f)
+        if (b.index == p.layer) block = block_kind_name(b.kind);
     switch (p.role) {
         case ConvRole::Layer: return L + "Conv";
-        case ConvRole::C2fCv1: return L + "C2f cv1";
-        case ConvRole::C2fCv2: return L + "C2f cv2";
-        case ConvRole::BottleneckCv1: return cat(L, "C2f m.", p.sub, ".cv1");
-        case ConvRole::BottleneckCv2: return cat(L, "C2f m.", p.sub, ".cv2");
+        case ConvRole::C2fCv1: return L + block + " cv1";
+        case ConvRole::C2fCv2: return L + block + " cv2";
+        case ConvRole::BottleneckCv1: return cat(L, block, " m.", p.sub, ".cv1");
+        case ConvRole::BottleneckCv2: return cat(L, block, " m.", p.sub, ".cv2");
+        case ConvRole::BlockInner: return cat(L, block, " inner");
         case ConvRole::SppfCv1: return L + "SPPF cv1";
         case ConvRole::SppfCv2: return L + "SPPF cv2";
         case ConvRole::DetectBox: return cat(L, "Detect box", p.sub, ".", p.position);
         case ConvRole::DetectCls: return cat(L, "Detect cls", p.sub, ".", p.position);
+        case ConvRole::DetectExtra: return cat(L, "Detect extra", p.sub, ".", p.position);
         case ConvRole::Dfl: return "DFL";
-        default: return conv;
+        case ConvRole::Unknown: break;
     }
+    return conv;
 }
 
 }  // namespace
@@ -131,10 +129,12 @@ ChannelAnalysis analyze_channels(const Model& model) {
 
     for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
         const Node& n = g.nodes[ni];
-        const std::string& op = n.domain.empty() ? n.op_type : std::string("?") + n.op_type;
+        // How channels flow through the op comes from its record in the op table.
+        const OpSchema* schema = find_op(n.op_type, n.domain);
+        const ChannelFlow flow = schema ? schema->channels : ChannelFlow::Pin;
         const Map* m0 = n.inputs.empty() || n.inputs[0].empty() ? nullptr : map_of(n.inputs[0]);
 
-        if (op == "Conv") {
+        if (flow == ChannelFlow::Conv && n.op_type == "Conv") {
             int64_t group = n.attr_i("group", 1);
             const Tensor* w = n.inputs.size() > 1 ? g.find_initializer(n.inputs[1]) : nullptr;
             bool bias_ok = n.inputs.size() < 3 || n.inputs[2].empty() || g.is_initializer(n.inputs[2]);
@@ -167,19 +167,16 @@ ChannelAnalysis analyze_channels(const Model& model) {
             }
             continue;
         }
-        if (is_channelwise_unary(op) && m0) {
-            maps[n.outputs[0]] = *m0;
-            continue;
-        }
-        if (op == "Resize" && m0) {
-            // Channel-preserving unless its scales/sizes touch the channel axis.
+        if (flow == ChannelFlow::PassThrough && m0 && !n.outputs.empty()) {
+            // Channel-preserving unless the op changes the channel count (a Resize whose
+            // scales touch the channel axis).
             int64_t c_in = channels_of(n.inputs[0]), c_out = channels_of(n.outputs[0]);
             if (c_in == c_out && c_in == int64_t(m0->size())) {
                 maps[n.outputs[0]] = *m0;
                 continue;
             }
         }
-        if (is_binary_elementwise(op) && n.inputs.size() == 2) {
+        if (flow == ChannelFlow::Elementwise && n.inputs.size() == 2) {
             const Map* a = map_of(n.inputs[0]);
             const Map* b = map_of(n.inputs[1]);
             auto scalar_const = [&](const std::string& v) {
@@ -207,7 +204,7 @@ ChannelAnalysis analyze_channels(const Model& model) {
                 continue;
             }
         }
-        if (op == "Split" && m0 && axis_is_channel(n, 0, info.at(n.inputs[0]).shape.size())) {
+        if (flow == ChannelFlow::Split && m0 && axis_is_channel(n, 0, info.at(n.inputs[0]).shape.size())) {
             ChannelAnalysis::SplitInfo si;
             si.node = n.name;
             std::vector<Map> outs;
@@ -234,7 +231,7 @@ ChannelAnalysis analyze_channels(const Model& model) {
                 continue;
             }
         }
-        if (op == "Concat" && !n.outputs.empty() && info.values.count(n.outputs[0]) &&
+        if (flow == ChannelFlow::Concat && !n.outputs.empty() && info.values.count(n.outputs[0]) &&
             axis_is_channel(n, 0, info.at(n.outputs[0]).shape.size())) {
             bool any = false;
             for (const auto& in : n.inputs) any = any || map_of(in);
@@ -266,16 +263,15 @@ ChannelAnalysis analyze_channels(const Model& model) {
 
     // The recogniser labels convs; its Detect-head outputs and DFL are never pruned even if
     // the graph analysis above were to allow it (they define the output layout).
-    YoloArch arch = recognize_yolov8(model);
+    YoloArch arch = recognize_yolo(model);
     ChannelAnalysis an;
     an.recognised = arch.recognised;
     an.num_c2f = int(arch.c2f.size());
     if (arch.recognised) {
         std::vector<std::string> fixed{arch.head.dfl_conv};
-        for (const auto& L : arch.head.levels) {
-            if (!L.box.empty()) fixed.push_back(L.box.back().conv);
-            if (!L.cls.empty()) fixed.push_back(L.cls.back().conv);
-        }
+        for (const auto& L : arch.head.levels)
+            for (const auto* br : {&L.box, &L.cls, &L.extra})
+                if (!br->empty()) fixed.push_back(br->back().conv);
         for (const auto& c : fixed) {
             auto it = conv_atoms.find(c);
             if (it == conv_atoms.end()) continue;
@@ -428,7 +424,8 @@ ChannelAnalysis analyze_channels(const Model& model) {
             ConvPlace pl = arch.recognised ? locate_conv(arch, p.conv) : ConvPlace{};
             if (grp.layer < 0) grp.layer = pl.layer;
             c2f = c2f && pl.role == ConvRole::BottleneckCv1;
-            bool is_head = pl.role == ConvRole::DetectBox || pl.role == ConvRole::DetectCls || pl.role == ConvRole::Dfl;
+            bool is_head = pl.role == ConvRole::DetectBox || pl.role == ConvRole::DetectCls ||
+                           pl.role == ConvRole::DetectExtra || pl.role == ConvRole::Dfl;
             bb = bb && pl.layer >= 0 && pl.layer <= sppf_layer && !is_head;
             neck = neck && pl.layer > sppf_layer && !is_head;
         }

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "engine/cpu/ref_ops.h"
+#include "ir/op_table.h"
 
 namespace yoloc {
 

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "engine/cpu/executor.h"
+#include "ir/op_table.h"
 #include "ir/shape_inference.h"
 #include "quant/fake_quant.h"
 #include "yolo/image.h"
@@ -177,7 +178,10 @@ QuantPlan plan_quantization(const Model& model, const std::vector<std::string>& 
     std::set<std::string> unit_outs;
     QuantPlan plan;
     for (const auto& n : g.nodes) {
-        if (n.op_type != "Conv" || !n.domain.empty() || n.inputs.size() < 2) continue;
+        // TensorRT computes in INT8 the ops the op table marks QuantRole::Compute; of those,
+        // yoloc quantizes convolutions (MatMul and ConvTranspose stay float).
+        const OpSchema* op = find_op(n.op_type, n.domain);
+        if (!op || op->quant != QuantRole::Compute || n.op_type != "Conv" || n.inputs.size() < 2) continue;
         unit_outs.insert(unit_output(g, n));
         const Tensor* w = g.find_initializer(n.inputs[1]);
         if (!w || w->dtype() != DType::Float32 || w->rank() != 4 || !f32_4d(n.inputs[0]) || ex.count(n.name)) continue;
@@ -296,10 +300,14 @@ std::map<std::string, double> share_concat_amax(const Model& model, const std::m
     for (const Node& n : model.graph.nodes) {
         if (n.outputs.empty() || n.inputs.empty()) continue;
         const std::string& y = n.outputs[0];
-        if (n.op_type == "Concat") {
+        // Ops that move values without arithmetic and keep channels (op table): a Concat
+        // joins all its inputs, a MaxPool or nearest Resize its input and output.
+        const OpSchema* op = find_op(n.op_type, n.domain);
+        if (!op || op->quant != QuantRole::Commutes) continue;
+        if (op->channels == ChannelFlow::Concat) {
             for (const auto& x : n.inputs)
                 if (!x.empty()) join(x, y);
-        } else if (n.op_type == "MaxPool" || (n.op_type == "Resize" && n.attr_s("mode", "nearest") == "nearest")) {
+        } else if (op->channels == ChannelFlow::PassThrough && n.attr_s("mode", "nearest") == "nearest") {
             join(n.inputs[0], y);
         }
     }

@@ -1,4 +1,4 @@
-// GPU parity tests: every engine kernel against the reference executor (ref_ops),
+// GPU parity tests: every engine kernel against the reference kernels (ir/op_table.h),
 // then the whole yolov8n engine. Needs a CUDA GPU; run by scripts/test-gpu.sh.
 #include <gtest/gtest.h>
 

@@ -4,7 +4,7 @@
 #include <unordered_map>
 
 #include "engine/cpu/fast_executor.h"
-#include "engine/cpu/ref_ops.h"
+#include "ir/op_table.h"
 #include "quant/fake_quant.h"
 
 namespace yoloc {
@@ -34,9 +34,7 @@ void check_inputs(const Graph& g, const TensorMap& inputs) {
 ReferenceExecutor::ReferenceExecutor(const Model& model, bool keep_intermediates)
     : model_(model), keep_(keep_intermediates) {
     validate_and_sort(model_.graph);
-    for (const auto& n : model_.graph.nodes)
-        if (!ref_supports(n.op_type) || !n.domain.empty())
-            fail("node ", n.label(), ": operator '", n.op_type, "' is not supported by yoloc");
+    for (const auto& n : model_.graph.nodes) op_schema(n);  // an unsupported op fails here, naming the node
 }
 
 TensorMap ReferenceExecutor::run(const TensorMap& inputs) {

@@ -26,7 +26,7 @@ public:
     virtual const char* name() const = 0;
 };
 
-// Runs every node with the reference kernels in ref_ops.h.
+// Runs every node with the reference kernels of the op table (ir/op_table.h).
 // `keep_intermediates` makes run() also return every intermediate value (for
 // calibration, debugging and per-layer parity tests).
 class ReferenceExecutor : public Executor {

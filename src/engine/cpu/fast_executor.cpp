@@ -17,7 +17,8 @@
 #include "engine/cpu/fast/conv.h"
 #include "engine/cpu/fast/plain_ops.h"
 #include "engine/cpu/fast/thread_pool.h"
-#include "engine/cpu/ref_ops.h"
+#include "ir/fuse.h"
+#include "ir/op_table.h"
 #include "ir/shape_inference.h"
 #include "quant/fake_quant.h"
 
@@ -146,14 +147,32 @@ struct FastExecutor::Impl {
         return dst;
     }
 
+    // The slot holding `name` in the blocked layout, adding a conversion step if needed
+    // (a fused conv's residual computed by a plain step).
+    Slot* blocked_of(const std::string& name, const Shape& shape) {
+        if (is_blocked(name)) return &slot(name);
+        Slot* src = &slot(name);
+        const int id = new_slot("");  // unnamed: readers of `name` keep the plain slot
+        Slot* dst = &slots[size_t(id)];
+        dst->blocked = true;
+        dst->bs = BlockedShape{shape[0], shape[1], shape[2], shape[3]};
+        dst->def = dst->last = int(steps.size());
+        fast::ThreadPool* p = pool.get();
+        steps.push_back({"to_blocked " + name, [src, dst, p] {
+                             fast::nchw_to_blocked(src->plain.data<float>(), dst->data, dst->bs, p);
+                         }});
+        dst->last = int(steps.size());  // read by the step the caller adds next
+        ++st.layout_changes;
+        return dst;
+    }
+
     bool planning = false;
     std::vector<std::shared_ptr<uint8_t>> arena;  // buffers of blocked values
     int64_t arena_bytes = 0;
 
     void compile(const std::map<std::string, Shape>& shapes);
     void plan_memory();
-    void plan_conv(const Node& n, const ShapeInfo& info, const std::map<std::string, std::vector<int>>& cons,
-                   const std::set<std::string>& graph_outs, std::set<int>& done);
+    void plan_conv(const Node& n, const ShapeInfo& info);
     void plan_ref(const Node& n);
     bool plan_plain(const Node& n, const ShapeInfo& info);
 };
@@ -269,9 +288,9 @@ bool FastExecutor::Impl::plan_plain(const Node& n, const ShapeInfo& info) {
     return false;
 }
 
-void FastExecutor::Impl::plan_conv(const Node& n, const ShapeInfo& info,
-                                   const std::map<std::string, std::vector<int>>& cons,
-                                   const std::set<std::string>& graph_outs, std::set<int>& done) {
+// A FusedConv (ir/fuse.h) on the conv kernels: the SiLU and the residual Add are the
+// kernel's epilogue.
+void FastExecutor::Impl::plan_conv(const Node& n, const ShapeInfo& info) {
     const Graph& g = model.graph;
     const std::string& x = n.inputs[0];
     const Tensor* w = g.find_initializer(n.inputs[1]);
@@ -292,50 +311,12 @@ void FastExecutor::Impl::plan_conv(const Node& n, const ShapeInfo& info,
     s.pt = pads[0]; s.pl = pads[1]; s.pb = pads[2]; s.pr = pads[3];
     s.src_plain = !is_blocked(x);
 
-    // Fusion: y = conv(x); s = Sigmoid(y); m = Mul(y, s) [; a = Add(m, r)].
-    std::string out = n.outputs[0];
-    std::string residual;
-    auto only = [&](const std::string& v) -> const std::vector<int>& {
-        static const std::vector<int> none;
-        auto it = cons.find(v);
-        return it == cons.end() ? none : it->second;
-    };
-    const auto& yc = only(out);
-    if (!graph_outs.count(out) && yc.size() == 2) {
-        int si = -1, mi = -1;
-        for (int c : yc) {
-            const Node& cn = g.nodes[size_t(c)];
-            if (cn.op_type == "Sigmoid" && cn.domain.empty()) si = c;
-            if (cn.op_type == "Mul" && cn.domain.empty()) mi = c;
-        }
-        if (si >= 0 && mi >= 0) {
-            const Node& sn = g.nodes[size_t(si)];
-            const Node& mn = g.nodes[size_t(mi)];
-            const std::string& so = sn.outputs[0];
-            bool mul_ok = mn.inputs.size() == 2 &&
-                          ((mn.inputs[0] == out && mn.inputs[1] == so) || (mn.inputs[1] == out && mn.inputs[0] == so));
-            if (mul_ok && !graph_outs.count(so) && only(so).size() == 1) {
-                s.silu = true;
-                done.insert(si);
-                done.insert(mi);
-                out = mn.outputs[0];
-                ++st.fused_silu;
-            }
-        }
-    }
-    if (s.silu && !graph_outs.count(out) && only(out).size() == 1) {
-        const Node& an = g.nodes[size_t(only(out)[0])];
-        if (an.op_type == "Add" && an.domain.empty() && an.inputs.size() == 2) {
-            const std::string& other = an.inputs[0] == out ? an.inputs[1] : an.inputs[0];
-            if (other != out && is_blocked(other) && slot(other).bs.shape() == ys) {
-                s.residual = true;
-                residual = other;
-                done.insert(only(out)[0]);
-                out = an.outputs[0];
-                ++st.fused_residual;
-            }
-        }
-    }
+    s.silu = n.attr_s("activation", "") == "silu";
+    const std::string residual = n.inputs.size() > 3 ? n.inputs[3] : std::string();
+    s.residual = !residual.empty();
+    const std::string out = n.outputs[0];
+    if (s.silu) ++st.fused_silu;
+    if (s.residual) ++st.fused_residual;
 
     Tensor bias = b ? *b : Tensor();
     std::unique_ptr<fast::ConvKernel> k;
@@ -354,7 +335,7 @@ void FastExecutor::Impl::plan_conv(const Node& n, const ShapeInfo& info,
     ++st.convs;
 
     Slot* src = &slot(x);
-    Slot* res = s.residual ? &slot(residual) : nullptr;
+    Slot* res = s.residual ? blocked_of(residual, ys) : nullptr;
     Slot* dst = &slots[size_t(blocked_slot(out, ys))];
     fast::ConvKernel* kp = k.get();
     convs.push_back(std::move(k));
@@ -420,6 +401,7 @@ void FastExecutor::Impl::compile(const std::map<std::string, Shape>& shapes) {
     fast::dnnl_set_threads(threads);
     model = source;
     fold_constants(model, shapes);
+    fuse_conv_activation(model, shapes);  // Conv + SiLU + residual Add -> FusedConv (ir/fuse.h)
     ShapeInfo info = infer_shapes(model, shapes);
     const Graph& g = model.graph;
     input_shapes = shapes;
@@ -447,16 +429,16 @@ void FastExecutor::Impl::compile(const std::map<std::string, Shape>& shapes) {
     for (size_t i = 0; i < g.nodes.size(); ++i) {
         if (done.count(int(i))) continue;
         const Node& n = g.nodes[i];
-        const std::string& op = n.domain.empty() ? n.op_type : std::string();
+        const std::string op = n.domain.empty() || n.domain == "yoloc" ? n.op_type : std::string();
 
-        if (op == "Conv" && n.inputs.size() >= 2 && f32_4d(n.inputs[0]) && g.is_initializer(n.inputs[1]) &&
+        if (op == "FusedConv" && n.inputs.size() >= 2 && f32_4d(n.inputs[0]) && g.is_initializer(n.inputs[1]) &&
             (n.inputs.size() < 3 || n.inputs[2].empty() || g.is_initializer(n.inputs[2])) &&
             n.attr_i("group", 1) == 1 && n.attr_s("auto_pad", "NOTSET") == "NOTSET" &&
             g.find_initializer(n.inputs[1])->rank() == 4 &&
             // a plain input is worth a conv kernel only when the output is wide
             // (the graph input); the DFL conv (16 -> 1) stays with the reference.
             (is_blocked(n.inputs[0]) || info.at(n.outputs[0]).shape[1] >= 16)) {
-            plan_conv(n, info, cons, graph_outs, done);
+            plan_conv(n, info);
             continue;
         }
         if (op == "MaxPool" && is_blocked(n.inputs[0]) && n.outputs.size() == 1 &&

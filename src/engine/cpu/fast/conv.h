@@ -39,6 +39,7 @@ bool direct_conv_wide();
 // oneDNN kernel; nullptr when yoloc was built without oneDNN or oneDNN has no
 // implementation for this spec.
 std::unique_ptr<ConvKernel> make_dnnl_conv(const ConvSpec& s, const Tensor& w, const Tensor& b);
+// oneDNN is built in and has a JIT (not reference) kernel for the blocked layout on this CPU.
 bool dnnl_available();
 // Sets oneDNN's (OpenMP) thread count for the calling thread; no-op without oneDNN.
 void dnnl_set_threads(int threads);
