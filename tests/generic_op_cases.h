@@ -46,6 +46,8 @@ public:
     virtual void topk(const cuda::TopKArgs& a, bool int32) = 0;
     virtual void reduce(const cuda::ReduceArgs& a, bool int32) = 0;
     virtual void cast(const cuda::CastArgs& a) = 0;
+    virtual void fake_quant(const cuda::FakeQuantArgs& a) = 0;
+    virtual void conv_transpose(const cuda::ConvTransposeArgs& a) = 0;
     // Copied into MatMulArgs::kernel and TopKArgs::kernel by the lowering.
     int matmul_kernel = 0, topk_kernel = 0;
 };
@@ -495,6 +497,48 @@ inline std::vector<Tensor> run_generic(const Node& n, const std::vector<Tensor>&
                                        : (to_float ? C::IntToFloat : C::FloatToInt));
         be.cast(a);
         outs.push_back(y);
+    } else if (op == "FakeQuant") {  // the plan's name for a Q -> DQ pair (int8, zero point 0)
+        DevTensor x = dev_put(be, x0), y = dev_alloc(be, x0.shape(), false);
+        cuda::FakeQuantArgs a;
+        a.x = static_cast<const float*>(x.p);
+        a.y = static_cast<float*>(y.p);
+        a.n = x.numel();
+        a.scale = n.attr_f("scale", 1.f);
+        be.fake_quant(a);
+        outs.push_back(y);
+    } else if (op == "ConvTranspose") {
+        const Tensor& w0 = ins.at(1);
+        const auto s = n.attr_ints("strides", {1, 1}), d = n.attr_ints("dilations", {1, 1});
+        const auto p = n.attr_ints("pads", {0, 0, 0, 0}), op_ = n.attr_ints("output_padding", {0, 0});
+        const int64_t group = n.attr_i("group", 1);
+        Shape out{x0.dim(0), w0.dim(1) * group, 0, 0};
+        for (size_t k = 0; k < 2; ++k)
+            out[2 + k] = s[k] * (x0.dim(2 + k) - 1) + op_[k] + (w0.dim(2 + k) - 1) * d[k] + 1 - p[k] - p[k + 2];
+        DevTensor x = dev_put(be, x0), w = dev_put(be, w0), y = dev_alloc(be, out, false);
+        DevTensor b = has_input(ins, 2) ? dev_put(be, ins[2]) : DevTensor();
+        cuda::ConvTransposeArgs a;
+        a.x = static_cast<const float*>(x.p);
+        a.wt = static_cast<const float*>(w.p);
+        a.bias = static_cast<const float*>(b.p);
+        a.y = static_cast<float*>(y.p);
+        a.n = int(x0.dim(0));
+        a.c = int(x0.dim(1));
+        a.h = int(x0.dim(2));
+        a.w = int(x0.dim(3));
+        a.m = int(out[1]);
+        a.oh = int(out[2]);
+        a.ow = int(out[3]);
+        a.kh = int(w0.dim(2));
+        a.kw = int(w0.dim(3));
+        a.sh = int(s[0]);
+        a.sw = int(s[1]);
+        a.ph = int(p[0]);
+        a.pw = int(p[1]);
+        a.dh = int(d[0]);
+        a.dw = int(d[1]);
+        a.group = int(group);
+        be.conv_transpose(a);
+        outs.push_back(y);
     } else {
         fail("the generic tier's test lowering has no rule for ", op);
     }
@@ -692,8 +736,8 @@ inline std::vector<OpCase> where_cases() {
 }
 
 // The reference sums in double, the tier in float32: measured on the host, at most 6e-8
-// (Softmax) and 3e-7 (LogSoftmax, against the log of the reference's Softmax) over rows of
-// up to 400; the GPU's expf and logf add an ulp or two.
+// (Softmax) and 3.2e-7 (LogSoftmax) over rows of up to 400; the GPU's expf and logf add an
+// ulp or two.
 inline std::vector<OpCase> softmax_cases() {
     Rng r(14);
     std::vector<OpCase> cs;
@@ -965,6 +1009,59 @@ inline std::vector<OpCase> cast_cases() {
         cs.push_back(make_case(cast(DType::Float32), {rand_ints(s, r, -100000, 100000)}, "int64 to float"));
         cs.push_back(make_case(cast(DType::Float32), {rand_ints(s, r, 0, 1, DType::Bool)}, "bool to float"));
         cs.push_back(make_case(cast(DType::Bool), {rand_ints(s, r, -2, 2)}, "int64 to bool"));
+    }
+    return cs;
+}
+
+// FakeQuant (the plan's Q -> DQ pair): exact against the reference's QuantizeLinear then
+// DequantizeLinear (int8, zero point 0), values around and beyond the int8 range.
+inline std::vector<OpCase> fake_quant_cases() {
+    Rng r(21);
+    std::vector<OpCase> cs;
+    for (float scale : {0.02f, 0.1f, 1.f / 3.f})
+        for (const Shape& s : {Shape{37}, Shape{2, 3, 4, 5}, Shape{0}}) {
+            Node n = make_node("FakeQuant", 1);
+            n.attrs["scale"] = Attribute::of_float(scale);
+            OpCase c = make_case(n, {rand_floats(s, r, -160.f * scale, 160.f * scale)}, "scale " + std::to_string(scale));
+            c.oracle = [](const OpCase& k) {
+                const float sc = k.node.attr_f("scale", 1.f);
+                Node q = make_node("QuantizeLinear", 3), dq = make_node("DequantizeLinear", 3);
+                Tensor zp(DType::Int8, {});
+                const Tensor scale_t = Tensor::scalar_f32(sc);
+                const Tensor qv = ref_eval(q, {k.inputs[0], scale_t, zp}, k.opset)[0];
+                return ref_eval(dq, {qv, scale_t, zp}, k.opset);
+            };
+            cs.push_back(c);
+        }
+    return cs;
+}
+
+// ConvTranspose: YOLOv8-seg's proto upsampler (2x2, stride 2) and strides, pads,
+// dilations, output_padding and groups around it. Exact on the host (same order of
+// additions as the reference); the GPU contracts to FMA.
+inline std::vector<OpCase> conv_transpose_cases() {
+    Rng r(22);
+    std::vector<OpCase> cs;
+    struct C {
+        Shape x, w;
+        std::vector<int64_t> s, p, d, op;
+        int64_t group;
+        bool bias;
+    };
+    for (const C& c : std::vector<C>{{{1, 8, 5, 5}, {8, 8, 2, 2}, {2, 2}, {0, 0, 0, 0}, {1, 1}, {0, 0}, 1, true},
+                                     {{2, 3, 4, 6}, {3, 5, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, {0, 0}, 1, false},
+                                     {{1, 4, 3, 5}, {4, 3, 3, 2}, {3, 2}, {0, 1, 2, 0}, {1, 1}, {2, 1}, 1, true},
+                                     {{1, 6, 4, 4}, {6, 2, 3, 3}, {2, 2}, {1, 1, 0, 0}, {2, 1}, {1, 0}, 3, true},
+                                     {{1, 4, 1, 7}, {4, 1, 1, 3}, {1, 2}, {0, 0, 0, 0}, {1, 2}, {0, 1}, 4, false}}) {
+        Node n = make_node("ConvTranspose", c.bias ? 3 : 2);
+        n.attrs["strides"] = Attribute::of_ints(c.s);
+        n.attrs["pads"] = Attribute::of_ints(c.p);
+        n.attrs["dilations"] = Attribute::of_ints(c.d);
+        n.attrs["output_padding"] = Attribute::of_ints(c.op);
+        n.attrs["group"] = Attribute::of_int(c.group);
+        std::vector<Tensor> in{rand_floats(c.x, r), rand_floats(c.w, r, -0.5f, 0.5f)};
+        if (c.bias) in.push_back(rand_floats({c.w[1] * c.group}, r));
+        cs.push_back(make_case(n, in, "group " + std::to_string(c.group), 0, 2e-6));
     }
     return cs;
 }

@@ -67,6 +67,12 @@ public:
     void cast(const cuda::CastArgs& a) override {
         for (long long i = 0; i < cuda::cast_items(a); ++i) cuda::cast_at<float>(a, i);
     }
+    void fake_quant(const cuda::FakeQuantArgs& a) override {
+        for (long long i = 0; i < cuda::fake_quant_items(a); ++i) cuda::fake_quant_at<float>(a, i);
+    }
+    void conv_transpose(const cuda::ConvTransposeArgs& a) override {
+        for (long long i = 0; i < cuda::conv_transpose_items(a); ++i) cuda::conv_transpose_at<float>(a, i);
+    }
 
 private:
     std::vector<std::vector<uint8_t>> blocks_;
@@ -144,6 +150,16 @@ TEST(GenericOps, ReduceOpsMatchTheReference) {
 TEST(GenericOps, CastMatchesTheReference) {
     HostBackend be;
     check_family(cast_cases(), be);
+}
+
+TEST(GenericOps, FakeQuantIsQuantizeThenDequantize) {
+    HostBackend be;
+    check_family(fake_quant_cases(), be);
+}
+
+TEST(GenericOps, ConvTransposeMatchesTheReference) {
+    HostBackend be;
+    check_family(conv_transpose_cases(), be);
 }
 
 // Expected values from onnxruntime 1.32 (CPU) on the same inputs: among equal values the

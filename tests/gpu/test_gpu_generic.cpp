@@ -60,6 +60,10 @@ public:
     void topk(const cuda::TopKArgs& a, bool int32) override { go([=] { cuda::topk(a, int32, nullptr); }); }
     void reduce(const cuda::ReduceArgs& a, bool int32) override { go([=] { cuda::reduce(a, int32, nullptr); }); }
     void cast(const cuda::CastArgs& a) override { go([=] { cuda::cast(a, nullptr); }); }
+    void fake_quant(const cuda::FakeQuantArgs& a) override { go([=] { cuda::fake_quant(a, nullptr); }); }
+    void conv_transpose(const cuda::ConvTransposeArgs& a) override {
+        go([=] { cuda::conv_transpose(a, nullptr); });
+    }
 
     std::function<void()> last;
 
@@ -150,6 +154,16 @@ TEST(GpuGeneric, ReduceOpsMatchTheReference) {
 TEST(GpuGeneric, CastMatchesTheReference) {
     REQUIRE_GPU();
     check_family(cast_cases());
+}
+
+TEST(GpuGeneric, FakeQuantIsQuantizeThenDequantize) {
+    REQUIRE_GPU();
+    check_family(fake_quant_cases());
+}
+
+TEST(GpuGeneric, ConvTransposeMatchesTheReference) {
+    REQUIRE_GPU();
+    check_family(conv_transpose_cases());
 }
 
 // GPU time per launch (CUDA events around `iters` back-to-back launches, after a warm-up),

@@ -49,6 +49,8 @@ YOLOC_GENERIC_KERNEL(gather_elements, GatherElementsArgs, gather_elements_at, ga
 YOLOC_GENERIC_KERNEL(topk_rank, TopKArgs, topk_rank_at, topk_rank_items)
 YOLOC_GENERIC_KERNEL(reduce, ReduceArgs, reduce_at, reduce_items)
 YOLOC_GENERIC_KERNEL(cast, CastArgs, cast_at, cast_items)
+YOLOC_GENERIC_KERNEL(fake_quant, FakeQuantArgs, fake_quant_at, fake_quant_items)
+YOLOC_GENERIC_KERNEL(conv_transpose, ConvTransposeArgs, conv_transpose_at, conv_transpose_items)
 
 template <typename ARGS>
 void launch_moves(void (*k4)(ARGS), void (*k2)(ARGS), void (*k1)(ARGS), const ARGS& a, long long items, int elem_bytes,
@@ -425,6 +427,16 @@ void reduce(const ReduceArgs& a, bool int32, cudaStream_t s) {
 
 void cast(const CastArgs& a, cudaStream_t s) {
     if (cast_items(a) > 0) launch_pdl(cast_kernel<float>, dim3(grid_for(cast_items(a))), dim3(kThreads), 0, s, a);
+}
+
+void fake_quant(const FakeQuantArgs& a, cudaStream_t s) {
+    const long long n = fake_quant_items(a);
+    if (n > 0) launch_pdl(fake_quant_kernel<float>, dim3(grid_for(n)), dim3(kThreads), 0, s, a);
+}
+
+void conv_transpose(const ConvTransposeArgs& a, cudaStream_t s) {
+    const long long n = conv_transpose_items(a);
+    if (n > 0) launch_pdl(conv_transpose_kernel<float>, dim3(grid_for(n)), dim3(kThreads), 0, s, a);
 }
 
 }  // namespace cuda

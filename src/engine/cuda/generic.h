@@ -29,6 +29,8 @@ constexpr int kTopKMaxSorted = 4096;
 void topk(const TopKArgs& a, bool int32, cudaStream_t s);
 void reduce(const ReduceArgs& a, bool int32, cudaStream_t s);
 void cast(const CastArgs& a, cudaStream_t s);
+void fake_quant(const FakeQuantArgs& a, cudaStream_t s);
+void conv_transpose(const ConvTransposeArgs& a, cudaStream_t s);
 
 }  // namespace cuda
 }  // namespace yoloc

@@ -618,5 +618,67 @@ YOLOC_HD void cast_at(const CastArgs& a, long long i) {
     }
 }
 
+// ---- FakeQuant (a QuantizeLinear -> DequantizeLinear pair, int8, zero point 0) ---------
+
+struct FakeQuantArgs {
+    const float* x = nullptr;
+    float* y = nullptr;
+    long long n = 0;
+    float scale = 1.f;
+};
+
+YOLOC_HD long long fake_quant_items(const FakeQuantArgs& a) { return a.n; }
+
+template <typename T>
+YOLOC_HD void fake_quant_at(const FakeQuantArgs& a, long long i) {
+    a.y[i] = fake_quant(a.x[i], a.scale);
+}
+
+// ---- ConvTranspose, 2-D, NCHW float32 -------------------------------------------------
+
+// y[b, g*mg + m, iy*sh - ph + ky*dh, ix*sw - pw + kx*dw] += x[b, g*cg + ci, iy, ix] *
+// wt[g*cg + ci, m, ky, kx] (ONNX's weight layout [c][m/group][kh][kw]), plus bias[m].
+// oh, ow: the output size (output_padding and the end pads are the plan's arithmetic).
+struct ConvTransposeArgs {
+    const float* x = nullptr;
+    const float* wt = nullptr;
+    const float* bias = nullptr;  // [m] or null
+    float* y = nullptr;
+    int n = 0, c = 0, h = 0, w = 0;  // input
+    int m = 0, oh = 0, ow = 0;       // output
+    int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1, group = 1;
+};
+
+YOLOC_HD long long conv_transpose_items(const ConvTransposeArgs& a) { return (long long)a.n * a.m * a.oh * a.ow; }
+
+// One output, gathering the inputs that scatter into it: adds in the reference's order
+// (input channel, then ky, kx), so the host gives its bits exactly.
+template <typename T>
+YOLOC_HD void conv_transpose_at(const ConvTransposeArgs& a, long long i) {
+    const int ox = int(i % a.ow);
+    long long t = i / a.ow;
+    const int oy = int(t % a.oh);
+    t /= a.oh;
+    const int co = int(t % a.m);
+    const long long b = t / a.m;
+    const int mg = a.m / a.group, cg = a.c / a.group;
+    const int g = co / mg, cm = co % mg;
+    float acc = a.bias ? a.bias[co] : 0.f;
+    for (int ci = g * cg; ci < (g + 1) * cg; ++ci) {
+        const float* xp = a.x + (b * a.c + ci) * a.h * a.w;
+        const float* wp = a.wt + ((long long)ci * mg + cm) * a.kh * a.kw;
+        for (int ky = 0; ky < a.kh; ++ky) {
+            const int ty = oy + a.ph - ky * a.dh;
+            if (ty < 0 || ty % a.sh != 0 || ty / a.sh >= a.h) continue;
+            for (int kx = 0; kx < a.kw; ++kx) {
+                const int tx = ox + a.pw - kx * a.dw;
+                if (tx < 0 || tx % a.sw != 0 || tx / a.sw >= a.w) continue;
+                acc += wp[ky * a.kw + kx] * xp[(long long)(ty / a.sh) * a.w + tx / a.sw];
+            }
+        }
+    }
+    a.y[i] = acc;
+}
+
 }  // namespace cuda
 }  // namespace yoloc
