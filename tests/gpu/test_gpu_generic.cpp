@@ -190,74 +190,77 @@ double gpu_us(const std::function<void()>& launch, int iters = 100) {
 }
 
 // The ops the generic tier adds to YOLO11 (C2PSA) and YOLO26 (end-to-end head) at 640,
-// batch 1 and 32; each checked against the reference before it is timed.
+// batch 1 and 32: each kernel variant checked against the reference, then timed.
 TEST(GpuGeneric, PerfAtYoloShapes) {
     REQUIRE_GPU();
     cudaDeviceProp prop{};
     cudaGetDeviceProperties(&prop, 0);
     std::printf("PERF device: %s\n", prop.name);
     Rng r(99);
+    struct Variant {
+        std::string name;
+        int matmul_kernel, topk_kernel;
+    };
     struct P {
         std::string what;
         OpCase c;
-        int matmul_kernel, topk_kernel;
-        double flops;  // per launch, for MatMul
+        std::vector<Variant> variants;
+        double flops;  // per launch (MatMul), for GFLOP/s
     };
+    const std::vector<Variant> plain = {{"", 0, 0}};
+    const std::vector<Variant> mm = {{"auto", 0, 0}, {"simple", 1, 0}, {"tile64", 2, 0}, {"tile32", 3, 0}};
     std::vector<P> ps;
     for (int64_t b : {1, 32}) {
         const std::string bs = "batch " + std::to_string(b);
-        for (int kernel : {0, 1}) {
-            const std::string kn = kernel == 0 ? "radix" : "rank";
-            for (int64_t len : {8400, 24000}) {  // 8400 anchors; then 300 x 80 classes
-                if (kernel == 1 && (b > 1 || len > 8400)) continue;  // O(len^2): the fallback, timed once
-                Node n = make_node("TopK", 2, 2);
-                n.attrs["axis"] = Attribute::of_int(1);
-                ps.push_back({"TopK " + kn + " " + bs + " [" + std::to_string(len) + "] k 300",
-                              make_case(n, {rand_floats({b, len}, r, 0.f, 1.f), ints({300})}), 0, kernel == 0 ? 2 : 1,
-                              0});
-            }
+        for (int64_t len : {8400, 24000}) {  // 8400 anchors; then 300 boxes x 80 classes
+            Node n = make_node("TopK", 2, 2);
+            n.attrs["axis"] = Attribute::of_int(1);
+            std::vector<Variant> v = {{"radix", 0, 2}};
+            if (b == 1 && len == 8400) v.push_back({"rank", 0, 1});  // O(len^2): the fallback, timed once
+            ps.push_back({"TopK " + bs + " [" + std::to_string(len) + "] k 300",
+                          make_case(n, {rand_floats({b, len}, r, 0.f, 1.f), ints({300})}), v, 0});
         }
-        for (int kernel : {0, 1, 2, 3}) {
-            const std::string kn = kernel == 0 ? "auto" : (kernel == 1 ? "simple" : (kernel == 2 ? "tile64" : "tile32"));
-            ps.push_back({"MatMul " + kn + " " + bs + " C2PSA q^T k [2,400,32]x[2,32,400]",
-                          make_case(make_node("MatMul", 2), {rand_floats({b, 2, 400, 32}, r, -1.f, 1.f),
-                                                             rand_floats({b, 2, 32, 400}, r, -1.f, 1.f)}, "", 1e-5),
-                          kernel, 0, 2.0 * b * 2 * 400 * 400 * 32});
-            ps.push_back({"MatMul " + kn + " " + bs + " C2PSA v attn^T [2,64,400]x[2,400,400]",
-                          make_case(make_node("MatMul", 2), {rand_floats({b, 2, 64, 400}, r, -1.f, 1.f),
-                                                             rand_floats({b, 2, 400, 400}, r, -1.f, 1.f)}, "", 1e-5),
-                          kernel, 0, 2.0 * b * 2 * 64 * 400 * 400});
-        }
+        ps.push_back({"MatMul " + bs + " C2PSA q^T k [2,400,32]x[2,32,400]",
+                      make_case(make_node("MatMul", 2), {rand_floats({b, 2, 400, 32}, r, -1.f, 1.f),
+                                                         rand_floats({b, 2, 32, 400}, r, -1.f, 1.f)}, "", 1e-5),
+                      mm, 2.0 * b * 2 * 400 * 400 * 32});
+        ps.push_back({"MatMul " + bs + " C2PSA v attn^T [2,64,400]x[2,400,400]",
+                      make_case(make_node("MatMul", 2), {rand_floats({b, 2, 64, 400}, r, -1.f, 1.f),
+                                                         rand_floats({b, 2, 400, 400}, r, -1.f, 1.f)}, "", 1e-5),
+                      mm, 2.0 * b * 2 * 64 * 400 * 400});
         Node sm = make_node("Softmax", 1);
         sm.attrs["axis"] = Attribute::of_int(-1);
         ps.push_back({"Softmax " + bs + " C2PSA [2,400,400] axis -1",
-                      make_case(sm, {rand_floats({b, 2, 400, 400}, r, -8.f, 8.f)}, "", 4e-6), 0, 0, 0});
+                      make_case(sm, {rand_floats({b, 2, 400, 400}, r, -8.f, 8.f)}, "", 1e-6), plain, 0});
         Node tr = make_node("Transpose", 1);
         tr.attrs["perm"] = Attribute::of_ints({0, 2, 1});
-        ps.push_back({"Transpose " + bs + " [11,8400] -> [8400,11]",
-                      make_case(tr, {rand_floats({b, 11, 8400}, r)}), 0, 0, 0});
+        ps.push_back({"Transpose " + bs + " [11,8400] -> [8400,11]", make_case(tr, {rand_floats({b, 11, 8400}, r)}),
+                      plain, 0});
+        Node rm = make_node("ReduceMax", 2);
+        rm.attrs["keepdims"] = Attribute::of_int(0);
+        ps.push_back({"ReduceMax " + bs + " [8400,80] axis -1",
+                      make_case(rm, {rand_floats({b, 8400, 80}, r), ints({-1})}, "", 0, 0, 18), plain, 0});
         Node ge = make_node("GatherElements", 2);
         ge.attrs["axis"] = Attribute::of_int(1);
         ps.push_back({"GatherElements " + bs + " [8400,80] -> [300,80]",
-                      make_case(ge, {rand_floats({b, 8400, 80}, r), rand_ints({b, 300, 80}, r, 0, 8399)}), 0, 0, 0});
+                      make_case(ge, {rand_floats({b, 8400, 80}, r), rand_ints({b, 300, 80}, r, 0, 8399)}), plain, 0});
     }
     for (const P& p : ps) {
-        if (!ref_supports(p.c.node.op_type)) {
-            std::printf("PERF %s: skipped, the reference lacks %s\n", p.what.c_str(), p.c.node.op_type.c_str());
-            continue;
-        }
         SCOPED_TRACE(p.what);
-        GpuBackend be;
-        be.matmul_kernel = p.matmul_kernel;
-        be.topk_kernel = p.topk_kernel;
         const std::vector<Tensor> want = ref_eval(p.c.node, p.c.inputs, p.c.opset);
-        const std::vector<Tensor> got = run_generic(p.c.node, p.c.inputs, p.c.opset, be);
-        ASSERT_EQ(got.size(), want.size());
-        for (size_t o = 0; o < got.size(); ++o) expect_matches(got[o], want[o], p.c.device_tol, p.what);
-        const double us = gpu_us(be.last);
-        if (p.flops > 0)
-            std::printf("PERF %-60s %9.2f us  %7.0f GFLOP/s\n", p.what.c_str(), us, p.flops / us * 1e-3);
-        else
-            std::printf("PERF %-60s %9.2f us\n", p.what.c_str(), us);
+        for (const Variant& v : p.variants) {
+            GpuBackend be;
+            be.matmul_kernel = v.matmul_kernel;
+            be.topk_kernel = v.topk_kernel;
+            const std::vector<Tensor> got = run_generic(p.c.node, p.c.inputs, p.c.opset, be);
+            ASSERT_EQ(got.size(), want.size());
+            for (size_t o = 0; o < got.size(); ++o) expect_matches(got[o], want[o], p.c.device_tol, p.what + " " + v.name);
+            const double us = gpu_us(be.last);
+            const std::string what = p.what + (v.name.empty() ? "" : " (" + v.name + ")");
+            if (p.flops > 0)
+                std::printf("PERF %-62s %9.2f us  %7.0f GFLOP/s\n", what.c_str(), us, p.flops / us * 1e-3);
+            else
+                std::printf("PERF %-62s %9.2f us\n", what.c_str(), us);
+        }
     }
 }
