@@ -40,9 +40,10 @@ if ninja -C "$BUILD_DIR" -j2 yoloc >/dev/null 2>&1 && "$BUILD_DIR/yoloc" bench -
 fi
 
 # Variants: default = what make_executor(model, "fast") does in this environment
-# (ConvKernels::Auto: own conv kernels unless OMP_WAIT_POLICY=passive);
-# own = our conv kernels; dnnl = oneDNN with OpenMP's default (spinning) workers;
-# passive = oneDNN with OMP_WAIT_POLICY=passive (workers sleep between primitives).
+# (ConvKernels::Auto: oneDNN when built in, for a convolution oneDNN runs with a fast
+# implementation; our kernels otherwise); own = our conv kernels; dnnl = oneDNN with
+# OpenMP's default (spinning) workers; passive = oneDNN with OMP_WAIT_POLICY=passive
+# (workers sleep between primitives); cli = the `yoloc bench` command itself.
 if grep -q "YOLOC_HAVE_DNNL=1" "$BUILD_DIR/build.ninja"; then DEF="default own dnnl passive"; else DEF="default"; fi
 [ ${#CLI[@]} -gt 0 ] && DEF="$DEF cli"
 VARIANTS="${VARIANTS:-$DEF}"

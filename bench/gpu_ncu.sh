@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Nsight Compute on chosen kernels of a yoloc engine: speed of light, occupancy, warp stalls, launch
 # statistics per kernel launch (kernel nodes of the CUDA graph). The GPU machine's CUDA 13 has ncu
-# and allows the counters (session 7). Needs a CUDA build (scripts/test-gpu.sh makes build-gpu/).
+# and allows the counters. Needs a CUDA build (scripts/test-gpu.sh makes build-gpu/).
 #
 # usage: bench/gpu_ncu.sh ENGINE [KERNEL_REGEX] [LAUNCHES]
 #   e.g. bench/gpu_ncu.sh /tmp/e/b32.engine 'sppf_words|detect_parts|conv_stem_kernel' 3

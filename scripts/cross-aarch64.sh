@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Portability check (issue 7, point 4); docs/PORTABILITY.md has the results and timings.
+# Portability check (aarch64 build and tests, CUDA sources as C++14); docs/PORTABILITY.md has the results and timings.
 #   1. cross-compiles yoloc and its GoogleTest suite for aarch64 (Debian g++-aarch64-linux-gnu,
 #      arm64 libraries from Debian multiarch, cmake/aarch64-linux-gnu.cmake; no oneDNN, no CUDA:
 #      the Jetson build), shows with `file` that the binaries are ARM aarch64;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Configures, builds and runs the GPU engine tests on a machine with a CUDA GPU
 # (the GPU machine: Ubuntu 24.04, gcc 13, CMake 4, CUDA 13; no oneDNN there).
-#   YOLOC_SHARED=.carry/shared scripts/test-gpu.sh [gtest args for yoloc_gpu_tests]
+#   YOLOC_SHARED=/path/to/shared scripts/test-gpu.sh [gtest args for yoloc_gpu_tests]
 # Env: BUILD (build folder, default build-gpu), JOBS (default nproc),
 #      CUDA_ARCHS (default 90: H100/H200 only, the fastest build),
 #      QUICK=1 (the test binaries only: no CLI engines, benches or coco128 evals).
@@ -64,7 +64,7 @@ if [[ -f "$model" && "${QUICK:-0}" != 1 ]]; then
   done
   "$BUILD"/yoloc build "$model" --precision fp16 --timing-cache "$cache" -o "$out/yolov8n_fp16_cached.engine" \
     | grep -E "^tactics" || status=1
-  # Issue 6's memory target in a fresh process: the cudaMemGetInfo drop from before
+  # The batch-1 memory target in a fresh process: the cudaMemGetInfo drop from before
   # loading the FP16 batch-1 engine to after its inference runs, at most 20 MB.
   "$BUILD"/yoloc bench "$out/yolov8n_fp16.engine" --iters 20 --warmup 5 --json | python3 -c '
 import json, sys
@@ -87,7 +87,7 @@ sys.exit(0 if m <= 20e6 else 1)' || status=1
   head -c 1000 "$out/yolov8n_fp16.engine" > "$out/cut.engine" || true
   if "$BUILD"/yoloc bench "$out/cut.engine" 2>&1; then echo "FAIL: truncated engine accepted"; status=1; fi
   # Detector on the engine: letterbox, decode and NMS on the GPU (detect), and mAP of
-  # each engine on coco128 next to the CPU executor's on the same machine (issue 6:
+  # each engine on coco128 next to the CPU executor's on the same machine (target:
   # within 0.3 points).
   shared="${YOLOC_SHARED:-../shared}"
   "$BUILD"/yoloc detect "$out/yolov8n_fp16.engine" "$shared/data/samples" --out "$out/detect_fp16" --no-draw || status=1

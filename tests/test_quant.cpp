@@ -396,7 +396,7 @@ TEST(QuantReal, PerTensorReproducesTheExportsInt8WeightsExactly) {
     EXPECT_GE(exact, 62);
 }
 
-// Issue 4 point 3 end to end through the CLI: `quantize` writes the Q/DQ model and
+// Quantization end to end through the CLI: `quantize` writes the Q/DQ model and
 // its cache (every activation: 243 tensors on yolov8n), and `detect` runs the Q/DQ
 // model and still finds the dog.
 TEST(QuantReal, CliQuantizeThenDetectOnTheQdqModel) {
@@ -793,7 +793,7 @@ TEST(QuantBadInput, AlreadyQuantizedModel) { EXPECT_THROW(check_float_model(tiny
 
 TEST(QuantBadInput, UnknownMethod) { EXPECT_THROW(parse_calib_method("kl"), Error); }
 
-// Every bad-input case of issue 4 point 6 through the CLI: one `error: ...` line that
+// Every bad-input case of `quantize` through the CLI: one `error: ...` line that
 // says what is wrong, a non-zero exit, and neither OUT.onnx nor OUT.cache written.
 TEST(QuantBadInput, CliWritesNothingOnError) {
     std::string dir = yoloc_test::scratch_dir("quant_cli_bad");

@@ -166,17 +166,20 @@ void check_geometry(const Plan& p) {
     auto buf = [&](const View& v) -> const PlanBuffer& { return p.buffers[size_t(v.buf)]; };
     const int64_t n = p.input_shape[0];
     YOLOC_CHECK(n == p.batch, "batch ", p.batch, " but the input has ", n, " images");
-    for (const auto& b : p.buffers)
-        YOLOC_CHECK(b.shape[0] == n, "buffer ", b.name, " holds ", b.shape[0], " images, the batch is ", n);
+    for (const auto& b : p.buffers)  // generic tensors (constants, reductions) need not hold one row per image
+        YOLOC_CHECK(b.kind == BufferKind::Tensor || b.shape[0] == n, "buffer ", b.name, " holds ", b.shape[0],
+                    " images, the batch is ", n);
     for (const auto& op : p.ops) {
         switch (op.kind) {
             case OpKind::InputPack: {
                 const Shape& o = buf(op.out).shape;  // [N,H,W,C]
-                YOLOC_CHECK(o[1] == p.input_shape[2] && o[2] == p.input_shape[3] && op.out.c == p.input_shape[1] &&
-                                op.in[0].c == p.input_shape[1],
-                            "op ", op.name, " does not match the input shape");
+                const Shape& i = buf(op.in[0]).shape;  // [N,C,H,W]: the graph input or a generic tensor
+                YOLOC_CHECK(i.size() == 4 && o[0] == i[0] && o[1] == i[2] && o[2] == i[3] && op.out.c == i[1],
+                            "op ", op.name, " does not match its input's shape");
                 break;
             }
+            case OpKind::Generic:
+                break;  // Plan::validate bounds every index a generic op forms
             case OpKind::Conv:
             case OpKind::MaxPool: {
                 Shape i = buf(op.in[0]).shape;
@@ -275,6 +278,7 @@ std::string serialize_engine(const EngineFile& e) {
         w.i32(int32_t(b.kind));
         w.shape(b.shape);
         w.i32(b.elem_bytes);
+        w.u8(b.integer ? 1 : 0);
     }
     w.u32(uint32_t(p.ops.size()));
     for (const auto& op : p.ops) {
@@ -304,11 +308,19 @@ std::string serialize_engine(const EngineFile& e) {
         w.i64(op.s_count);
         w.i64(op.ys_off);
         w.i64(op.ys_count);
+        w.i32(op.gop);
+        w.i32(op.sub);
+        w.u32(uint32_t(op.ints.size()));
+        for (int64_t x : op.ints) w.i64(x);
+        w.u32(uint32_t(op.floats.size()));
+        for (float f : op.floats) w.u32(f32_bits(f));
+        w.u8(op.xyxy ? 1 : 0);
     }
     const PlanStats& st = p.stats;
     for (int x : {st.convs, st.convs_silu, st.convs_residual, st.split_views, st.concat_inputs, st.concat_in_place,
                   st.copies, st.maxpools, st.resizes, st.detects, st.ir_nodes, st.maxpool_chains, st.convs_int8,
-                  st.fake_quants, st.qdq_folded, st.convs_fused_siblings, st.int8_buffers})
+                  st.fake_quants, st.qdq_folded, st.convs_fused_siblings, st.int8_buffers, st.generic_ops,
+                  st.layout_changes})
         w.i32(x);
     w.i32(int32_t(p.memory_mode));
     w.floats(p.weights);
@@ -381,17 +393,19 @@ EngineFile parse_engine(const std::string& bytes, const std::string& path) {
         PlanBuffer b;
         b.name = r.str("buffer name");
         int32_t k = r.i32("buffer kind");
-        if (k < 0 || k > 2) fail(path, ": engine file is corrupt (buffer kind ", k, "): ", rebuild_hint());
+        if (k < 0 || k > int32_t(BufferKind::Tensor))
+            fail(path, ": engine file is corrupt (buffer kind ", k, "): ", rebuild_hint());
         b.kind = BufferKind(k);
         b.shape = r.shape("buffer shape");
         b.elem_bytes = r.i32_in("buffer element size", 1, 4);
+        b.integer = r.u8("buffer type") != 0;
         p.buffers.push_back(b);
     }
     uint32_t nops = r.count("ops", 1u << 14);
     for (uint32_t i = 0; i < nops; ++i) {
         PlanOp op;
         int32_t k = r.i32("op kind");
-        if (k < 0 || k > int32_t(OpKind::FakeQuant))
+        if (k < 0 || k > int32_t(OpKind::Generic))
             fail(path, ": engine file is corrupt (op kind ", k, "): ", rebuild_hint());
         op.kind = OpKind(k);
         op.name = r.str("op name");
@@ -420,13 +434,20 @@ EngineFile parse_engine(const std::string& bytes, const std::string& path) {
         op.s_count = r.i64_in("op weight scales", 0, kMaxWeights);
         op.ys_off = r.i64_in("op output scales", -1, kMaxWeights);
         op.ys_count = r.i64_in("op output scales", 0, kMaxWeights);
+        op.gop = r.i32_in("generic op", 0, 64);
+        op.sub = r.i32_in("generic sub-op", 0, 1 << 16);
+        const uint32_t ni2 = r.count("generic parameters", 64);
+        for (uint32_t j = 0; j < ni2; ++j) op.ints.push_back(r.i64_in("generic parameter", -kMaxWeights, kMaxWeights));
+        const uint32_t nf = r.count("generic float parameters", 8);
+        for (uint32_t j = 0; j < nf; ++j) op.floats.push_back(bits_f32(r.u32("generic float parameter")));
+        op.xyxy = r.u8("detect box format") != 0;
         p.ops.push_back(op);
     }
     PlanStats& st = p.stats;
     for (int* x : {&st.convs, &st.convs_silu, &st.convs_residual, &st.split_views, &st.concat_inputs,
                    &st.concat_in_place, &st.copies, &st.maxpools, &st.resizes, &st.detects, &st.ir_nodes,
                    &st.maxpool_chains, &st.convs_int8, &st.fake_quants, &st.qdq_folded, &st.convs_fused_siblings,
-                   &st.int8_buffers})
+                   &st.int8_buffers, &st.generic_ops, &st.layout_changes})
         *x = r.i32("stats");
     const int32_t mm = r.i32("memory mode");
     if (mm != int32_t(Plan::MemoryMode::Sequential) && mm != int32_t(Plan::MemoryMode::Concurrent) &&

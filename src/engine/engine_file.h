@@ -30,7 +30,9 @@ namespace engine {
 //    PlanStats::int8_buffers.
 // 7: memory mode 2 (Bounded arena, the default); the device weight block's layout and
 //    size come from engine::device_weight_layout (256-byte aligned arrays).
-constexpr uint32_t kEngineFormatVersion = 7;
+// 8: the generic tier: Tensor buffers (and their int32 flag), Generic ops (kind, sub-op,
+//    integer and float parameters), the Detect op's box format.
+constexpr uint32_t kEngineFormatVersion = 8;
 
 // What identifies the device and software an engine was built for.
 struct DeviceIdentity {

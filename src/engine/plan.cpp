@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <cstdlib>
 #include <sstream>
 
 #include "core/error.h"
@@ -85,6 +86,18 @@ DeviceWeightLayout device_weight_layout(const Plan& p) {
     int64_t total = 0;
     for (size_t i = 0; i < n; ++i) {
         const PlanOp& op = p.ops[i];
+        if (op.kind == OpKind::Generic) {
+            // Generic ops with data (Const, ConvTranspose) keep it in float32.
+            if (op.w_count > 0) {
+                L.w[i] = total;
+                total = align256(total + op.w_count * 4);
+            }
+            if (op.b_count > 0) {
+                L.b[i] = total;
+                total = align256(total + op.b_count * 4);
+            }
+            continue;
+        }
         if (op.kind != OpKind::Conv) continue;
         L.w[i] = total;
         total = align256(total + (op.int8() ? int64_t(op.out.c) * int8_weight_stride(op)
@@ -106,13 +119,203 @@ DeviceWeightLayout device_weight_layout(const Plan& p) {
 
 int64_t Plan::device_weight_bytes() const { return device_weight_layout(*this).bytes; }
 
+namespace {
+
+// Whether every offset base + sum_k idx_k * strides_k over idx in dims lies in [0, numel).
+bool strided_in_bounds(const std::vector<int64_t>& dims, const std::vector<int64_t>& strides, int64_t base,
+                       int64_t numel) {
+    if (dims.size() != strides.size()) return false;
+    int64_t lo = base, hi = base;
+    for (size_t k = 0; k < dims.size(); ++k) {
+        if (dims[k] < 1 || dims[k] > (int64_t(1) << 31)) return false;
+        const int64_t span = (dims[k] - 1) * strides[k];
+        if (std::llabs(strides[k]) > (int64_t(1) << 40)) return false;
+        (span < 0 ? lo : hi) += span;
+    }
+    return lo >= 0 && hi < numel;
+}
+
+std::vector<int64_t> part(const std::vector<int64_t>& v, size_t at, size_t n) {
+    return std::vector<int64_t>(v.begin() + std::ptrdiff_t(at), v.begin() + std::ptrdiff_t(at + n));
+}
+
+int64_t product(const std::vector<int64_t>& v) {
+    int64_t p = 1;
+    for (int64_t x : v) p *= x;
+    return p;
+}
+
+// The generic op's parameters agree with its buffers: every index its kernel can form
+// lies inside them (a crafted engine file must not make a kernel read or write outside).
+void validate_generic(const Plan& p, const PlanOp& op) {
+    const auto nb = int32_t(p.buffers.size());
+    auto buf = [&](const View& v) -> const PlanBuffer& {
+        YOLOC_CHECK(v.buf >= 0 && v.buf < nb, "plan: op ", op.name, " uses buffer ", v.buf, " of ", nb);
+        const PlanBuffer& b = p.buffers[size_t(v.buf)];
+        YOLOC_CHECK((b.kind == BufferKind::Tensor || b.kind == BufferKind::Output) && v.c_off == 0 && v.c == 0,
+                    "plan: generic op ", op.name, " uses ", b.name, ", which is not a whole tensor");
+        return b;
+    };
+    for (const auto& v : op.in) buf(v);
+    const PlanBuffer& out = buf(op.out);
+    for (const auto& v : op.more_out) buf(v);
+    auto numel = [&](const View& v) { return shape_numel(buf(v).shape); };
+    auto is_int = [&](const View& v) { return buf(v).integer; };
+    auto arity = [&](size_t in, size_t ints, size_t more = 0) {
+        YOLOC_CHECK(op.in.size() == in && op.ints.size() == ints && op.more_out.size() == more, "plan: generic op ",
+                    op.name, " has ", op.in.size(), " inputs and ", op.ints.size(), " parameters");
+    };
+    const size_t R = size_t(kGenericRank);
+    auto dims_at = [&](size_t at) {
+        auto d = part(op.ints, at, R);
+        for (int64_t x : d) YOLOC_CHECK(x >= 1 && x < (int64_t(1) << 31), "plan: op ", op.name, " has a bad dim");
+        return d;
+    };
+    auto check = [&](bool ok, const char* what) { YOLOC_CHECK(ok, "plan: generic op ", op.name, ": ", what); };
+    switch (GenericKind(op.gop)) {
+        case GenericKind::Unary:
+            arity(1, 0);
+            check(op.sub >= 0 && op.sub < 64 && op.floats.size() == 2, "bad unary op");
+            check(!is_int(op.in[0]) && !out.integer && numel(op.in[0]) == numel(op.out), "shapes");
+            break;
+        case GenericKind::Binary: {
+            arity(2, 3 * R);
+            const auto d = dims_at(0);
+            check(op.sub >= 0 && op.sub <= 16, "bad binary op");
+            check(is_int(op.in[0]) == is_int(op.in[1]), "operand types differ");
+            check(out.integer == (op.sub >= 9 || is_int(op.in[0])), "output type");
+            check(product(d) == numel(op.out), "output size");
+            check(strided_in_bounds(d, part(op.ints, R, R), 0, numel(op.in[0])), "first operand out of bounds");
+            check(strided_in_bounds(d, part(op.ints, 2 * R, R), 0, numel(op.in[1])), "second operand out of bounds");
+            break;
+        }
+        case GenericKind::Where: {
+            arity(3, 4 * R);
+            const auto d = dims_at(0);
+            check(is_int(op.in[0]) && is_int(op.in[1]) == is_int(op.in[2]) && out.integer == is_int(op.in[1]), "types");
+            check(product(d) == numel(op.out), "output size");
+            for (size_t k = 0; k < 3; ++k)
+                check(strided_in_bounds(d, part(op.ints, (k + 1) * R, R), 0, numel(op.in[k])), "operand out of bounds");
+            break;
+        }
+        case GenericKind::Softmax:
+            arity(1, 3);
+            check(op.ints[0] >= 1 && op.ints[1] >= 1 && op.ints[2] >= 1 &&
+                      product(op.ints) == numel(op.in[0]) && numel(op.in[0]) == numel(op.out) && !out.integer &&
+                      !is_int(op.in[0]),
+                  "shapes");
+            break;
+        case GenericKind::MatMul: {
+            arity(2, 3 + 3 * 4);
+            const int64_t m = op.ints[0], n = op.ints[1], k = op.ints[2];
+            const auto batch = part(op.ints, 3, 4);
+            check(m >= 1 && n >= 1 && k >= 1 && product(batch) >= 1, "bad sizes");
+            check(strided_in_bounds(batch, part(op.ints, 7, 4), 0, numel(op.in[0]) - m * k + 1), "A out of bounds");
+            check(strided_in_bounds(batch, part(op.ints, 11, 4), 0, numel(op.in[1]) - k * n + 1), "B out of bounds");
+            check(product(batch) * m * n == numel(op.out) && !out.integer, "output size");
+            break;
+        }
+        case GenericKind::Copy: {
+            arity(1, 3 * R + 2);
+            const auto d = dims_at(0);
+            check(is_int(op.in[0]) == out.integer, "types differ");
+            check(strided_in_bounds(d, part(op.ints, R, R), op.ints[3 * R], numel(op.in[0])), "source out of bounds");
+            check(strided_in_bounds(d, part(op.ints, 2 * R, R), op.ints[3 * R + 1], numel(op.out)), "target out of bounds");
+            break;
+        }
+        case GenericKind::Gather:
+            arity(2, 4);
+            check(op.ints[0] >= 1 && op.ints[1] >= 1 && op.ints[2] >= 1 && op.ints[3] >= 1, "bad sizes");
+            check(op.ints[0] * op.ints[1] * op.ints[2] == numel(op.in[0]) && is_int(op.in[1]) &&
+                      numel(op.in[1]) == op.ints[3] && op.ints[0] * op.ints[3] * op.ints[2] == numel(op.out) &&
+                      out.integer == is_int(op.in[0]),
+                  "shapes");
+            break;
+        case GenericKind::GatherElements: {
+            arity(2, 2 * R + 2);
+            auto d = dims_at(0);
+            const int64_t axis = op.ints[2 * R], len = op.ints[2 * R + 1];
+            check(axis >= 0 && axis < int64_t(R) && len >= 1, "bad axis");
+            check(is_int(op.in[1]) && numel(op.in[1]) == product(d) && numel(op.out) == product(d) &&
+                      out.integer == is_int(op.in[0]),
+                  "shapes");
+            d[size_t(axis)] = len;  // the kernel reads any index in [0, len) along the axis
+            check(strided_in_bounds(d, part(op.ints, R, R), 0, numel(op.in[0])), "data out of bounds");
+            break;
+        }
+        case GenericKind::TopK:
+            arity(1, 4, 1);
+            check(op.ints[0] >= 1 && op.ints[1] >= 1 && op.ints[2] >= 1 && op.ints[3] >= 1 && op.ints[3] <= op.ints[1],
+                  "bad sizes");
+            check(op.ints[0] * op.ints[1] * op.ints[2] == numel(op.in[0]) &&
+                      op.ints[0] * op.ints[3] * op.ints[2] == numel(op.out) && numel(op.more_out[0]) == numel(op.out) &&
+                      out.integer == is_int(op.in[0]) && is_int(op.more_out[0]),
+                  "shapes");
+            break;
+        case GenericKind::Reduce: {
+            arity(1, 4 * R);
+            const auto d = dims_at(0);
+            const auto rd = dims_at(2 * R);
+            check(op.sub >= 0 && op.sub <= 3 && product(d) == numel(op.out) && out.integer == is_int(op.in[0]),
+                  "shapes");
+            std::vector<int64_t> all = d, st = part(op.ints, R, R);
+            all.insert(all.end(), rd.begin(), rd.end());
+            auto rs = part(op.ints, 3 * R, R);
+            st.insert(st.end(), rs.begin(), rs.end());
+            check(strided_in_bounds(all, st, 0, numel(op.in[0])), "input out of bounds");
+            break;
+        }
+        case GenericKind::Cast:
+            arity(1, 0);
+            check(op.sub >= 0 && op.sub <= 3 && numel(op.in[0]) == numel(op.out), "shapes");
+            check(is_int(op.in[0]) == (op.sub == 1 || op.sub == 3) && out.integer == (op.sub != 1), "types");
+            break;
+        case GenericKind::Const:
+            arity(0, 0);
+            check(op.b_off >= 0 && op.b_count == numel(op.out) && op.b_off + op.b_count <= int64_t(p.weights.size()),
+                  "data outside the weights");
+            break;
+        case GenericKind::FakeQuant:
+            arity(1, 0);
+            check(op.floats.size() == 1 && op.floats[0] > 0.f && std::isfinite(op.floats[0]), "bad scale");
+            check(!is_int(op.in[0]) && !out.integer && numel(op.in[0]) == numel(op.out), "shapes");
+            break;
+        case GenericKind::ConvTranspose: {
+            arity(1, 7);
+            const Shape& xs = buf(op.in[0]).shape;
+            const Shape& ys = out.shape;
+            const int64_t kh = op.ints[0], kw = op.ints[1], g = op.ints[6];
+            check(xs.size() == 4 && ys.size() == 4 && xs[0] == ys[0] && kh >= 1 && kw >= 1 && kh <= 64 && kw <= 64 &&
+                      op.ints[2] >= 1 && op.ints[3] >= 1 && op.ints[4] >= 0 && op.ints[5] >= 0 && g >= 1 &&
+                      xs[1] % g == 0 && ys[1] % g == 0,
+                  "bad window");
+            check(op.w_count == xs[1] * (ys[1] / g) * kh * kw && op.b_count == ys[1] && op.w_off >= 0 &&
+                      op.b_off >= 0 && op.w_off + op.w_count <= int64_t(p.weights.size()) &&
+                      op.b_off + op.b_count <= int64_t(p.weights.size()),
+                  "weights");
+            check(!is_int(op.in[0]) && !out.integer, "types");
+            break;
+        }
+        default:
+            fail("plan: generic op ", op.name, " has unknown kind ", op.gop);
+    }
+}
+
+}  // namespace
+
 void Plan::validate() const {
     auto nb = int32_t(buffers.size());
     for (const auto& b : buffers) {
         YOLOC_CHECK(b.elem_bytes == 2 || b.elem_bytes == 4 ||
                         (b.elem_bytes == 1 && b.kind == BufferKind::Activation && precision == Precision::INT8),
                     "plan: buffer ", b.name, " has element size ", b.elem_bytes);
-        YOLOC_CHECK(!b.shape.empty() && b.shape.size() <= 4, "plan: buffer ", b.name, " has rank ", b.shape.size());
+        const size_t max_rank = b.kind == BufferKind::Tensor || b.kind == BufferKind::Output ? size_t(kGenericRank) : 4;
+        YOLOC_CHECK(!b.shape.empty() && b.shape.size() <= max_rank, "plan: buffer ", b.name, " has rank ",
+                    b.shape.size());
+        YOLOC_CHECK(!b.integer || (b.kind == BufferKind::Tensor && b.elem_bytes == 4), "plan: buffer ", b.name,
+                    " is integer but not a generic tensor");
+        YOLOC_CHECK(b.kind != BufferKind::Tensor || b.elem_bytes == 4, "plan: tensor ", b.name, " has element size ",
+                    b.elem_bytes);
         for (int64_t d : b.shape) YOLOC_CHECK(d > 0 && d < (int64_t(1) << 24), "plan: buffer ", b.name, " has dim ", d);
         shape_numel(b.shape, int64_t(1) << 34);
     }
@@ -139,12 +342,23 @@ void Plan::validate() const {
                     " reads weights outside the blob");
     };
     auto i8 = [&](const View& v) { return buffers[size_t(v.buf)].elem_bytes == 1; };
+    auto float_tensor = [&](const View& v) {
+        if (v.buf < 0 || v.buf >= nb) return false;
+        const PlanBuffer& b = buffers[size_t(v.buf)];
+        return (b.kind == BufferKind::Output || b.kind == BufferKind::Tensor) && !b.integer;
+    };
     for (const auto& op : ops) {
         switch (op.kind) {
-            case OpKind::InputPack:
-                YOLOC_CHECK(op.in.size() == 1 && op.in[0].buf == input_buf, "plan: bad InputPack");
+            case OpKind::InputPack: {
+                YOLOC_CHECK(op.in.size() == 1 && op.in[0].buf >= 0 && op.in[0].buf < nb, "plan: bad InputPack");
+                const PlanBuffer& ib = buffers[size_t(op.in[0].buf)];
+                YOLOC_CHECK((op.in[0].buf == input_buf || (ib.kind == BufferKind::Tensor && !ib.integer)) &&
+                                ib.shape.size() == 4, "plan: InputPack ", op.name, " reads ", ib.name,
+                            ", which is not a float NCHW tensor");
                 check_view(op.out, op, true);
+                YOLOC_CHECK(op.out.c == ib.shape[1], "plan: InputPack ", op.name, " channel count");
                 break;
+            }
             case OpKind::Conv: {
                 YOLOC_CHECK(op.in.size() == 1 || op.in.size() == 2, "plan: conv ", op.name, " arity");
                 if (op.in[0].buf == input_buf) {  // the stem reading the NCHW float32 input itself
@@ -217,14 +431,18 @@ void Plan::validate() const {
                     check_view(v, op, true);
                     YOLOC_CHECK(v.c == 4 * op.reg_max + op.nc, "plan: Detect level width");
                 }
-                YOLOC_CHECK(op.out.buf >= 0 && op.out.buf < nb && buffers[size_t(op.out.buf)].kind == BufferKind::Output,
-                            "plan: Detect must write an output buffer");
+                YOLOC_CHECK(float_tensor(op.out), "plan: Detect must write a float output or tensor");
                 break;
             case OpKind::OutputUnpack:
                 YOLOC_CHECK(op.in.size() == 1, "plan: bad OutputUnpack");
                 check_view(op.in[0], op, true);
-                YOLOC_CHECK(op.out.buf >= 0 && op.out.buf < nb && buffers[size_t(op.out.buf)].kind == BufferKind::Output,
-                            "plan: OutputUnpack must write an output buffer");
+                YOLOC_CHECK(float_tensor(op.out), "plan: OutputUnpack must write a float output or tensor");
+                YOLOC_CHECK(buffers[size_t(op.out.buf)].shape.size() == 4 &&
+                                buffers[size_t(op.out.buf)].shape[1] == op.in[0].c,
+                            "plan: OutputUnpack ", op.name, " channel count");
+                break;
+            case OpKind::Generic:
+                validate_generic(*this, op);
                 break;
             default:
                 fail("plan: unknown op kind ", int(op.kind));
@@ -259,957 +477,6 @@ void Plan::validate() const {
     }
 }
 
-namespace {
-
-// An op before buffers are assigned: reads and writes IR values by name.
-struct LOp {
-    LOp(OpKind k, std::string n, std::vector<std::string> i, std::string o)
-        : kind(k), name(std::move(n)), in(std::move(i)), out(std::move(o)) {}
-    OpKind kind;
-    std::string name;
-    std::vector<std::string> in;  // IR values
-    std::string out;
-    PlanOp p;  // window/weights/params
-    // Concat marker (kind == Copy with concat = true): `in` are the concat inputs.
-    bool concat = false;
-    int64_t nodes = 1;
-    std::vector<std::string> more;  // MaxPool chain: outputs of the later pools
-};
-
-struct Place {
-    std::string parent;  // empty: the value is a root (owns a buffer)
-    int64_t off = 0;
-};
-
-bool all_ones(const std::vector<int64_t>& v) {
-    for (int64_t x : v)
-        if (x != 1) return false;
-    return true;
-}
-
-// Drops buffer `b` (no op may use it any more) and renumbers the later ones.
-void erase_buffer(Plan& plan, int32_t b) {
-    plan.buffers.erase(plan.buffers.begin() + b);
-    auto fix = [&](int32_t& x) {
-        if (x > b) --x;
-    };
-    fix(plan.input_buf);
-    for (auto& o : plan.output_bufs) fix(o);
-    for (auto& op : plan.ops) {
-        for (auto& v : op.in) fix(v.buf);
-        fix(op.out.buf);
-        for (auto& v : op.more_out) fix(v.buf);
-    }
-}
-
-// The stem conv reads the NCHW float32 input itself when InputPack's only reader is
-// one plain conv over a few channels (YOLOv8's 3-channel stem): one kernel and one
-// buffer fewer, and the stem's output is written without the packed copy in between.
-void fold_input_pack(Plan& plan) {
-    if (plan.ops.empty() || plan.ops[0].kind != OpKind::InputPack) return;
-    const int32_t packed = plan.ops[0].out.buf;
-    const int64_t c = plan.input_shape[1];
-    if (c > kMaxStemChannels || plan.ops[0].out.c_off != 0 || plan.buffers[size_t(packed)].shape[3] != c) return;
-    int readers = 0;
-    size_t reader = 0;
-    for (size_t i = 1; i < plan.ops.size(); ++i) {
-        const PlanOp& op = plan.ops[i];
-        bool writes = op.out.buf == packed;
-        for (const auto& v : op.more_out) writes = writes || v.buf == packed;
-        if (writes) return;
-        for (const auto& v : op.in)
-            if (v.buf == packed) {
-                ++readers;
-                reader = i;
-            }
-    }
-    for (int32_t o : plan.output_bufs)
-        if (o == packed) return;
-    if (readers != 1) return;
-    PlanOp& conv = plan.ops[reader];
-    if (conv.kind != OpKind::Conv || conv.in.size() != 1 || conv.group != 1 || conv.in[0].c_off != 0 ||
-        conv.in[0].c != c)
-        return;
-    conv.in[0] = View{plan.input_buf, 0, c};
-    plan.ops.erase(plan.ops.begin());
-    erase_buffer(plan, packed);
-}
-
-// Horizontal fusion (as TensorRT does): two convs that read the same view with the same
-// window, both plain (groups 1, no residual, the same SiLU and, for INT8, the same input
-// scale), each writing a buffer of its own, become one conv whose output channels are
-// the first's then the second's, in one new buffer that their readers see as two views.
-// YOLOv8's Detect heads start this way at every level (box cv2.x.0 and class cv3.x.0):
-// one kernel instead of two, with wider tiles, and one op fewer beside the neck.
-void fuse_sibling_convs(Plan& plan) {
-    auto whole_own = [&](const PlanOp& op) {
-        const PlanBuffer& b = plan.buffers[size_t(op.out.buf)];
-        if (b.kind != BufferKind::Activation || op.out.c_off != 0 || b.shape.size() != 4 || b.shape[3] != op.out.c)
-            return false;
-        for (int32_t o : plan.output_bufs)
-            if (o == op.out.buf) return false;
-        int writers = 0;
-        for (const PlanOp& q : plan.ops) {
-            writers += q.out.buf == op.out.buf;
-            for (const auto& v : q.more_out) writers += v.buf == op.out.buf;
-        }
-        return writers == 1;
-    };
-    auto plain = [&](const PlanOp& op) {
-        return op.kind == OpKind::Conv && op.in.size() == 1 && op.group == 1 && op.res_scale == 0.f &&
-               plan.buffers[size_t(op.in[0].buf)].kind == BufferKind::Activation && whole_own(op);
-    };
-    bool merged = true;
-    while (merged) {
-        merged = false;
-        for (size_t i = 0; i < plan.ops.size() && !merged; ++i) {
-            if (!plain(plan.ops[i])) continue;
-            for (size_t j = i + 1; j < plan.ops.size() && !merged; ++j) {
-                const PlanOp& a = plan.ops[i];
-                const PlanOp& b = plan.ops[j];
-                if (!plain(b) || b.in[0].buf != a.in[0].buf || b.in[0].c_off != a.in[0].c_off || b.in[0].c != a.in[0].c ||
-                    b.kh != a.kh || b.kw != a.kw || b.sh != a.sh || b.sw != a.sw || b.ph != a.ph || b.pw != a.pw ||
-                    b.silu != a.silu || b.in_scale != a.in_scale || b.int8() != a.int8())
-                    continue;
-                const PlanBuffer& ba = plan.buffers[size_t(a.out.buf)];
-                const PlanBuffer& bb = plan.buffers[size_t(b.out.buf)];
-                if (ba.elem_bytes != bb.elem_bytes || ba.shape[0] != bb.shape[0] || ba.shape[1] != bb.shape[1] ||
-                    ba.shape[2] != bb.shape[2])
-                    continue;
-                const int64_t m1 = a.out.c, m2 = b.out.c, k = a.w_count / m1;
-                PlanOp f = a;
-                f.name = a.name + " & " + b.name;
-                f.tactic = 0;
-                f.w_off = int64_t(plan.weights.size());
-                f.w_count = k * (m1 + m2);
-                std::vector<float> w(size_t(f.w_count));
-                for (int64_t r = 0; r < k; ++r) {
-                    for (int64_t m = 0; m < m1; ++m) w[size_t(r * (m1 + m2) + m)] = plan.weights[size_t(a.w_off + r * m1 + m)];
-                    for (int64_t m = 0; m < m2; ++m)
-                        w[size_t(r * (m1 + m2) + m1 + m)] = plan.weights[size_t(b.w_off + r * m2 + m)];
-                }
-                plan.weights.insert(plan.weights.end(), w.begin(), w.end());
-                auto append = [&](int64_t off1, int64_t off2) {
-                    std::vector<float> v(plan.weights.begin() + off1, plan.weights.begin() + off1 + m1);
-                    v.insert(v.end(), plan.weights.begin() + off2, plan.weights.begin() + off2 + m2);
-                    const int64_t at = int64_t(plan.weights.size());
-                    plan.weights.insert(plan.weights.end(), v.begin(), v.end());
-                    return at;
-                };
-                f.b_off = append(a.b_off, b.b_off);
-                f.b_count = m1 + m2;
-                if (a.int8()) {
-                    f.s_off = append(a.s_off, b.s_off);
-                    f.s_count = m1 + m2;
-                }
-                PlanBuffer nb = ba;
-                nb.name = ba.name + " & " + bb.name;
-                nb.shape[3] = m1 + m2;
-                plan.buffers.push_back(nb);
-                const int32_t fb = int32_t(plan.buffers.size() - 1), oa = a.out.buf, ob = b.out.buf;
-                f.out = View{fb, 0, m1 + m2};
-                for (auto& op : plan.ops)
-                    for (auto& v : op.in) {
-                        if (v.buf == oa) v.buf = fb;
-                        else if (v.buf == ob) {
-                            v.buf = fb;
-                            v.c_off += m1;
-                        }
-                    }
-                plan.ops[i] = f;
-                plan.ops.erase(plan.ops.begin() + std::ptrdiff_t(j));
-                erase_buffer(plan, std::max(oa, ob));
-                erase_buffer(plan, std::min(oa, ob));
-                --plan.stats.convs;
-                if (f.silu) --plan.stats.convs_silu;
-                if (f.int8()) --plan.stats.convs_int8;
-                ++plan.stats.convs_fused_siblings;
-                merged = true;
-            }
-        }
-    }
-    if (plan.stats.convs_fused_siblings == 0) return;
-    // Keep only the weights some op still uses (the fused convs' old copies go).
-    std::vector<float> kept;
-    auto move = [&](int64_t& off, int64_t count) {
-        if (off < 0) return;
-        const int64_t at = int64_t(kept.size());
-        kept.insert(kept.end(), plan.weights.begin() + off, plan.weights.begin() + off + count);
-        off = at;
-    };
-    for (auto& op : plan.ops) {
-        move(op.w_off, op.w_count);
-        move(op.b_off, op.b_count);
-        move(op.s_off, op.s_count);
-    }
-    plan.weights.swap(kept);
-}
-
-// INT8 storage (see plan.h). Every channel of every activation buffer is a slot;
-// MaxPool / Resize / Copy tie their input slots to their output slots (same values,
-// so the same storage). A slot class is int8 when its readers all ask for one scale
-// and nothing forces float (a float reader or writer); a buffer is int8 when all its
-// slots are. Iterated: a float buffer forces the classes of all its slots to float.
-void assign_int8_storage(Plan& plan) {
-    const size_t nb = plan.buffers.size();
-    std::vector<int64_t> base(nb + 1, 0);
-    for (size_t b = 0; b < nb; ++b) {
-        const PlanBuffer& pb = plan.buffers[b];
-        base[b + 1] = base[b] + (pb.kind == BufferKind::Activation ? pb.shape[3] : 0);
-    }
-    std::vector<int64_t> parent(static_cast<size_t>(base[nb]));
-    for (size_t i = 0; i < parent.size(); ++i) parent[i] = int64_t(i);
-    auto root = [&](int64_t i) -> int64_t {
-        while (parent[size_t(i)] != i) i = parent[size_t(i)] = parent[size_t(parent[size_t(i)])];
-        return i;
-    };
-    auto act = [&](const View& v) { return plan.buffers[size_t(v.buf)].kind == BufferKind::Activation; };
-    auto slot = [&](const View& v, int64_t ch) { return base[size_t(v.buf)] + v.c_off + ch; };
-    auto link = [&](const View& a, const View& b) {
-        for (int64_t ch = 0; ch < a.c; ++ch) {
-            int64_t ra = root(slot(a, ch)), rb = root(slot(b, ch));
-            if (ra != rb) parent[size_t(ra)] = rb;
-        }
-    };
-    for (const auto& op : plan.ops) {
-        if (op.kind == OpKind::MaxPool || op.kind == OpKind::Resize || op.kind == OpKind::Copy) {
-            link(op.in[0], op.out);
-            for (const auto& v : op.more_out) link(op.in[0], v);
-        }
-    }
-    // Per class: the scale its readers ask for (0: none yet), and whether it must be float.
-    std::vector<float> want(parent.size(), 0.f);
-    std::vector<char> is_float(parent.size(), 0);
-    auto force = [&](const View& v) {
-        if (!act(v)) return;
-        for (int64_t ch = 0; ch < v.c; ++ch) is_float[size_t(root(slot(v, ch)))] = 1;
-    };
-    auto require = [&](const View& v, float s) {
-        for (int64_t ch = 0; ch < v.c; ++ch) {
-            const size_t r = size_t(root(slot(v, ch)));
-            if (want[r] == 0.f)
-                want[r] = s;
-            else if (want[r] != s)
-                is_float[r] = 1;  // two scales: keep float (the readers quantize on load)
-        }
-    };
-    for (const auto& op : plan.ops) {
-        switch (op.kind) {
-            case OpKind::Conv:
-                if (!act(op.in[0])) {
-                } else if (op.int8()) {
-                    require(op.in[0], op.in_scale);
-                } else {
-                    force(op.in[0]);
-                }
-                if (op.in.size() == 2) {
-                    if (op.int8() && op.res_scale > 0.f)
-                        require(op.in[1], op.res_scale);
-                    else
-                        force(op.in[1]);
-                }
-                if (!op.int8()) force(op.out);
-                break;
-            case OpKind::MaxPool:
-            case OpKind::Resize:
-            case OpKind::Copy:
-                break;  // linked above
-            default:  // InputPack, FakeQuant, Detect, OutputUnpack: float in and out
-                for (const auto& v : op.in) force(v);
-                force(op.out);
-                break;
-        }
-    }
-    std::vector<char> int8_buf(nb, 0);
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (size_t b = 0; b < nb; ++b) {
-            if (plan.buffers[b].kind != BufferKind::Activation) continue;
-            bool ok = true;
-            for (int64_t i = base[b]; i < base[b + 1] && ok; ++i) {
-                const size_t r = size_t(root(i));
-                ok = !is_float[r] && want[r] > 0.f;
-            }
-            if (ok) {
-                int8_buf[b] = 1;
-                continue;
-            }
-            for (int64_t i = base[b]; i < base[b + 1]; ++i) {
-                const size_t r = size_t(root(i));
-                if (!is_float[r]) {
-                    is_float[r] = 1;
-                    changed = true;
-                }
-            }
-            int8_buf[b] = 0;
-        }
-    }
-    for (size_t b = 0; b < nb; ++b)
-        if (int8_buf[b]) {
-            plan.buffers[b].elem_bytes = 1;
-            ++plan.stats.int8_buffers;
-        }
-    for (auto& op : plan.ops) {
-        if (op.kind != OpKind::Conv || !int8_buf[size_t(op.out.buf)]) continue;
-        op.ys_off = int64_t(plan.weights.size());
-        op.ys_count = op.out.c;
-        for (int64_t ch = 0; ch < op.out.c; ++ch) plan.weights.push_back(want[size_t(root(slot(op.out, ch)))]);
-    }
-}
-
-}  // namespace
-
-Plan build_plan(const Model& original, const PlanOptions& opts) {
-    // A static export (batch and size baked into its constants) is re-targeted when
-    // another batch or size is asked for, as the CPU path does.
-    Model retargeted;
-    const Model* src = &original;
-    {
-        const Graph& og = original.graph;
-        if (og.inputs.size() == 1 && og.inputs[0].shape.size() == 4) {
-            const auto& d = og.inputs[0].shape;
-            bool batch_differs = opts.batch > 0 && d[0].known() && d[0].value != opts.batch;
-            bool size_differs = opts.imgsz > 0 && ((d[2].known() && d[2].value != opts.imgsz) ||
-                                                   (d[3].known() && d[3].value != opts.imgsz));
-            if (batch_differs || size_differs) {
-                retargeted = original;
-                int64_t sz = opts.imgsz > 0 ? opts.imgsz : (d[2].known() ? d[2].value : 640);
-                set_input_size(retargeted, opts.batch > 0 ? opts.batch : (d[0].known() ? d[0].value : 1), sz);
-                src = &retargeted;
-            }
-        }
-    }
-    const Model& source = *src;
-    const Graph& sg = source.graph;
-    YOLOC_CHECK(sg.inputs.size() == 1, "the GPU engine needs a model with one input, this one has ", sg.inputs.size());
-    const ValueInfo& in0 = sg.inputs[0];
-    YOLOC_CHECK(in0.shape.size() == 4, "the GPU engine needs a 4-D NCHW input, ", in0.name, " has rank ",
-                in0.shape.size());
-    Shape ishape(4);
-    for (size_t i = 0; i < 4; ++i) {
-        if (in0.shape[i].known()) {
-            ishape[i] = in0.shape[i].value;
-        } else if (i == 0) {
-            ishape[i] = opts.batch > 0 ? opts.batch : 1;
-        } else if (i >= 2 && opts.imgsz > 0) {
-            ishape[i] = opts.imgsz;
-        } else {
-            fail("input ", in0.name, " dim ", i, " is symbolic: give the image size");
-        }
-    }
-
-    // The recogniser reads the model as exported (its tests use that form); node names
-    // survive folding, so its answers apply to the folded graph too.
-    YoloArch arch = recognize_yolo(source);
-    Model model = source;
-    std::map<std::string, Shape> shapes{{in0.name, ishape}};
-    fold_constants(model, shapes);
-    ShapeInfo info = infer_shapes(model, shapes);
-    const Graph& g = model.graph;
-
-    Plan plan;
-    plan.precision = opts.precision;
-    plan.batch = ishape[0];
-    plan.input_name = in0.name;
-    plan.input_shape = ishape;
-    const int32_t act_bytes = int32_t(precision_bytes(opts.precision));
-
-    std::map<std::string, int> node_index;
-    for (size_t i = 0; i < g.nodes.size(); ++i) node_index[g.nodes[i].name] = int(i);
-    std::map<std::string, std::vector<int>> cons;
-    for (size_t i = 0; i < g.nodes.size(); ++i)
-        for (const auto& v : g.nodes[i].inputs)
-            if (!v.empty()) cons[v].push_back(int(i));
-    std::set<std::string> graph_outs;
-    for (const auto& o : g.outputs) graph_outs.insert(o.name);
-    auto shape_of = [&](const std::string& v) -> const Shape& { return info.at(v).shape; };
-    auto is4d = [&](const std::string& v) {
-        const ValueType& t = info.at(v);
-        return t.dtype == DType::Float32 && t.shape.size() == 4;
-    };
-
-    // Nodes the Detect op replaces.
-    std::set<std::string> detect_nodes;
-    std::string detect_anchor;  // the node at whose position the Detect op runs
-    // The fused decode takes the YOLOv8 form (DFL bins, centre and size boxes); the recogniser
-    // confirmed by evaluation that the decode nodes compute exactly that.
-    const bool fuse_detect = arch.recognised && arch.head.fused && arch.reg_max > 1 && !arch.head.xyxy;
-    if (fuse_detect) {
-        // Every decode node but the per-level Concat(box, cls) of older exports, which
-        // stays: the Detect op reads it.
-        std::set<std::string> level_concats;
-        for (const auto& L : arch.head.levels) level_concats.insert(L.concat);
-        for (const auto& d : arch.head.decode)
-            if (!level_concats.count(d)) detect_nodes.insert(d);
-        int last = -1;
-        for (const auto& n : detect_nodes) {
-            auto it = node_index.find(n);
-            if (it != node_index.end()) last = std::max(last, it->second);
-        }
-        if (last >= 0) detect_anchor = g.nodes[size_t(last)].name;
-    }
-
-    std::vector<LOp> lops;
-    std::map<std::string, Place> place;           // value -> where it lives
-    std::map<std::string, std::string> produced;  // value -> kind of producer ("op", "view")
-    std::set<int> done;
-
-    // The input arrives NCHW float32; InputPack makes the NHWC activation tensor.
-    const std::string packed = in0.name + "#nhwc";
-    {
-        LOp l{OpKind::InputPack, "input " + in0.name, {in0.name}, packed};
-        l.nodes = 0;
-        lops.push_back(l);
-        produced[packed] = "op";
-    }
-    std::map<std::string, std::string> rename{{in0.name, packed}};  // IR value -> plan value
-    std::map<std::string, Shape> nhwc;  // plan value -> [N,H,W,C]
-    auto to_nhwc = [](const Shape& s) { return Shape{s[0], s[2], s[3], s[1]}; };
-    nhwc[packed] = to_nhwc(ishape);
-
-    // Q/DQ (models from `yoloc quantize`): per-tensor int8 Q -> DQ pairs on activations
-    // (fq: the DQ output -> the Q input and scale) and DequantizeLinear of constant int8
-    // conv weights (wdq: the DQ output -> the DQ node).
-    struct FakeQ {
-        std::string x;
-        float scale = 0.f;
-        bool materialized = false;
-    };
-    std::map<std::string, FakeQ> fq;
-    std::map<std::string, int> wdq;
-    bool any_qdq = false;
-    for (size_t i = 0; i < g.nodes.size(); ++i) {
-        const Node& n = g.nodes[i];
-        if (n.op_type == "QuantizeLinear" && (n.domain.empty() || n.domain == "ai.onnx")) {
-            any_qdq = true;
-            float sc = 0.f;
-            const int d = qdq_pair(g, int(i), &sc);
-            YOLOC_CHECK(d >= 0 && sc > 0.f && std::isfinite(sc), "node ", n.label(),
-                        ": the GPU engine takes QuantizeLinear only as a per-tensor int8 QuantizeLinear -> "
-                        "DequantizeLinear pair with zero point 0");
-            YOLOC_CHECK(is4d(n.inputs[0]), "node ", n.label(), ": the GPU engine quantizes 4-D activations only");
-            const std::string& dout = g.nodes[size_t(d)].outputs[0];
-            for (int c : cons[dout])
-                YOLOC_CHECK(!detect_nodes.count(g.nodes[size_t(c)].name), "node ", n.label(),
-                            ": Q/DQ inside the Detect decode (`yoloc quantize --quantize-dfl`) is not supported by "
-                            "the GPU engine");
-            fq[dout] = FakeQ{n.inputs[0], sc, false};
-            done.insert(int(i));
-            done.insert(d);
-            plan.stats.ir_nodes += 2;
-        } else if (n.op_type == "DequantizeLinear" && !done.count(int(i))) {
-            any_qdq = true;
-            const Tensor* q = n.inputs.empty() ? nullptr : g.find_initializer(n.inputs[0]);
-            const Tensor* sc = n.inputs.size() < 2 ? nullptr : g.find_initializer(n.inputs[1]);
-            const Tensor* zp = n.inputs.size() < 3 || n.inputs[2].empty() ? nullptr : g.find_initializer(n.inputs[2]);
-            bool ok = q && q->dtype() == DType::Int8 && q->rank() == 4 && sc && sc->dtype() == DType::Float32 &&
-                      (sc->numel() == 1 || (sc->numel() == q->dim(0) && n.attr_i("axis", 1) % 4 == 0)) &&
-                      (n.inputs.size() < 3 || n.inputs[2].empty() || zp) && n.outputs.size() == 1 &&
-                      !graph_outs.count(n.outputs[0]) && !cons[n.outputs[0]].empty();
-            if (ok && zp) {
-                ok = zp->numel() == sc->numel() && zp->dtype() == DType::Int8;
-                for (int64_t k = 0; ok && k < zp->numel(); ++k) ok = zp->at_i64(k) == 0;
-            }
-            if (ok)
-                for (int k = 0; k < sc->numel(); ++k) ok = ok && sc->data<float>()[k] > 0.f && std::isfinite(sc->data<float>()[k]);
-            for (int c : cons[n.outputs[0]]) {
-                const Node& u = g.nodes[size_t(c)];
-                ok = ok && u.op_type == "Conv" && u.inputs.size() > 1 && u.inputs[1] == n.outputs[0] &&
-                     u.inputs[0] != n.outputs[0];
-                YOLOC_CHECK(!detect_nodes.count(u.name), "node ", n.label(),
-                            ": a quantized DFL conv (`yoloc quantize --quantize-dfl`) is not supported by the GPU engine");
-            }
-            YOLOC_CHECK(ok, "node ", n.label(), ": the GPU engine takes DequantizeLinear only on constant int8 conv "
-                        "weights (per tensor or per output channel, zero point 0) or after a QuantizeLinear");
-            wdq[n.outputs[0]] = int(i);
-            done.insert(int(i));
-            plan.stats.ir_nodes += 1;
-        }
-    }
-    if (opts.precision == Precision::INT8 && !any_qdq) {
-        YOLOC_CHECK(!opts.int8_requires_qdq, "--precision int8 needs a Q/DQ model (from `yoloc quantize`); this model "
-                    "has no QuantizeLinear/DequantizeLinear nodes: quantize it first, or use --precision fp16 or best");
-        plan.precision = Precision::FP16;
-    }
-    const bool int8_convs = plan.precision == Precision::INT8;
-
-    // IR value -> plan value. A Q -> DQ output that is read by anything other than an
-    // INT8 conv's input (or its fused residual) becomes a FakeQuant op, emitted before
-    // its first such reader.
-    std::function<std::string(const std::string&)> pv = [&](const std::string& v) -> std::string {
-        auto f = fq.find(v);
-        if (f != fq.end()) {
-            if (!f->second.materialized) {
-                f->second.materialized = true;
-                LOp l{OpKind::FakeQuant, "fakequant " + f->second.x, {pv(f->second.x)}, v};
-                l.p.in_scale = f->second.scale;
-                l.nodes = 0;
-                nhwc[v] = to_nhwc(shape_of(v));
-                produced[v] = "op";
-                lops.push_back(l);
-            }
-            return v;
-        }
-        auto it = rename.find(v);
-        return it == rename.end() ? v : it->second;
-    };
-
-    for (size_t i = 0; i < g.nodes.size(); ++i) {
-        if (done.count(int(i))) continue;
-        const Node& n = g.nodes[i];
-        if (detect_nodes.count(n.name)) {
-            done.insert(int(i));
-            if (n.name != detect_anchor) continue;
-            LOp l{OpKind::Detect, "Detect", {}, arch.head.output};
-            for (size_t li = 0; li < arch.head.levels.size(); ++li) {
-                const DetectLevel& L = arch.head.levels[li];
-                // The Detect op reads box and class channels side by side, one buffer per
-                // level: the Concat(box, cls) of older exports, else a concat made here that
-                // the two convs write in place.
-                std::string level_value;
-                if (!L.concat.empty()) {
-                    int c = node_index.count(L.concat) ? node_index[L.concat] : -1;
-                    YOLOC_CHECK(c >= 0, "Detect level concat ", L.concat, " vanished while folding");
-                    level_value = pv(g.nodes[size_t(c)].outputs[0]);
-                } else {
-                    level_value = "detect level " + std::to_string(li);
-                    LOp cl{OpKind::Copy, level_value, {pv(L.box.back().output), pv(L.cls.back().output)}, level_value};
-                    cl.concat = true;
-                    cl.nodes = 0;
-                    const Shape& bs = nhwc.at(cl.in[0]);
-                    nhwc[level_value] = Shape{bs[0], bs[1], bs[2], bs[3] + nhwc.at(cl.in[1])[3]};
-                    produced[level_value] = "concat";
-                    lops.push_back(cl);
-                }
-                l.in.push_back(level_value);
-                l.p.strides.push_back(int32_t(L.stride));
-            }
-            l.p.reg_max = int32_t(arch.reg_max);
-            l.p.nc = int32_t(arch.nc);
-            l.nodes = int64_t(detect_nodes.size());
-            const Shape& os = shape_of(arch.head.output);
-            int64_t anchors = 0;
-            for (const auto& v : l.in) anchors += nhwc.at(v)[1] * nhwc.at(v)[2];
-            YOLOC_CHECK(os.size() == 3 && os[0] == ishape[0] && os[1] == 4 + arch.nc && os[2] == anchors,
-                        "Detect output ", arch.head.output, " has shape ", shape_str(os), ", expected [",
-                        ishape[0], ", ", 4 + arch.nc, ", ", anchors, "]");
-            lops.push_back(l);
-            produced[l.out] = "op";
-            continue;
-        }
-        const std::string& op = n.op_type;
-        YOLOC_CHECK(n.domain.empty() || n.domain == "ai.onnx", "node ", n.label(), ": domain ", n.domain,
-                    " is not supported by the GPU engine");
-        if (op == "Conv") {
-            YOLOC_CHECK(n.inputs.size() >= 2 && is4d(n.inputs[0]) &&
-                            (g.is_initializer(n.inputs[1]) || wdq.count(n.inputs[1])) &&
-                            (n.inputs.size() < 3 || n.inputs[2].empty() || g.is_initializer(n.inputs[2])),
-                        "node ", n.label(), ": the GPU engine needs constant weights and bias");
-            YOLOC_CHECK(n.attr_s("auto_pad", "NOTSET") == "NOTSET" && all_ones(n.attr_ints("dilations", {1, 1})),
-                        "node ", n.label(), ": auto_pad and dilation are not supported by the GPU engine");
-            // Weights: a float initializer, or int8 + scales behind a DequantizeLinear
-            // (kept as integers for an INT8 conv, else dequantized as the reference does).
-            auto wq_it = wdq.find(n.inputs[1]);
-            const Tensor& w = wq_it == wdq.end() ? *g.find_initializer(n.inputs[1])
-                                                 : *g.find_initializer(g.nodes[size_t(wq_it->second)].inputs[0]);
-            YOLOC_CHECK(w.rank() == 4 && (w.dtype() == DType::Float32 || wq_it != wdq.end()), "node ", n.label(),
-                        ": weights must be 4-D float");
-            const Shape& xs = shape_of(n.inputs[0]);
-            const int64_t M = w.dim(0), Cg = w.dim(1), kh = w.dim(2), kw = w.dim(3);
-            const int64_t group = n.attr_i("group", 1);
-            YOLOC_CHECK(Cg * group == xs[1], "node ", n.label(), ": weights do not match the input channels");
-            std::vector<float> wvals(size_t(w.numel())), wscale;
-            if (wq_it == wdq.end()) {
-                std::copy(w.data<float>(), w.data<float>() + w.numel(), wvals.begin());
-            } else {
-                const Tensor& sct = *g.find_initializer(g.nodes[size_t(wq_it->second)].inputs[1]);
-                const int64_t per = w.numel() / M;
-                wscale.resize(size_t(M));
-                for (int64_t m = 0; m < M; ++m) wscale[size_t(m)] = sct.data<float>()[sct.numel() == 1 ? 0 : m];
-                for (int64_t k = 0; k < w.numel(); ++k) wvals[size_t(k)] = float(w.data<int8_t>()[k]);
-                if (!(int8_convs && fq.count(n.inputs[0]) && group == 1))  // dequantize: (q - 0) * scale
-                    for (int64_t k = 0; k < w.numel(); ++k)
-                        wvals[size_t(k)] = float(int64_t(w.data<int8_t>()[k])) * wscale[size_t(k / per)];
-            }
-            const bool conv_int8 = int8_convs && wq_it != wdq.end() && fq.count(n.inputs[0]) && group == 1;
-            auto st = n.attr_ints("strides", {1, 1});
-            auto pd = n.attr_ints("pads", {0, 0, 0, 0});
-            LOp l{OpKind::Conv, n.name, {conv_int8 ? pv(fq.at(n.inputs[0]).x) : pv(n.inputs[0])}, n.outputs[0]};
-            if (conv_int8) {
-                l.p.in_scale = fq.at(n.inputs[0]).scale;
-                l.name += "+int8";
-                ++plan.stats.qdq_folded;
-            }
-            l.p.kh = int32_t(kh);
-            l.p.kw = int32_t(kw);
-            l.p.sh = int32_t(st.at(0));
-            l.p.sw = int32_t(st.at(1));
-            l.p.ph = int32_t(pd.at(0));
-            l.p.pw = int32_t(pd.at(1));
-            l.p.group = int32_t(group);
-            // Weights OIHW -> [kh][kw][C/group][M]: neighbouring threads (output channels)
-            // then read neighbouring weights.
-            l.p.w_off = int64_t(plan.weights.size());
-            l.p.w_count = M * Cg * kh * kw;
-            plan.weights.resize(plan.weights.size() + size_t(l.p.w_count));
-            float* wd = plan.weights.data() + l.p.w_off;
-            const float* ws = wvals.data();
-            for (int64_t m = 0; m < M; ++m)
-                for (int64_t c = 0; c < Cg; ++c)
-                    for (int64_t y = 0; y < kh; ++y)
-                        for (int64_t x = 0; x < kw; ++x)
-                            wd[((y * kw + x) * Cg + c) * M + m] = ws[((m * Cg + c) * kh + y) * kw + x];
-            l.p.b_off = int64_t(plan.weights.size());
-            l.p.b_count = M;
-            if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
-                const Tensor& b = *g.find_initializer(n.inputs[2]);
-                YOLOC_CHECK(b.numel() == M && b.dtype() == DType::Float32, "node ", n.label(), ": bad bias");
-                plan.weights.insert(plan.weights.end(), b.data<float>(), b.data<float>() + M);
-            } else {
-                plan.weights.insert(plan.weights.end(), size_t(M), 0.0f);
-            }
-            if (conv_int8) {
-                l.p.s_off = int64_t(plan.weights.size());
-                l.p.s_count = M;
-                plan.weights.insert(plan.weights.end(), wscale.begin(), wscale.end());
-            }
-            std::string out = n.outputs[0];
-            done.insert(int(i));
-            // SiLU: Sigmoid(out) and Mul(out, sigmoid) are the only readers.
-            auto cs = cons[out];
-            if (cs.size() == 2 && !graph_outs.count(out)) {
-                int si = -1, mi = -1;
-                for (int c : cs) {
-                    if (g.nodes[size_t(c)].op_type == "Sigmoid") si = c;
-                    if (g.nodes[size_t(c)].op_type == "Mul") mi = c;
-                }
-                if (si >= 0 && mi >= 0 && !detect_nodes.count(g.nodes[size_t(mi)].name)) {
-                    const Node& s = g.nodes[size_t(si)];
-                    const Node& m = g.nodes[size_t(mi)];
-                    const std::string& so = s.outputs[0];
-                    bool ok = m.inputs.size() == 2 && cons[so].size() == 1 && !graph_outs.count(so) &&
-                              ((m.inputs[0] == out && m.inputs[1] == so) || (m.inputs[1] == out && m.inputs[0] == so));
-                    if (ok) {
-                        l.p.silu = true;
-                        l.name += "+silu";
-                        l.nodes += 2;
-                        done.insert(si);
-                        done.insert(mi);
-                        out = m.outputs[0];
-                    }
-                }
-            }
-            // Residual: one Add reading `out` and a value that already exists.
-            auto ca = cons[out];
-            if (ca.size() == 1 && !graph_outs.count(out) && g.nodes[size_t(ca[0])].op_type == "Add") {
-                const Node& a = g.nodes[size_t(ca[0])];
-                if (a.inputs.size() == 2 && !detect_nodes.count(a.name)) {
-                    const std::string& r = a.inputs[0] == out ? a.inputs[1] : a.inputs[0];
-                    int rp = g.producer(r);
-                    bool exists = (rp >= 0 && rp < int(i) && done.count(rp)) || r == in0.name;
-                    if (exists && r != out && is4d(r) && shape_of(r) == shape_of(a.outputs[0]) &&
-                        shape_of(out) == shape_of(a.outputs[0])) {
-                        // A Q -> DQ residual of an INT8 conv: fake-quantized in its epilogue.
-                        auto rq = fq.find(r);
-                        if (l.p.in_scale > 0.f && rq != fq.end()) {
-                            l.in.push_back(pv(rq->second.x));
-                            l.p.res_scale = rq->second.scale;
-                            ++plan.stats.qdq_folded;
-                        } else {
-                            l.in.push_back(pv(r));
-                        }
-                        l.name += "+add";
-                        l.nodes += 1;
-                        done.insert(ca[0]);
-                        out = a.outputs[0];
-                    }
-                }
-            }
-            l.out = out;
-            nhwc[out] = to_nhwc(shape_of(out));
-            produced[out] = "op";
-            lops.push_back(l);
-            continue;
-        }
-        if (op == "Split") {
-            YOLOC_CHECK(is4d(n.inputs[0]), "node ", n.label(), ": only 4-D splits are supported");
-            int64_t axis = n.attr_i("axis", 0);
-            if (axis < 0) axis += 4;
-            YOLOC_CHECK(axis == 1, "node ", n.label(), ": only channel splits are supported by the GPU engine");
-            int64_t off = 0;
-            const std::string src = pv(n.inputs[0]);
-            for (const auto& o : n.outputs) {
-                place[o] = Place{src, off};
-                nhwc[o] = to_nhwc(shape_of(o));
-                produced[o] = "view";
-                off += shape_of(o)[1];
-                ++plan.stats.split_views;
-            }
-            plan.stats.ir_nodes += 1;
-            done.insert(int(i));
-            continue;
-        }
-        if (op == "Concat") {
-            YOLOC_CHECK(is4d(n.outputs[0]), "node ", n.label(), ": only 4-D concats are supported");
-            int64_t axis = n.attr_i("axis", 0);
-            if (axis < 0) axis += 4;
-            YOLOC_CHECK(axis == 1, "node ", n.label(), ": only channel concats are supported by the GPU engine");
-            LOp l{OpKind::Copy, n.name, {}, n.outputs[0]};
-            for (const auto& v : n.inputs) l.in.push_back(pv(v));
-            l.concat = true;
-            nhwc[l.out] = to_nhwc(shape_of(l.out));
-            produced[l.out] = "concat";
-            lops.push_back(l);
-            done.insert(int(i));
-            continue;
-        }
-        if (op == "MaxPool") {
-            YOLOC_CHECK(is4d(n.inputs[0]) && n.outputs.size() == 1 && n.attr_i("ceil_mode", 0) == 0 &&
-                            n.attr_s("auto_pad", "NOTSET") == "NOTSET" && n.attr_i("storage_order", 0) == 0 &&
-                            all_ones(n.attr_ints("dilations", {1, 1})) && n.attr_ints("kernel_shape").size() == 2,
-                        "node ", n.label(), ": this MaxPool form is not supported by the GPU engine");
-            auto k = n.attr_ints("kernel_shape");
-            auto s = n.attr_ints("strides", {1, 1});
-            auto pd = n.attr_ints("pads", {0, 0, 0, 0});
-            LOp l{OpKind::MaxPool, n.name, {pv(n.inputs[0])}, n.outputs[0]};
-            l.p.kh = int32_t(k[0]);
-            l.p.kw = int32_t(k[1]);
-            l.p.sh = int32_t(s[0]);
-            l.p.sw = int32_t(s[1]);
-            l.p.ph = int32_t(pd[0]);
-            l.p.pw = int32_t(pd[1]);
-            nhwc[l.out] = to_nhwc(shape_of(l.out));
-            produced[l.out] = "op";
-            done.insert(int(i));
-            // SPPF: pools of the same stride-1 "same" window chained on each other's
-            // output are one pass over the input (windows k, 2k-1, 3k-2 ...).
-            const bool same = s[0] == 1 && s[1] == 1 && k[0] % 2 == 1 && k[1] % 2 == 1 && pd[0] == k[0] / 2 &&
-                              pd[1] == k[1] / 2 && pd[2] == pd[0] && pd[3] == pd[1] &&
-                              shape_of(n.outputs[0]) == shape_of(n.inputs[0]);
-            std::string last = n.outputs[0];
-            while (same && l.more.size() < 3 && !graph_outs.count(last)) {
-                int next = -1;
-                for (int c : cons[last]) {
-                    const Node& q = g.nodes[size_t(c)];
-                    if (q.op_type == "MaxPool" && !done.count(c) && q.outputs.size() == 1 && q.inputs[0] == last &&
-                        q.attr_ints("kernel_shape") == k && q.attr_ints("strides", {1, 1}) == s &&
-                        q.attr_ints("pads", {0, 0, 0, 0}) == pd && q.attr_i("ceil_mode", 0) == 0 &&
-                        q.attr_s("auto_pad", "NOTSET") == "NOTSET" && all_ones(q.attr_ints("dilations", {1, 1})) &&
-                        q.attr_i("storage_order", 0) == 0)
-                        next = c;
-                }
-                if (next < 0) break;
-                const Node& q = g.nodes[size_t(next)];
-                done.insert(next);
-                last = q.outputs[0];
-                l.more.push_back(last);
-                l.name += "+" + q.name;
-                l.nodes += 1;
-                nhwc[last] = to_nhwc(shape_of(last));
-                produced[last] = "op";
-            }
-            lops.push_back(l);
-            continue;
-        }
-        if (op == "Resize") {
-            YOLOC_CHECK(is4d(n.inputs[0]) && n.attr_s("mode", "nearest") == "nearest",
-                        "node ", n.label(), ": only nearest Resize is supported by the GPU engine");
-            const Shape& is = shape_of(n.inputs[0]);
-            const Shape& os = shape_of(n.outputs[0]);
-            YOLOC_CHECK(os[0] == is[0] && os[1] == is[1] && os[2] % is[2] == 0 && os[3] % is[3] == 0,
-                        "node ", n.label(), ": only integer up-sampling is supported by the GPU engine");
-            // With an integer factor, asymmetric/floor (what exporters write) and
-            // the other common modes all map output y to input y / f; anything else is refused.
-            std::string ctm = n.attr_s("coordinate_transformation_mode", "half_pixel");
-            std::string nm = n.attr_s("nearest_mode", "round_prefer_floor");
-            YOLOC_CHECK(ctm == "asymmetric" && nm == "floor", "node ", n.label(), ": Resize with ",
-                        ctm, "/", nm, " is not supported by the GPU engine (asymmetric/floor is)");
-            LOp l{OpKind::Resize, n.name, {pv(n.inputs[0])}, n.outputs[0]};
-            l.p.fy = int32_t(os[2] / is[2]);
-            l.p.fx = int32_t(os[3] / is[3]);
-            nhwc[l.out] = to_nhwc(os);
-            produced[l.out] = "op";
-            lops.push_back(l);
-            done.insert(int(i));
-            continue;
-        }
-        if (op == "Identity" && is4d(n.inputs[0])) {
-            rename[n.outputs[0]] = pv(n.inputs[0]);
-            done.insert(int(i));
-            continue;
-        }
-        fail("node ", n.label(), ": op ", op, " is not supported by the GPU engine");
-    }
-
-    // Concat placement, outermost first (reverse order) so that a concat that is
-    // itself placed in another resolves to the outer buffer.
-    auto placed = [&](const std::string& v) { return place.count(v) != 0; };
-    std::map<size_t, std::vector<std::pair<std::string, int64_t>>> copies;  // lop index -> (value, offset)
-    std::map<std::string, std::string> split_of;  // split output -> split input
-    for (const auto& kv : place) split_of[kv.first] = kv.second.parent;
-    for (size_t li = lops.size(); li-- > 0;) {
-        LOp& l = lops[li];
-        if (!l.concat) continue;
-        int64_t off = 0;
-        for (size_t k = 0; k < l.in.size(); ++k) {
-            const std::string& v = l.in[k];
-            const int64_t c = nhwc.at(v)[3];
-            ++plan.stats.concat_inputs;
-            bool in_place = false;
-            const std::string pr = produced.count(v) ? produced[v] : "";
-            if (!graph_outs.count(v) && !placed(v) && (pr == "op" || pr == "concat")) {
-                place[v] = Place{l.out, off};
-                in_place = true;
-            } else if (pr == "view" && split_of.count(v)) {
-                // A Split output: place the split's input when this concat holds all
-                // its outputs in order, starting here (C2f: Concat(split0, split1, ...)).
-                const std::string& u = split_of[v];
-                std::vector<std::string> outs;
-                for (const auto& kv : split_of)
-                    if (kv.second == u) outs.push_back(kv.first);
-                std::sort(outs.begin(), outs.end(),
-                          [&](const std::string& a, const std::string& b) { return place[a].off < place[b].off; });
-                bool ok = !graph_outs.count(u) && !placed(u) && (produced[u] == "op" || produced[u] == "concat") &&
-                          !outs.empty() && outs[0] == v && k + outs.size() <= l.in.size();
-                for (size_t j = 0; ok && j < outs.size(); ++j) ok = l.in[k + j] == outs[j];
-                if (ok) {
-                    place[u] = Place{l.out, off};
-                    for (size_t j = 0; j < outs.size(); ++j) {
-                        off += nhwc.at(l.in[k + j])[3];
-                        ++plan.stats.concat_in_place;
-                        if (j > 0) ++plan.stats.concat_inputs;
-                    }
-                    k += outs.size() - 1;
-                    continue;
-                }
-            }
-            if (in_place) {
-                ++plan.stats.concat_in_place;
-            } else {
-                copies[li].push_back({v, off});
-                ++plan.stats.copies;
-            }
-            off += c;
-        }
-        YOLOC_CHECK(off == nhwc.at(l.out)[3], "concat ", l.name, " input widths do not add up");
-    }
-
-    // Buffers: one per root value.
-    std::map<std::string, int32_t> buf_of;
-    auto resolve = [&](const std::string& v0) {
-        std::string v = v0;
-        int64_t off = 0;
-        for (int guard = 0; guard < 1000; ++guard) {
-            auto it = place.find(v);
-            if (it == place.end()) break;
-            off += it->second.off;
-            v = it->second.parent;
-        }
-        auto b = buf_of.find(v);
-        if (b == buf_of.end()) {
-            PlanBuffer pb;
-            pb.name = v;
-            pb.kind = BufferKind::Activation;
-            pb.shape = nhwc.at(v);
-            pb.elem_bytes = act_bytes;
-            plan.buffers.push_back(pb);
-            b = buf_of.emplace(v, int32_t(plan.buffers.size() - 1)).first;
-        }
-        return View{b->second, off, nhwc.at(v0)[3]};
-    };
-    {
-        PlanBuffer ib;
-        ib.name = in0.name;
-        ib.kind = BufferKind::Input;
-        ib.shape = ishape;
-        ib.elem_bytes = 4;
-        plan.buffers.push_back(ib);
-        plan.input_buf = int32_t(plan.buffers.size() - 1);
-    }
-    std::map<std::string, int32_t> out_buf;
-    for (const auto& o : g.outputs) {
-        PlanBuffer ob;
-        ob.name = o.name;
-        ob.kind = BufferKind::Output;
-        ob.shape = shape_of(o.name);
-        ob.elem_bytes = 4;
-        YOLOC_CHECK(info.at(o.name).dtype == DType::Float32, "output ", o.name, " is not float32");
-        plan.buffers.push_back(ob);
-        out_buf[o.name] = int32_t(plan.buffers.size() - 1);
-        plan.output_names.push_back(o.name);
-        plan.output_shapes.push_back(ob.shape);
-        plan.output_bufs.push_back(out_buf[o.name]);
-    }
-
-    for (size_t li = 0; li < lops.size(); ++li) {
-        const LOp& l = lops[li];
-        plan.stats.ir_nodes += int(l.nodes);
-        if (l.concat) {
-            plan.stats.ir_nodes += 0;  // counted with its inputs' producers below
-            for (const auto& cp : copies[li]) {
-                PlanOp op;
-                op.kind = OpKind::Copy;
-                op.name = l.name + " <- " + cp.first;
-                op.in.push_back(resolve(cp.first));
-                View o = resolve(l.out);
-                o.c_off += cp.second;
-                o.c = op.in[0].c;
-                op.out = o;
-                plan.ops.push_back(op);
-            }
-            continue;
-        }
-        PlanOp op = l.p;
-        op.kind = l.kind;
-        op.name = l.name;
-        if (l.kind == OpKind::InputPack) {
-            op.in.push_back(View{plan.input_buf, 0, ishape[1]});
-            op.out = resolve(l.out);
-        } else if (l.kind == OpKind::Detect) {
-            for (const auto& v : l.in) op.in.push_back(resolve(v));
-            YOLOC_CHECK(out_buf.count(l.out), "the Detect output ", l.out, " is not a graph output");
-            op.out = View{out_buf[l.out], 0, 0};
-            ++plan.stats.detects;
-        } else {
-            for (const auto& v : l.in) op.in.push_back(resolve(v));
-            op.out = resolve(l.out);
-            if (l.kind == OpKind::FakeQuant) ++plan.stats.fake_quants;
-            if (l.kind == OpKind::Conv) {
-                if (op.int8()) ++plan.stats.convs_int8;
-                ++plan.stats.convs;
-                if (op.silu) ++plan.stats.convs_silu;
-                if (op.in.size() == 2) ++plan.stats.convs_residual;
-            }
-            if (l.kind == OpKind::MaxPool) {
-                for (const auto& v : l.more) op.more_out.push_back(resolve(v));
-                plan.stats.maxpools += 1 + int(l.more.size());
-                if (!l.more.empty()) ++plan.stats.maxpool_chains;
-            }
-            if (l.kind == OpKind::Resize) ++plan.stats.resizes;
-        }
-        plan.ops.push_back(op);
-    }
-    // Graph outputs not written by Detect: unpack the NHWC value into ONNX layout.
-    for (const auto& o : g.outputs) {
-        bool by_detect = false;
-        for (const auto& op : plan.ops)
-            if (op.kind == OpKind::Detect && op.out.buf == out_buf[o.name]) by_detect = true;
-        if (by_detect) continue;
-        YOLOC_CHECK(nhwc.count(pv(o.name)), "output ", o.name, " is not a 4-D tensor the GPU engine produces");
-        PlanOp op;
-        op.kind = OpKind::OutputUnpack;
-        op.name = "output " + o.name;
-        op.in.push_back(resolve(pv(o.name)));
-        op.out = View{out_buf[o.name], 0, 0};
-        plan.ops.push_back(op);
-    }
-    fold_input_pack(plan);
-    if (opts.fuse_siblings) fuse_sibling_convs(plan);
-    if (opts.int8_storage && plan.precision == Precision::INT8) assign_int8_storage(plan);
-    plan.validate();
-    return plan;
-}
-
 std::string describe_plan(const Plan& p) {
     std::ostringstream os;
     auto view = [&](const View& v) {
@@ -1231,6 +498,8 @@ std::string describe_plan(const Plan& p) {
                << (op.res_scale > 0 ? " res_fq " + std::to_string(op.res_scale) : std::string())
                << (op.tactic ? " tactic " + std::to_string(op.tactic) : std::string());
         if (op.kind == OpKind::FakeQuant) os << " scale " << op.in_scale;
+        if (op.kind == OpKind::Generic) os << " " << generic_kind_name(GenericKind(op.gop)) << " sub " << op.sub;
+        if (op.kind == OpKind::Detect) os << " reg_max " << op.reg_max << (op.xyxy ? " xyxy" : " xywh");
         os << "\n";
     }
     return os.str();

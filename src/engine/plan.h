@@ -186,6 +186,9 @@ struct Plan {
     std::vector<PlanOp> ops;
     std::vector<float> weights;               // float32 on the host; the runtime converts
     PlanStats stats;
+    // The ONNX op types the generic tier runs (for `build` to say which ops took the
+    // generic path); not stored in engine files.
+    std::vector<std::string> generic_op_types;
     // How the arena shares bytes (engine/memory_plan.h): Concurrent keeps independent
     // branches (the Detect heads beside the neck) in separate bytes so that the runtime
     // can run them at the same time on several streams; Sequential shares whatever the

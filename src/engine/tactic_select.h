@@ -31,7 +31,7 @@ double kernel_set_cost(const std::vector<LayerTactics>& layers, const std::vecto
 // set for one outside it while that lowers the total (local search), and keeps the better
 // end. Greedy dropping from the picks alone kept a worse set than one it had passed by
 // (H100, yolov8n batch 1: 337 vs 329 us of layer time once cluster-8 tiles came).
-// search = false: greedy dropping from the current picks only (session 7's rule; A/B runs).
+// search = false: greedy dropping from the current picks only (the earlier rule; A/B runs).
 std::vector<int> cap_kernels(const std::vector<LayerTactics>& layers, int cap, bool search = true);
 
 }  // namespace engine

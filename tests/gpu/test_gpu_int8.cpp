@@ -484,7 +484,7 @@ TEST(GpuInt8, Yolov8nCocoInt8Batch2EqualsBatch1) {
     std::printf("yolov8n_coco INT8 batch 2 vs batch 1: max rel %.2g (image 1), %.2g (image 2); %d int8 buffers\n", ra,
                 rb, st.int8_buffers);
     EXPECT_GT(st.int8_buffers, 20);
-    EXPECT_LE(ra, 1e-2);  // 0 on the H100 (session 7)
+    EXPECT_LE(ra, 1e-2);  // 0 on the H100
     EXPECT_LE(rb, 1e-2);
     EXPECT_GT(sqnr(Tensor::from_floats({long(n)}, one_a[0]), two_a), 40.0);
     EXPECT_GT(sqnr(Tensor::from_floats({long(n)}, one_b[0]), two_b), 40.0);

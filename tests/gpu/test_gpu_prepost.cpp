@@ -162,7 +162,7 @@ TEST(GpuPrepost, DetectEqualsCpuPostprocessOfTheSameEngine) {
     EXPECT_GT(compared, 100);
 }
 
-// Issue 6 point 5: FP16 detections on the 7 photos equal the reference ones
+// FP16 detections through the GPU pre/post-processing on the 7 photos equal the reference ones
 // (class; box within 2 px; score within 1e-2). A detection whose score is within
 // 1e-2 of the 0.25 threshold may fall on either side of it in FP16 (kite has one at
 // 0.2501): such a one may be missing or extra, and is counted; every other one must match.

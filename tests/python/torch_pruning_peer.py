@@ -1,4 +1,4 @@
-"""Torch-Pruning peer for `yoloc prune` (docs/PRUNING.md, issue 5). Test-only, never a dependency.
+"""Torch-Pruning peer for `yoloc prune` (docs/PRUNING.md). Test-only, never a dependency.
 
 Loads the weights of an Ultralytics YOLOv8 ONNX export (BN folded) by name into the plain PyTorch
 YOLOv8 of ../shared/tools/peers/torch_yolov8.py, prunes the hidden channels of the C2f bottlenecks

@@ -120,6 +120,9 @@ struct DetectArgs {
     int h[kMaxDetectLevels] = {}, w[kMaxDetectLevels] = {}, xs[kMaxDetectLevels] = {};
     int stride[kMaxDetectLevels] = {};
     int n = 0, reg_max = 16, nc = 80, anchors = 0;
+    // Boxes as corners x1 y1 x2 y2 (end-to-end heads) instead of cx cy w h. reg_max 1:
+    // the box channels are the distances themselves (no DFL: YOLO26).
+    int xyxy = 0;
     float* out = nullptr;  // [n, 4 + nc, anchors], float32
 };
 
@@ -347,8 +350,9 @@ YOLOC_HD const T* detect_cell(const DetectArgs& a, int n, int anchor, int& l, in
     return static_cast<const T*>(a.x[l]) + ((size_t(n) * a.h[l] + gy) * a.w[l] + gx) * a.xs[l];
 }
 
-// One anchor: DFL softmax + expectation per side, dist2bbox (xywh), stride, and
-// the class sigmoids, written to [n, 4 + nc, anchors] (anchor fastest: coalesced).
+// One anchor: DFL softmax + expectation per side (reg_max 1: the value itself), dist2bbox
+// (xywh, or xyxy), stride, and the class sigmoids, written to [n, 4 + nc, anchors]
+// (anchor fastest: coalesced).
 template <typename T>
 YOLOC_HD void detect_at(const DetectArgs& a, long long i) {
     const int n = int(i / a.anchors);
@@ -358,6 +362,10 @@ YOLOC_HD void detect_at(const DetectArgs& a, long long i) {
     float d[4];
     for (int s = 0; s < 4; ++s) {
         const T* q = p + s * a.reg_max;
+        if (a.reg_max == 1) {
+            d[s] = ld(q);
+            continue;
+        }
         float mx = -FLT_MAX;
         for (int j = 0; j < a.reg_max; ++j) {
             const float u = ld(q + j);
@@ -375,10 +383,17 @@ YOLOC_HD void detect_at(const DetectArgs& a, long long i) {
     const float x1 = ax - d[0], y1 = ay - d[1], x2 = ax + d[2], y2 = ay + d[3];
     const size_t plane = size_t(a.anchors);
     float* o = a.out + size_t(n) * (4 + a.nc) * plane + anchor;
-    o[0] = (x1 + x2) * 0.5f * sf;
-    o[plane] = (y1 + y2) * 0.5f * sf;
-    o[2 * plane] = (x2 - x1) * sf;
-    o[3 * plane] = (y2 - y1) * sf;
+    if (a.xyxy) {
+        o[0] = x1 * sf;
+        o[plane] = y1 * sf;
+        o[2 * plane] = x2 * sf;
+        o[3 * plane] = y2 * sf;
+    } else {
+        o[0] = (x1 + x2) * 0.5f * sf;
+        o[plane] = (y1 + y2) * 0.5f * sf;
+        o[2 * plane] = (x2 - x1) * sf;
+        o[3 * plane] = (y2 - y1) * sf;
+    }
     const T* cls = p + 4 * a.reg_max;
     for (int c = 0; c < a.nc; ++c) o[(4 + c) * plane] = 1.0f / (1.0f + expf(-ld(cls + c)));
 }

@@ -339,6 +339,7 @@ int sppf_words_channels(const PoolArgs& a, bool fp16, int words) {
 // class rows are one sigmoid each; box rows each run the two DFL sides they need.
 template <typename T>
 __device__ __forceinline__ float dfl_side(const T* q, int reg_max) {
+    if (reg_max == 1) return ld(q);  // no DFL (YOLO26): the distance itself
     float mx = -FLT_MAX;
     for (int j = 0; j < reg_max; ++j) mx = fmaxf(mx, ld(q + j));
     float sum = 0.f, e = 0.f;
@@ -373,7 +374,10 @@ __global__ void detect_rows_kernel(DetectArgs a) {
             const float hi = dfl_side(p + (s0 + 2) * a.reg_max, a.reg_max);
             const float sf = float(a.stride[l]);
             const float anc = (s0 == 0 ? gx : gy) + 0.5f;
-            v = row < 2 ? ((anc - lo) + (anc + hi)) * 0.5f * sf : ((anc + hi) - (anc - lo)) * sf;
+            if (a.xyxy)
+                v = row < 2 ? (anc - lo) * sf : (anc + hi) * sf;
+            else
+                v = row < 2 ? ((anc - lo) + (anc + hi)) * 0.5f * sf : ((anc + hi) - (anc - lo)) * sf;
         }
         a.out[i] = v;
     }
@@ -451,8 +455,13 @@ __global__ void detect_parts_kernel(DetectArgs a) {
             const float hi = r16 ? dfl_side16(p + (part + 2) * a.reg_max) : dfl_side(p + (part + 2) * a.reg_max, a.reg_max);
             const float sf = float(a.stride[l]);
             const float anc = (part == 0 ? gx : gy) + 0.5f;
-            o[size_t(part) * a.anchors] = ((anc - lo) + (anc + hi)) * 0.5f * sf;
-            o[size_t(part + 2) * a.anchors] = ((anc + hi) - (anc - lo)) * sf;
+            if (a.xyxy) {
+                o[size_t(part) * a.anchors] = (anc - lo) * sf;
+                o[size_t(part + 2) * a.anchors] = (anc + hi) * sf;
+            } else {
+                o[size_t(part) * a.anchors] = ((anc - lo) + (anc + hi)) * 0.5f * sf;
+                o[size_t(part + 2) * a.anchors] = ((anc + hi) - (anc - lo)) * sf;
+            }
         } else {
             const int c0 = (part - 2) * kDetChunk;
             const T* q = p + 4 * a.reg_max + c0;

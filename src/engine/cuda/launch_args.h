@@ -169,6 +169,7 @@ inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, cons
             c.n = dim(op.in[0], 0);
             c.reg_max = op.reg_max;
             c.nc = op.nc;
+            c.xyxy = op.xyxy ? 1 : 0;
             c.out = reinterpret_cast<float*>(base(op.out.buf));
             const auto& ob = buf(op.out.buf);
             YOLOC_CHECK(ob.shape.size() == 3 && ob.shape[0] == c.n && ob.shape[1] == 4 + c.nc &&

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "core/half.h"
 #include "engine/cuda/conv_cudnn.h"
 #include "engine/cuda/conv_int8.h"
@@ -371,7 +372,7 @@ void share_tactics(BuildResult& r, const std::vector<std::string>& keys,
     // Then at most YOLOC_MAX_CONV_KERNELS distinct conv kernels (default 8 up to batch 4,
     // no cap above; 0: no cap), chosen by engine::cap_kernels. Eight distinct kernels keep a
     // YOLOv8n FP16 engine's device memory at 18.87 MB on the H100; 9 to 12 took it to 20.97
-    // MB (session 8; the kernels' code loads in 2 MiB steps). A layer that repeats an earlier
+    // MB (the kernels' code loads in 2 MiB steps). A layer that repeats an earlier
     // layer's shape (timing-cache hit in this build) has that layer's candidates.
     int cap = small ? 8 : 0;
     if (const char* v = std::getenv("YOLOC_MAX_CONV_KERNELS")) cap = std::max(0, std::atoi(v));
@@ -603,11 +604,12 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
     cudaFree(arena);
     if (dnn_w) cudaFree(dnn_w);
     if (!opts.timing_cache.empty()) {
-        // Rewritten whole: entries of other devices in the file are dropped.
-        std::ofstream out(opts.timing_cache, std::ios::trunc);
+        // Rewritten whole (entries of other devices in the file are dropped), through a
+        // temporary file and a rename: an interrupted build leaves the old cache or the new one.
+        std::ostringstream out;
         out << "# yoloc timing cache: layer key, tactic id, microseconds per launch\n# device " << dev << "\n";
         for (const auto& kv : cache) out << kv.first << "\t" << kv.second.first << "\t" << kv.second.second << "\n";
-        if (!out) fail("cannot write the timing cache ", opts.timing_cache);
+        write_file_atomic(opts.timing_cache, out.str());
     }
 }
 
