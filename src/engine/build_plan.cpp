@@ -105,6 +105,9 @@ public:
             if (done_.count(int(i))) continue;
             lower_node(int(i));
         }
+        // A Q -> DQ pair is lowered where its value is first read: a graph output that no
+        // node reads is read here, so that its FakeQuant op exists before emit().
+        for (const auto& o : g_.outputs) pv(o.name);
         place_concats();
         emit();
     }
