@@ -239,6 +239,7 @@ private:
         }
         l.nodes = 0;
         lops_.push_back(l);
+        ++plan_.stats.generic_ops;  // a kernel on every run, like any generic op
         tensors_[name] = TensorValue{s, integer};
         produced_[name] = "op";
         return name;
