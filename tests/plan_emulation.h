@@ -22,6 +22,7 @@ namespace yoloc_test {
 inline void emulate_generic(const yoloc::cuda::GenericArgs& g) {
     using namespace yoloc::cuda;
     using yoloc::engine::GenericKind;
+    if (g.none) return;
     switch (g.kind) {
         case GenericKind::Unary:
             for (long long i = 0; i < unary_items(g.unary); ++i) unary_at<float>(g.unary, i);
@@ -99,6 +100,7 @@ inline std::vector<std::vector<float>> emulate_plan(const yoloc::engine::Plan& p
     std::memcpy(arena + mp.offsets[size_t(p.input_buf)], x.raw(), x.nbytes());
     DeviceWeightLayout L;
     const std::vector<uint8_t> image = emulated_weights(p, &L);
+    const std::vector<int64_t> resident = cuda::weight_resident_buffers(p, L);
     if (order.empty())
         for (size_t i = 0; i < p.ops.size(); ++i) order.push_back(i);
     for (size_t i : order) {
@@ -112,7 +114,9 @@ inline std::vector<std::vector<float>> emulate_plan(const yoloc::engine::Plan& p
             if (L.w[i] >= 0) w = image.data() + L.w[i];
             if (L.b[i] >= 0) b = image.data() + L.b[i];
         }
-        cuda::OpArgs a = cuda::make_op_args(p, i, arena, mp.offsets, w, static_cast<const float*>(b));
+        cuda::OpArgs a =
+            cuda::make_op_args(p, i, arena, mp.offsets, w, static_cast<const float*>(b), nullptr, nullptr, image.data(),
+                               &resident);
         switch (a.kind) {
             case OpKind::InputPack:
                 for (long long k = 0; k < cuda::pack_items(a.pack); ++k) cuda::pack_at<float>(a.pack, k);

@@ -212,3 +212,49 @@ TEST(EngineEmulate, Yolo11nMatchesTheReferenceOnAPhoto) {
     Model m = load_onnx(yoloc_test::shared_dir() + "/models/yolo11n_coco.onnx");
     EXPECT_GT(expect_plan_matches_reference("yolo11n_coco", m, x, true), 0);
 }
+
+// A Const op's data is written once, at load, into the device weight block, and its
+// readers read it there: the op launches nothing. (EveryZooModelMatchesTheReference checks
+// the values: the arena bytes of those buffers are NaN in the emulation.)
+TEST(EngineEmulate, ConstDataIsReadFromTheWeightsAndItsOpLaunchesNothing) {
+    REQUIRE_SHARED();
+    Model m = load_onnx(yoloc_test::shared_dir() + "/models/zoo/yolov8z_pose.onnx");
+    const Plan p = build_plan(m, {});
+    DeviceWeightLayout L;
+    const std::vector<uint8_t> image = yoloc_test::emulated_weights(p, &L);
+    const std::vector<int64_t> resident = cuda::weight_resident_buffers(p, L);
+    const MemoryPlan mp = plan_memory(p);
+    std::vector<uint8_t> arena(size_t(mp.arena_bytes + 4));
+    int consts = 0, reads = 0, binary_reads = 0;
+    for (size_t i = 0; i < p.ops.size(); ++i) {
+        const PlanOp& op = p.ops[i];
+        const bool is_const = op.kind == OpKind::Generic && GenericKind(op.gop) == GenericKind::Const;
+        const void* b = L.b[i] >= 0 ? image.data() + L.b[i] : nullptr;
+        const void* w = L.w[i] >= 0 ? image.data() + L.w[i] : nullptr;
+        if (op.kind == OpKind::Conv) w = b = nullptr;  // not needed here
+        if (is_const) {
+            ++consts;
+            EXPECT_EQ(resident[size_t(op.out.buf)], L.b[i]) << op.name;
+            const cuda::OpArgs a = cuda::make_op_args(p, i, arena.data(), mp.offsets, w, static_cast<const float*>(b),
+                                                      nullptr, nullptr, image.data(), &resident);
+            EXPECT_TRUE(a.generic.none) << op.name;
+            continue;
+        }
+        if (op.kind != OpKind::Generic) continue;
+        for (const View& v : op.in) {
+            if (resident[size_t(v.buf)] < 0) continue;
+            ++reads;
+            const cuda::OpArgs a = cuda::make_op_args(p, i, arena.data(), mp.offsets, w, static_cast<const float*>(b),
+                                                      nullptr, nullptr, image.data(), &resident);
+            // Binary (the pose decode's anchors and strides) reads its second operand from the weights.
+            if (GenericKind(op.gop) == GenericKind::Binary && v.buf == op.in[1].buf) {
+                EXPECT_EQ(a.generic.binary.b, image.data() + resident[size_t(v.buf)]) << op.name;
+                ++binary_reads;
+            }
+        }
+    }
+    EXPECT_GE(consts, 2);
+    EXPECT_GE(reads, consts);
+    EXPECT_GT(binary_reads, 0);
+    std::printf("yolov8z_pose: %d Const ops resident in the weights, read by %d generic op inputs\n", consts, reads);
+}

@@ -17,6 +17,7 @@ namespace cuda {
 // A Generic op's arguments: the struct of generic_ops.h that `kind` names is filled.
 struct GenericArgs {
     engine::GenericKind kind = engine::GenericKind::Unary;
+    bool none = false;   // nothing to launch: a Const whose buffer is its data in the device weights
     bool int32 = false;  // Binary, TopK, Reduce: the operands are int32
     int elem_bytes = 4;  // ops that move elements unchanged: their size
     UnaryArgs unary;
@@ -54,6 +55,28 @@ inline void write_generic_weights(const engine::Plan& p, size_t i, const engine:
         const int32_t v = float_to_int(src[k]);
         std::memcpy(image + L.b[i] + k * 4, &v, 4);
     }
+}
+
+// Buffers whose bytes are the device weight block's rather than the arena's: the Tensor
+// buffer of a Const op, whose data write_generic_weights puts there once at load. Its
+// readers read the weights and the Const op launches nothing (a copy on every run
+// otherwise: up to 67k values per run in a pose model's decode tables). Per buffer: the
+// byte offset in the weight block, or -1. The Const must be the buffer's only writer
+// (a graph output buffer is the runtime's to copy out, and stays in the arena).
+inline std::vector<int64_t> weight_resident_buffers(const engine::Plan& p, const engine::DeviceWeightLayout& L) {
+    std::vector<int64_t> at(p.buffers.size(), -1);
+    std::vector<int> writers(p.buffers.size(), 0);
+    for (const auto& op : p.ops) {
+        ++writers[size_t(op.out.buf)];
+        for (const auto& v : op.more_out) ++writers[size_t(v.buf)];
+    }
+    for (size_t i = 0; i < p.ops.size(); ++i) {
+        const engine::PlanOp& op = p.ops[i];
+        if (op.kind != engine::OpKind::Generic || engine::GenericKind(op.gop) != engine::GenericKind::Const) continue;
+        const size_t b = size_t(op.out.buf);
+        if (p.buffers[b].kind == engine::BufferKind::Tensor && writers[b] == 1 && L.b[i] >= 0) at[b] = L.b[i];
+    }
+    return at;
 }
 
 // The kernel arguments of generic op i (its PlanOp fields as plan.h documents them per
@@ -208,9 +231,10 @@ GenericArgs make_generic_args(const engine::Plan& p, size_t i, At at, const void
             break;
         }
         case GenericKind::Const: {
-            // Each run copies the data from the device weights: the arena shares the
-            // buffer's bytes with values whose lifetimes do not overlap it.
+            // Where the buffer is not the weights' own bytes (weight_resident_buffers), each
+            // run copies the data from the device weights into it.
             YOLOC_CHECK(b != nullptr, "Const ", op.name, " has no data on the device");
+            g.none = out == b;
             StridedCopyArgs& a = g.copy;
             a.x = b;
             a.y = out;
@@ -268,17 +292,24 @@ struct OpArgs {
     DetectArgs detect;
 };
 
-// `arena` + `offsets` (from the memory plan) locate every buffer; `w`/`b` are the
-// op's weights (in the activation precision, or int8 [m][wk] for an INT8 conv) and
-// float bias when it is a Conv, its data (write_generic_weights) when it is Generic; `qs` an INT8 conv's per-channel s_in * s_w; `ysc` its
+// `arena` + `offsets` (from the memory plan) locate every buffer, except those at
+// `resident` offsets (weight_resident_buffers) into the device `weights` block; `w`/`b`
+// are the op's weights (in the activation precision, or int8 [m][wk] for an INT8 conv)
+// and float bias when it is a Conv, its data (write_generic_weights) when it is Generic; `qs` an INT8 conv's per-channel s_in * s_w; `ysc` its
 // output scales (PlanOp::ys_off) when it writes an int8 buffer.
 inline OpArgs make_op_args(const engine::Plan& p, size_t i, uint8_t* arena, const std::vector<int64_t>& offsets,
                            const void* w, const float* b, const float* qs = nullptr,
-                           const float* ysc = nullptr) {
+                           const float* ysc = nullptr, const uint8_t* weights = nullptr,
+                           const std::vector<int64_t>* resident = nullptr) {
     using engine::OpKind;
     const engine::PlanOp& op = p.ops[i];
     auto buf = [&](int32_t id) -> const engine::PlanBuffer& { return p.buffers[size_t(id)]; };
-    auto base = [&](int32_t id) { return arena + offsets[size_t(id)]; };
+    auto base = [&](int32_t id) {
+        // Kernels only read resident buffers (their one writer, the Const op, launches nothing).
+        if (resident && weights && (*resident)[size_t(id)] >= 0)
+            return const_cast<uint8_t*>(weights) + (*resident)[size_t(id)];
+        return arena + offsets[size_t(id)];
+    };
     auto at = [&](const engine::View& v) { return static_cast<void*>(base(v.buf) + v.c_off * buf(v.buf).elem_bytes); };
     auto cs = [&](const engine::View& v) { return int(buf(v.buf).shape[3]); };
     auto i8 = [&](const engine::View& v) { return buf(v.buf).elem_bytes == 1 ? 1 : 0; };

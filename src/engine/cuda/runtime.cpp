@@ -75,6 +75,7 @@ void cudnn_weights_half(const engine::Plan& p, const engine::PlanOp& op, uint16_
 // One generic-tier op (float32 / int32 tensors whatever the engine's precision).
 void launch_generic(const cuda::GenericArgs& g, cudaStream_t stream) {
     using engine::GenericKind;
+    if (g.none) return;
     switch (g.kind) {
         case GenericKind::Unary: cuda::unary(g.unary, stream); break;
         case GenericKind::Binary: cuda::binary(g.binary, g.int32, stream); break;
@@ -221,6 +222,7 @@ struct Engine::Impl {
     std::vector<const float*> s_dev;     // INT8 convs: s_in * s_w per output channel
     std::vector<const float*> y_dev;     // INT8 convs writing an int8 buffer: output scales
     std::vector<std::shared_ptr<cuda::DnnPlan>> dnn;  // convs with a cuDNN tactic: their plan
+    std::vector<int64_t> resident;  // per buffer: its offset in `weights` (Const data), or -1 (cuda::weight_resident_buffers)
     // Op DAG for multi-stream capture, arena sharing included: dag.deps[i] = the earlier
     // ops op i must wait for (transitively reduced).
     engine::OpDag dag;
@@ -285,6 +287,7 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
     impl->b_dev.assign(p.ops.size(), nullptr);
     impl->s_dev.assign(p.ops.size(), nullptr);
     impl->y_dev.assign(p.ops.size(), nullptr);
+    impl->resident = cuda::weight_resident_buffers(p, L);
     // Generic ops may have data at b without any at w (Const).
     for (size_t i = 0; i < p.ops.size(); ++i) {
         uint8_t* const wb = static_cast<uint8_t*>(impl->weights);
@@ -715,8 +718,8 @@ struct Context::Impl {
     cuda::OpArgs op_args(size_t i) const {
         const engine::Plan& p = plan();
         const auto& E = engine->impl();
-        cuda::OpArgs a =
-            cuda::make_op_args(p, i, static_cast<uint8_t*>(arena), E.memory.offsets, E.w_dev[i], E.b_dev[i], E.s_dev[i], E.y_dev[i]);
+        cuda::OpArgs a = cuda::make_op_args(p, i, static_cast<uint8_t*>(arena), E.memory.offsets, E.w_dev[i], E.b_dev[i],
+                                            E.s_dev[i], E.y_dev[i], static_cast<const uint8_t*>(E.weights), &E.resident);
         // A forced kernel (experiments) cannot replace cuDNN: its weights are in cuDNN's layout.
         a.conv.kernel = opts.conv_kernel != 0 && !is_cudnn_tactic(p.ops[i].tactic) ? opts.conv_kernel : p.ops[i].tactic;
         a.conv.dnn = E.dnn[i].get();
