@@ -239,7 +239,7 @@ private:
         }
         l.nodes = 0;
         lops_.push_back(l);
-        ++plan_.stats.generic_ops;  // a kernel on every run, like any generic op
+        ++plan_.stats.generic_ops;  // a Generic op of the plan like the others (the runtime may launch nothing for it)
         tensors_[name] = TensorValue{s, integer};
         produced_[name] = "op";
         return name;
