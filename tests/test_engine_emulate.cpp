@@ -1,74 +1,35 @@
 // Runs engine plans on the CPU with the very element functions the CUDA kernels
-// use (engine/cuda/element_ops.h) and the same argument builder, over one arena
-// laid out by the memory planner and poisoned with NaN. Matching the reference
-// executor here checks lowering, views, in-place concat, liveness and kernel
-// indexing on machines without a GPU; the GPU run then only adds the device.
+// use (engine/cuda/element_ops.h, generic_ops.h) and the same argument builder, over
+// one arena laid out by the memory planner and poisoned with NaN (plan_emulation.h).
+// Matching the reference executor here checks lowering, views, in-place concat,
+// liveness, the generic tier's argument translation and kernel indexing on machines
+// without a GPU; the GPU run then only adds the device.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <string>
 
 #include "engine/cpu/executor.h"
-#include "engine/cuda/launch_args.h"
 #include "engine/memory_plan.h"
 #include "engine/plan.h"
 #include "gpu/models.h"
 #include "onnx/onnx_io.h"
+#include "model_compare.h"
+#include "plan_emulation.h"
 #include "test_util.h"
+#include "yolo/image.h"
 #include "yolo/input_size.h"
+#include "yolo/letterbox.h"
 
 using namespace yoloc;
 using namespace yoloc::engine;
 
 namespace {
 
-// Runs the ops in `order` (default: plan order) over the arena `given` (default: the
-// plan's own memory plan). The runtime's streams may run the ops in any topological
-// order of op_dag(plan, &memory plan).
 std::vector<std::vector<float>> emulate(const Plan& p, const Tensor& x, std::vector<size_t> order = {},
                                         const MemoryPlan* given = nullptr) {
-    EXPECT_EQ(p.precision, Precision::FP32) << "the host emulation runs float32 plans";
-    const MemoryPlan mp = given ? *given : plan_memory(p);
-    std::vector<float> arena_f(size_t(mp.arena_bytes / 4 + 1), std::nanf(""));
-    auto* arena = reinterpret_cast<uint8_t*>(arena_f.data());
-    std::memcpy(arena + mp.offsets[size_t(p.input_buf)], x.raw(), x.nbytes());
-    if (order.empty())
-        for (size_t i = 0; i < p.ops.size(); ++i) order.push_back(i);
-    for (size_t i : order) {
-        const PlanOp& op = p.ops[i];
-        const void* w = op.kind == OpKind::Conv ? p.weights.data() + op.w_off : nullptr;
-        const float* b = op.kind == OpKind::Conv ? p.weights.data() + op.b_off : nullptr;
-        cuda::OpArgs a = cuda::make_op_args(p, i, arena, mp.offsets, w, b);
-        switch (a.kind) {
-            case OpKind::InputPack:
-                for (long long k = 0; k < cuda::pack_items(a.pack); ++k) cuda::pack_at<float>(a.pack, k);
-                break;
-            case OpKind::Conv:
-                for (long long k = 0; k < cuda::conv_items(a.conv); ++k) cuda::conv_at<float>(a.conv, k);
-                break;
-            case OpKind::MaxPool:
-                for (long long k = 0; k < cuda::pool_items(a.pool); ++k) cuda::maxpool_at<float>(a.pool, k);
-                break;
-            case OpKind::Resize:
-                for (long long k = 0; k < cuda::resize_items(a.resize); ++k) cuda::resize_at<float>(a.resize, k);
-                break;
-            case OpKind::Copy:
-                for (long long k = 0; k < cuda::copy_items(a.copy); ++k) cuda::copy_at<float>(a.copy, k);
-                break;
-            case OpKind::Detect:
-                for (long long k = 0; k < cuda::detect_items(a.detect); ++k) cuda::detect_at<float>(a.detect, k);
-                break;
-            case OpKind::OutputUnpack:
-                for (long long k = 0; k < cuda::unpack_items(a.unpack); ++k) cuda::unpack_at<float>(a.unpack, k);
-                break;
-        }
-    }
-    std::vector<std::vector<float>> out;
-    for (int32_t o : p.output_bufs) {
-        const float* f = reinterpret_cast<const float*>(arena + mp.offsets[size_t(o)]);
-        out.emplace_back(f, f + p.buffers[size_t(o)].bytes() / 4);
-    }
-    return out;
+    return yoloc_test::emulate_plan(p, x, std::move(order), given);
 }
 
 Tensor random_input(Shape s, uint32_t seed, float lo, float hi) {
@@ -213,4 +174,93 @@ TEST(EngineEmulate, BoundedArenaGivesTheSameOutputsInAnyOrderItsDagAllows) {
     std::printf("arena at 160: sequential %s, bounded at the sequential size %s, concurrent %s\n",
                 format_bytes(ms.arena_bytes).c_str(), format_bytes(mb.arena_bytes).c_str(),
                 format_bytes(mc.arena_bytes).c_str());
+}
+
+// ---- whole models with generic ops --------------------------------------------------
+
+namespace {
+
+// The FP32 plan of `m` emulated against the reference executor on input x; every output
+// compared (drift: see Worst). Returns the plan's generic op count.
+int expect_plan_matches_reference(const std::string& what, const Model& m, const Tensor& x, bool drift = false) {
+    SCOPED_TRACE(what);
+    Plan p = build_plan(m, {});
+    const auto got = emulate(p, x);
+    const TensorMap ref = ReferenceExecutor(m).run({{m.graph.inputs[0].name, x}});
+    yoloc_test::expect_outputs_match(what, p, got, ref, drift);
+    return p.stats.generic_ops;
+}
+
+}  // namespace
+
+// Every zoo model (segment and pose included) at its exported 640x640 on noise: the plan's NHWC ops,
+// the generic tier (C2PSA attention, YOLO26's TopK head, the seg proto upsampler, op by
+// op decodes) and the conversions between them.
+TEST(EngineEmulate, EveryZooModelMatchesTheReference) {
+    REQUIRE_SHARED();
+    const std::vector<std::string> names = yoloc_test::zoo_models();
+    EXPECT_GE(names.size(), 10u);
+    int with_generic = 0;
+    for (const std::string& name : names) {
+        Model m = load_onnx(yoloc_test::shared_dir() + "/models/zoo/" + name + ".onnx");
+        set_input_size(m, 1, 640);  // the dynamic export's symbolic sizes; the others keep theirs
+        with_generic += expect_plan_matches_reference(name, m, random_input({1, 3, 640, 640}, 3, 0.f, 1.f)) > 0;
+    }
+    EXPECT_GE(with_generic, 4) << "YOLO11, YOLO26 (both heads), segment and pose models take the generic tier";
+}
+
+// The real yolo11n on a photo (noise makes flat DFL distributions whose box expectations
+// amplify float32 rounding): its C2PSA attention runs on the generic tier. (yolov8n has
+// no generic op: Yolov8nMatchesReference above.)
+TEST(EngineEmulate, Yolo11nMatchesTheReferenceOnAPhoto) {
+    REQUIRE_SHARED();
+    const Tensor x = preprocess(load_image(yoloc_test::shared_dir() + "/data/samples/dog.jpg"), 640);
+    Model m = load_onnx(yoloc_test::shared_dir() + "/models/yolo11n_coco.onnx");
+    EXPECT_GT(expect_plan_matches_reference("yolo11n_coco", m, x, true), 0);
+}
+
+// A Const op's data is written once, at load, into the device weight block, and its
+// readers read it there: the op launches nothing. (EveryZooModelMatchesTheReference checks
+// the values: the arena bytes of those buffers are NaN in the emulation.)
+TEST(EngineEmulate, ConstDataIsReadFromTheWeightsAndItsOpLaunchesNothing) {
+    REQUIRE_SHARED();
+    Model m = load_onnx(yoloc_test::shared_dir() + "/models/zoo/yolov8z_pose.onnx");
+    const Plan p = build_plan(m, {});
+    DeviceWeightLayout L;
+    const std::vector<uint8_t> image = yoloc_test::emulated_weights(p, &L);
+    const std::vector<int64_t> resident = cuda::weight_resident_buffers(p, L);
+    const MemoryPlan mp = plan_memory(p);
+    std::vector<uint8_t> arena(size_t(mp.arena_bytes + 4));
+    int consts = 0, reads = 0, binary_reads = 0;
+    for (size_t i = 0; i < p.ops.size(); ++i) {
+        const PlanOp& op = p.ops[i];
+        const bool is_const = op.kind == OpKind::Generic && GenericKind(op.gop) == GenericKind::Const;
+        const void* b = L.b[i] >= 0 ? image.data() + L.b[i] : nullptr;
+        const void* w = L.w[i] >= 0 ? image.data() + L.w[i] : nullptr;
+        if (op.kind == OpKind::Conv) w = b = nullptr;  // not needed here
+        if (is_const) {
+            ++consts;
+            EXPECT_EQ(resident[size_t(op.out.buf)], L.b[i]) << op.name;
+            const cuda::OpArgs a = cuda::make_op_args(p, i, arena.data(), mp.offsets, w, static_cast<const float*>(b),
+                                                      nullptr, nullptr, image.data(), &resident);
+            EXPECT_TRUE(a.generic.none) << op.name;
+            continue;
+        }
+        if (op.kind != OpKind::Generic) continue;
+        for (const View& v : op.in) {
+            if (resident[size_t(v.buf)] < 0) continue;
+            ++reads;
+            const cuda::OpArgs a = cuda::make_op_args(p, i, arena.data(), mp.offsets, w, static_cast<const float*>(b),
+                                                      nullptr, nullptr, image.data(), &resident);
+            // Binary (the pose decode's anchors and strides) reads its second operand from the weights.
+            if (GenericKind(op.gop) == GenericKind::Binary && v.buf == op.in[1].buf) {
+                EXPECT_EQ(a.generic.binary.b, image.data() + resident[size_t(v.buf)]) << op.name;
+                ++binary_reads;
+            }
+        }
+    }
+    EXPECT_GE(consts, 2);
+    EXPECT_GE(reads, consts);
+    EXPECT_GT(binary_reads, 0);
+    std::printf("yolov8z_pose: %d Const ops resident in the weights, read by %d generic op inputs\n", consts, reads);
 }

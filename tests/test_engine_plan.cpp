@@ -735,3 +735,34 @@ TEST(EnginePlanInt8, EngineFileRoundTripAndCorruptScalesRefused) {
         }
     EXPECT_THROW(bad.validate(), Error);
 }
+
+// What `yoloc build` reports as the generic path: yolo11n's C2PSA attention (its
+// MatMuls, Softmax and the reshapes around them) runs on generic ops, counted and named
+// by ONNX op type; yolov8n runs entirely on the NHWC ops.
+TEST(EnginePlan, GenericPathOpTypesAndCountForYolo11nAndNoneForYolov8n) {
+    REQUIRE_SHARED();
+    const Plan p11 = build_plan(load_onnx(yoloc_test::shared_dir() + "/models/yolo11n_coco.onnx"), {});
+    const std::set<std::string> types(p11.generic_op_types.begin(), p11.generic_op_types.end());
+    EXPECT_EQ(types.size(), p11.generic_op_types.size()) << "each op type once";
+    EXPECT_TRUE(types.count("MatMul")) << describe_plan(p11);
+    EXPECT_TRUE(types.count("Softmax")) << describe_plan(p11);
+    EXPECT_FALSE(types.count("Conv")) << "convs stay on the NHWC path";
+    int generic = 0;
+    for (const auto& op : p11.ops) generic += op.kind == OpKind::Generic;
+    EXPECT_EQ(p11.stats.generic_ops, generic);
+    EXPECT_EQ(count_if(p11.ops.begin(), p11.ops.end(),
+                       [](const PlanOp& op) {
+                           return op.kind == OpKind::Generic && GenericKind(op.gop) == GenericKind::MatMul;
+                       }),
+              2) << "C2PSA's attention: q.k and v.attn";
+    EXPECT_GT(p11.stats.layout_changes, 0) << "into and out of the ONNX layout around C2PSA";
+    std::string listed;
+    for (const auto& t : p11.generic_op_types) listed += " " + t;
+    std::printf("yolo11n: %d generic ops of %zu for%s; %d layout changes\n", p11.stats.generic_ops, p11.ops.size(),
+                listed.c_str(), p11.stats.layout_changes);
+
+    const Plan p8 = build_plan(load_onnx(yoloc_test::shared_dir() + "/models/yolov8n_coco.onnx"), {});
+    EXPECT_TRUE(p8.generic_op_types.empty());
+    EXPECT_EQ(p8.stats.generic_ops, 0);
+    EXPECT_EQ(p8.stats.layout_changes, 0);
+}

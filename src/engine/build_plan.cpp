@@ -105,6 +105,9 @@ public:
             if (done_.count(int(i))) continue;
             lower_node(int(i));
         }
+        // A Q -> DQ pair is lowered where its value is first read: a graph output that no
+        // node reads is read here, so that its FakeQuant op exists before emit().
+        for (const auto& o : g_.outputs) pv(o.name);
         place_concats();
         emit();
     }
@@ -236,6 +239,7 @@ private:
         }
         l.nodes = 0;
         lops_.push_back(l);
+        ++plan_.stats.generic_ops;  // a Generic op of the plan like the others (the runtime may launch nothing for it)
         tensors_[name] = TensorValue{s, integer};
         produced_[name] = "op";
         return name;

@@ -108,6 +108,44 @@ void check_memory_before_building(const yoloc::Model& m, const yoloc::engine::Pl
                     ye::format_bytes(mp.arena_bytes), "), ", limit_what, advice);
 }
 
+#ifdef YOLOC_HAVE_CUDA
+// `build --json`: what the text report says, as one object.
+nlohmann::json build_report_json(const std::string& out, const yoloc::gpu::BuildResult& r, int64_t budget_bytes,
+                                 int64_t workspace_cap, const std::string& target) {
+    namespace ye = yoloc::engine;
+    const ye::Plan& p = r.file.plan;
+    const ye::PlanStats& s = p.stats;
+    const ye::DeviceIdentity& d = r.file.info.device;
+    nlohmann::json tactics = nlohmann::json::array();
+    for (const auto& t : r.tactics)
+        tactics.push_back({{"op", t.op}, {"name", t.name}, {"shape", t.shape},
+                           {"tactic", yoloc::gpu::tactic_name(t.tactic)}, {"us", t.best_us},
+                           {"heuristic_us", t.auto_us}, {"cached", t.cached}});
+    const char* mode = p.memory_mode == ye::Plan::MemoryMode::Bounded      ? "bounded"
+                       : p.memory_mode == ye::Plan::MemoryMode::Concurrent ? "concurrent"
+                                                                            : "sequential";
+    return {{"engine", out},
+            {"precision", ye::precision_name(p.precision)},
+            {"batch", p.batch},
+            {"input", p.input_shape},
+            {"device", {{"gpu", d.gpu_name}, {"compute_capability", std::to_string(d.cc_major) + "." + std::to_string(d.cc_minor)},
+                        {"cuda_runtime", d.cuda_runtime}, {"cudnn", d.cudnn}}},
+            {"ops", p.ops.size()},
+            {"stats", {{"convs", s.convs}, {"convs_silu", s.convs_silu}, {"convs_residual", s.convs_residual},
+                       {"convs_fused_siblings", s.convs_fused_siblings}, {"maxpools", s.maxpools},
+                       {"resizes", s.resizes}, {"detects", s.detects}, {"copies", s.copies},
+                       {"split_views", s.split_views}, {"concat_inputs", s.concat_inputs},
+                       {"concat_in_place", s.concat_in_place}, {"convs_int8", s.convs_int8},
+                       {"fake_quants", s.fake_quants}, {"qdq_folded", s.qdq_folded}, {"int8_buffers", s.int8_buffers}}},
+            {"generic", {{"ops", s.generic_ops}, {"op_types", p.generic_op_types}, {"layout_changes", s.layout_changes}}},
+            {"memory", {{"weight_bytes", r.memory.weight_bytes}, {"arena_bytes", r.memory.arena_bytes},
+                        {"workspace_bytes", r.memory.workspace_bytes}, {"total_bytes", r.memory.total_bytes()},
+                        {"unshared_bytes", r.memory.unshared_bytes}, {"arena", mode}}},
+            {"limits", {{"memory_budget_bytes", budget_bytes}, {"workspace_cap_bytes", workspace_cap}, {"target", target}}},
+            {"tactics", tactics}};
+}
+#endif
+
 Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA build and a GPU)", [](CLI::App& app) {
     auto model = std::make_shared<std::string>();
     auto out = std::make_shared<std::string>();
@@ -123,6 +161,7 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
     auto no_hfuse = std::make_shared<bool>(false);
     auto hfuse = std::make_shared<bool>(false);
     auto no_i8store = std::make_shared<bool>(false);
+    auto json = std::make_shared<bool>(false);
     app.add_option("model", *model, "ONNX model")->required();
     app.add_option("-o,--output", *out, "engine file to write")->required();
     CLI::Option* precision_opt =
@@ -163,6 +202,8 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
     app.add_flag("--no-int8-storage", *no_i8store,
                  "INT8: keep every activation in fp16 between layers, the INT8 convs quantizing their inputs as they "
                  "load them (default: tensors whose readers all quantize them with one scale stay int8)");
+    app.add_flag("--json", *json,
+                 "print one JSON object on stdout instead of the text report (--verbose's plan goes to stderr)");
     return [=]() {
         namespace ye = yoloc::engine;
         namespace yd = yoloc::deploy;
@@ -232,7 +273,11 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
         ye::write_engine(*out, r.file);
         const ye::Plan& p = r.file.plan;
         const ye::PlanStats& s = p.stats;
-        if (*verbose) std::fputs(ye::describe_plan(p).c_str(), stdout);
+        if (*verbose) std::fputs(ye::describe_plan(p).c_str(), *json ? stderr : stdout);
+        if (*json) {
+            std::cout << build_report_json(*out, r, budget_bytes, workspace_cap, prof ? prof->name : "").dump() << "\n";
+            return 0;
+        }
         std::printf("engine     %s (%s, batch %lld, input %s)\n", out->c_str(), ye::precision_name(p.precision),
                     static_cast<long long>(p.batch), yoloc::shape_str(p.input_shape).c_str());
         std::printf("device     %s, compute capability %d.%d, CUDA runtime %d\n",
@@ -243,6 +288,17 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
                     "written in place\n",
                     p.ops.size(), s.convs, s.convs_silu, s.convs_residual, s.convs_fused_siblings, s.maxpools, s.resizes,
                     s.detects, s.copies, s.split_views, s.concat_in_place, s.concat_inputs);
+        // The ops no tuned NHWC kernel takes (attention, end-to-end heads, segment and pose
+        // decodes): which ONNX op types, and at what cost in layout conversions.
+        if (s.generic_ops > 0) {
+            std::string types;
+            for (const auto& t : p.generic_op_types) types += (types.empty() ? "" : ", ") + t;
+            std::printf("generic    %d ops on ONNX-layout float32/int32 tensors (%s), %d layout conversions at their "
+                        "edges\n",
+                        s.generic_ops, types.empty() ? "constants only" : types.c_str(), s.layout_changes);
+        } else {
+            std::printf("generic    none: every op runs on the NHWC path\n");
+        }
         if (p.precision == ye::Precision::INT8 || s.fake_quants > 0)
             std::printf("int8       %d of %d convs in INT8 (%d Q/DQ pairs folded into conv inputs and residual reads), "
                         "%d fake-quant ops, %d convs in fp16; %d activation buffers stored as int8\n",

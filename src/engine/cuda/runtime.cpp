@@ -21,6 +21,7 @@
 #include "engine/cuda/conv_cudnn.h"
 #include "engine/cuda/conv_int8.h"
 #include "engine/cuda/conv_mma.h"
+#include "engine/cuda/generic.h"
 #include "engine/cuda/kernels.h"
 #include "engine/cuda/launch_args.h"
 #include "engine/tactic_select.h"
@@ -72,6 +73,28 @@ void cudnn_weights_half(const engine::Plan& p, const engine::PlanOp& op, uint16_
         for (int64_t m = 0; m < M; ++m) d[m * K + k] = float_to_half(w[k * M + m]);
 }
 
+// One generic-tier op (float32 / int32 tensors whatever the engine's precision).
+void launch_generic(const cuda::GenericArgs& g, cudaStream_t stream) {
+    using engine::GenericKind;
+    if (g.none) return;
+    switch (g.kind) {
+        case GenericKind::Unary: cuda::unary(g.unary, stream); break;
+        case GenericKind::Binary: cuda::binary(g.binary, g.int32, stream); break;
+        case GenericKind::Where: cuda::where(g.where, g.elem_bytes, stream); break;
+        case GenericKind::Softmax: cuda::softmax(g.softmax, stream); break;
+        case GenericKind::MatMul: cuda::matmul(g.matmul, stream); break;
+        case GenericKind::Copy:
+        case GenericKind::Const: cuda::strided_copy(g.copy, g.elem_bytes, stream); break;
+        case GenericKind::Gather: cuda::gather(g.gather, g.elem_bytes, stream); break;
+        case GenericKind::GatherElements: cuda::gather_elements(g.gather_elements, g.elem_bytes, stream); break;
+        case GenericKind::TopK: cuda::topk(g.topk, g.int32, stream); break;
+        case GenericKind::Reduce: cuda::reduce(g.reduce, g.int32, stream); break;
+        case GenericKind::Cast: cuda::cast(g.cast, stream); break;
+        case GenericKind::FakeQuant: cuda::fake_quant(g.fake_quant, stream); break;
+        case GenericKind::ConvTranspose: cuda::conv_transpose(g.conv_transpose, stream); break;
+    }
+}
+
 // One plan op on a stream.
 void launch_op(cuda::OpArgs& a, bool fp16, cudaStream_t stream) {
     switch (a.kind) {
@@ -83,6 +106,7 @@ void launch_op(cuda::OpArgs& a, bool fp16, cudaStream_t stream) {
         case engine::OpKind::Detect: cuda::detect(a.detect, fp16, stream); break;
         case engine::OpKind::OutputUnpack: cuda::output_unpack(a.unpack, fp16, stream); break;
         case engine::OpKind::FakeQuant: cuda::copy_channels(a.copy, fp16, stream); break;
+        case engine::OpKind::Generic: launch_generic(a.generic, stream); break;
     }
 }
 
@@ -199,6 +223,7 @@ struct Engine::Impl {
     std::vector<const float*> s_dev;     // INT8 convs: s_in * s_w per output channel
     std::vector<const float*> y_dev;     // INT8 convs writing an int8 buffer: output scales
     std::vector<std::shared_ptr<cuda::DnnPlan>> dnn;  // convs with a cuDNN tactic: their plan
+    std::vector<int64_t> resident;  // per buffer: its offset in `weights` (Const data), or -1 (cuda::weight_resident_buffers)
     // Op DAG for multi-stream capture, arena sharing included: dag.deps[i] = the earlier
     // ops op i must wait for (transitively reduced).
     engine::OpDag dag;
@@ -232,6 +257,7 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
     std::vector<uint8_t> host(size_t(total ? total : 1), 0);
     for (size_t i = 0; i < p.ops.size(); ++i) {
         const auto& op = p.ops[i];
+        if (op.kind == engine::OpKind::Generic) cuda::write_generic_weights(p, i, L, host.data());
         if (op.kind != engine::OpKind::Conv) continue;
         const float* w = p.weights.data() + op.w_off;
         if (op.int8()) {
@@ -262,14 +288,14 @@ std::shared_ptr<Engine> make_engine(engine::EngineFile file, const std::string& 
     impl->b_dev.assign(p.ops.size(), nullptr);
     impl->s_dev.assign(p.ops.size(), nullptr);
     impl->y_dev.assign(p.ops.size(), nullptr);
+    impl->resident = cuda::weight_resident_buffers(p, L);
+    // Generic ops may have data at b without any at w (Const).
     for (size_t i = 0; i < p.ops.size(); ++i) {
-        if (woff[i] < 0) continue;
-        if (yoff[i] >= 0)
-            impl->y_dev[i] = reinterpret_cast<const float*>(static_cast<uint8_t*>(impl->weights) + yoff[i]);
-        if (soff[i] >= 0)
-            impl->s_dev[i] = reinterpret_cast<const float*>(static_cast<uint8_t*>(impl->weights) + soff[i]);
-        impl->w_dev[i] = static_cast<uint8_t*>(impl->weights) + woff[i];
-        impl->b_dev[i] = reinterpret_cast<const float*>(static_cast<uint8_t*>(impl->weights) + boff[i]);
+        uint8_t* const wb = static_cast<uint8_t*>(impl->weights);
+        if (yoff[i] >= 0) impl->y_dev[i] = reinterpret_cast<const float*>(wb + yoff[i]);
+        if (soff[i] >= 0) impl->s_dev[i] = reinterpret_cast<const float*>(wb + soff[i]);
+        if (woff[i] >= 0) impl->w_dev[i] = wb + woff[i];
+        if (boff[i] >= 0) impl->b_dev[i] = reinterpret_cast<const float*>(wb + boff[i]);
     }
 
     // cuDNN plans, re-created from the heuristic index the build chose (one per layer,
@@ -692,8 +718,8 @@ struct Context::Impl {
     cuda::OpArgs op_args(size_t i) const {
         const engine::Plan& p = plan();
         const auto& E = engine->impl();
-        cuda::OpArgs a =
-            cuda::make_op_args(p, i, static_cast<uint8_t*>(arena), E.memory.offsets, E.w_dev[i], E.b_dev[i], E.s_dev[i], E.y_dev[i]);
+        cuda::OpArgs a = cuda::make_op_args(p, i, static_cast<uint8_t*>(arena), E.memory.offsets, E.w_dev[i], E.b_dev[i],
+                                            E.s_dev[i], E.y_dev[i], static_cast<const uint8_t*>(E.weights), &E.resident);
         // A forced kernel (experiments) cannot replace cuDNN: its weights are in cuDNN's layout.
         a.conv.kernel = opts.conv_kernel != 0 && !is_cudnn_tactic(p.ops[i].tactic) ? opts.conv_kernel : p.ops[i].tactic;
         a.conv.dnn = E.dnn[i].get();
@@ -943,6 +969,7 @@ std::vector<OpProfile> profile_ops(const std::shared_ptr<const Engine>& engine, 
         r.kind = engine::op_kind_name(op.kind);
         r.name = op.name;
         if (op.kind == engine::OpKind::Conv) r.detail = conv_shape(p, op) + " " + tactic_name(a.conv.kernel);
+        if (op.kind == engine::OpKind::Generic) r.detail = engine::generic_kind_name(engine::GenericKind(op.gop));
         r.us = time_in_graph(c.stream, [&](cudaStream_t s) { c.launch_planned(i, fp16, s); }, 20, std::max(1, reps));
         out.push_back(r);
     }
