@@ -285,6 +285,8 @@ bool direct_conv_wide() {
 }
 
 std::unique_ptr<ConvKernel> make_direct_conv(const ConvSpec& s, const Tensor& w, const Tensor& b, ThreadPool* pool) {
+    static const bool avx2 = !direct_conv_wide() && direct_conv_avx2();
+    if (avx2) return make_direct_conv_avx2(s, w, b, pool);
     return std::unique_ptr<ConvKernel>(new DirectConv(s, w, b, pool));
 }
 
