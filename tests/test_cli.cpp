@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -164,9 +166,52 @@ TEST(Cli, UnsupportedOpIsNamed) {
 }
 
 TEST(Cli, HelpWorksForEverySubcommand) {
-    for (const char* c : {"inspect", "generate", "run", "detect", "bench"}) {
-        Result r = yoloc_cmd(std::string(c) + " --help");
-        EXPECT_EQ(r.code, 0) << c << r.out;
-        EXPECT_NE(r.out.find("--"), std::string::npos) << c;
+    // The subcommands `yoloc --help` lists, so that a new one is covered without editing this test.
+    Result top = yoloc_cmd("--help");
+    ASSERT_EQ(top.code, 0) << top.out;
+    std::vector<std::string> subs;
+    {
+        std::istringstream is(top.out);
+        std::string line;
+        bool in_list = false;
+        while (std::getline(is, line)) {
+            if (line.rfind("Subcommands:", 0) == 0) in_list = true;
+            else if (in_list && line.size() > 2 && line[0] == ' ' && line[2] != ' ')
+                subs.push_back(line.substr(2, line.find(' ', 2) - 2));
+        }
     }
+    EXPECT_GE(subs.size(), 12u) << top.out;
+    // Numeric options show their range beside them (tools/yoloc/option_rules.h), in every command.
+    const std::map<std::string, std::string> ranges = {
+        {"--threads", "0 (all cores) or 1.."}, {"--bench-threads", "0 (all cores) or 1.."},
+        {"--batch", "1..4096"},                {"--imgsz", "multiple of 32 in 32..4096"},
+        {"--conf", "in [0, 1]"},               {"--iou", "in [0, 1]"},
+        {"--ref-conf", "in [0, 1]"},           {"--max-det", "1 or more"},
+        {"--calib-count", " or more"},              {"--prune", "in [0, 1)"},
+        {"--ratio", "in [0, 1)"},              {"--iters", "1 - "}};
+    int ranged = 0;
+    for (const auto& c : subs) {
+        Result r = yoloc_cmd(c + " --help");
+        EXPECT_EQ(r.code, 0) << c << r.out;
+        EXPECT_NE(r.out.find("Usage:"), std::string::npos) << c << r.out;
+        std::istringstream is(r.out);
+        std::string line;
+        int options = 0;
+        while (std::getline(is, line)) {
+            if (line.rfind("  -", 0) != 0) continue;
+            std::string names = line.substr(2, line.find(' ', 2) - 2);
+            if (names == "-h,--help") continue;
+            ++options;
+            std::istringstream ns(names);
+            std::string name;
+            while (std::getline(ns, name, ',')) {
+                auto it = ranges.find(name);
+                if (it == ranges.end()) continue;
+                ++ranged;
+                EXPECT_NE(line.find(it->second), std::string::npos) << c << ": " << line;
+            }
+        }
+        EXPECT_GT(options, 0) << c << " --help lists no option:\n" << r.out;
+    }
+    EXPECT_GE(ranged, 20) << "numeric options found in the help texts";
 }

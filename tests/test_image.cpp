@@ -67,7 +67,7 @@ TEST(Image, MissingFileThrowsNamingIt) {
     const std::string path = yoloc_test::scratch_dir("image_missing") + "/nothing.jpg";
     const std::string msg = error_of([&] { load_image(path); });
     EXPECT_NE(msg.find(path), std::string::npos) << msg;
-    EXPECT_NE(msg.find("cannot open"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("no such file"), std::string::npos) << msg;
 }
 
 TEST(Image, RandomBytesThrowNotAnImage) {

@@ -101,15 +101,17 @@ TEST(Pipeline, CpuStagesRunAndTheReportMatchesReRunCommands) {
 
 TEST(Pipeline, FailingStageStopsAndKeepsTheEarlierReport) {
     yoloc_test::TinyYoloFixture fx("pipeline_fail");
-    const std::string empty = fx.dir + "/empty_calib";
-    yoloc::make_dirs(empty);
+    const std::string bad = fx.dir + "/bad_calib";
+    yoloc::make_dirs(bad);
+    yoloc_test::put(bad + "/broken.png", "not a picture");
     const std::string out = fx.dir + "/run";
-    // The calibration folder holds no image: the FP32 stages run, then prune fails.
-    auto r = run_cli("pipeline " + fx.model + " --calib " + empty + " --data " + fx.yaml +
+    // The calibration "image" cannot be decoded (only a stage reads it): the FP32 stages
+    // run, then prune fails.
+    auto r = run_cli("pipeline " + fx.model + " --calib " + bad + " --data " + fx.yaml +
                      " --prune 0.3 --no-gpu --threads 1 --cpu-iters 2 --out " + out);
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("stage 'prune' failed"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("no calibration images"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("broken.png"), std::string::npos) << r.out;
     nlohmann::json j = nlohmann::json::parse(slurp(out + "/report.json"));
     EXPECT_EQ(j["failed_stage"], "prune");
     ASSERT_EQ(j["variants"].size(), 1u);
@@ -127,7 +129,7 @@ TEST(Pipeline, BadRequestsFailBeforeAnyStage) {
              {fx.model + base + " --target jetson-tx9", "jetson-nano-2gb"},
              {fx.model + base + " --precision fp8", "unknown precision 'fp8'"},
              {fx.model + base + " --prune 1.5", "outside [0, 1)"},
-             {fx.dir + "/missing.onnx" + base, "not found"},
+             {fx.dir + "/missing.onnx" + base, "missing.onnx: no such file"},
          }) {
         auto r = run_cli("pipeline " + c.args);
         EXPECT_NE(r.code, 0) << c.args;

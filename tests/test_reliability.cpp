@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +30,7 @@
 #include "quant/calib_cache_reader.h"
 #include "quant/quantize.h"
 #include "test_util.h"
+#include "tiny_yolo_fixture.h"
 #include "yolo/image.h"
 
 using namespace yoloc;
@@ -57,10 +60,16 @@ std::vector<std::string> temp_files_in(const std::string& dir) {
 }
 
 // Starts the yoloc binary with `args` (no shell), stdout+stderr to `log`; returns its pid.
+// address_space_bytes > 0: the child runs under that RLIMIT_AS.
 pid_t spawn_yoloc(const std::vector<std::string>& args, const std::string& log,
-                  const std::map<std::string, std::string>& env = {}) {
+                  const std::map<std::string, std::string>& env = {}, uint64_t address_space_bytes = 0) {
     pid_t pid = ::fork();
     if (pid == 0) {
+        if (address_space_bytes > 0) {
+            struct rlimit lim;
+            lim.rlim_cur = lim.rlim_max = rlim_t(address_space_bytes);
+            ::setrlimit(RLIMIT_AS, &lim);
+        }
         int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             ::dup2(fd, 1);
@@ -391,7 +400,7 @@ TEST(Reliability, BuildRefusesAHugeBatchBeforeAllocating) {
     // on CLI11's parse-error path and exit 1.)
     Result r3 = yoloc_cmd("build " + dir + "/m.onnx --batch 100000 -o " + dir + "/m.engine");
     EXPECT_NE(r3.code, 0) << r3.out;
-    EXPECT_TRUE(has(r3.out, "--batch") && has(r3.out, "not in range")) << r3.out;
+    EXPECT_TRUE(has(r3.out, "--batch") && has(r3.out, "1 to 4096")) << r3.out;
     EXPECT_FALSE(file_exists(dir + "/m.engine"));
 }
 
@@ -518,4 +527,389 @@ TEST(Reliability, EvalEvaluatesTheReadableImagesAndReportsTheOthers) {
     for (const char* bad : {"b_text.jpg", "c_truncated.png", "e_cut.jpg"}) std::remove((dir + "/images/val/" + bad).c_str());
     Result ok = yoloc_cmd("eval " + dir + "/m.onnx --data " + dir + "/data.yaml");
     EXPECT_EQ(ok.code, 0) << ok.out;
+}
+
+// ---------------------------------------------------------------- limits on flags and input sizes
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
+struct BoundedRun {
+    int code = -1;  // exit code; -1 when killed
+    bool signaled = false, timed_out = false;
+    std::string out;
+    long max_rss_kb = 0;
+    double seconds = 0;
+};
+
+// Runs yoloc with `args`, killed after `seconds`, under a 4 GiB address-space limit (not
+// under AddressSanitizer, which reserves more than that): a regression that allocates
+// what a file or flag asks for then fails quickly instead of taking the machine's memory.
+BoundedRun run_bounded(const std::vector<std::string>& args, const std::string& log, double seconds = 60) {
+    BoundedRun r;
+    auto t0 = std::chrono::steady_clock::now();
+    pid_t pid = spawn_yoloc(args, log, {}, kAddressSanitizer ? 0 : uint64_t(4) << 30);
+    if (pid <= 0) return r;
+    int status = 0;
+    struct rusage ru {};
+    while (::wait4(pid, &status, WNOHANG, &ru) != pid) {
+        if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > seconds) {
+            ::kill(pid, SIGKILL);
+            ::wait4(pid, &status, 0, &ru);
+            r.timed_out = true;
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.signaled = WIFSIGNALED(status);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.max_rss_kb = ru.ru_maxrss;
+    r.out = read_file(log);
+    return r;
+}
+
+std::vector<std::string> split_args(const std::string& s) {
+    std::vector<std::string> v;
+    std::istringstream is(s);
+    std::string w;
+    while (is >> w) v.push_back(w);
+    return v;
+}
+
+std::vector<std::string> lines_of(const std::string& out) {
+    std::vector<std::string> v;
+    std::istringstream is(out);
+    std::string l;
+    while (std::getline(is, l))
+        if (!l.empty()) v.push_back(l);
+    return v;
+}
+
+int error_lines(const std::string& out) {
+    int n = 0;
+    for (const auto& l : lines_of(out)) n += l.rfind("error: ", 0) == 0;
+    return n;
+}
+
+// A model of a single Relu whose input declares `dims`: ~100 bytes of ONNX.
+void write_relu_model(const std::string& path, const std::vector<int64_t>& dims) {
+    Model m;
+    ValueInfo in;
+    in.name = "images";
+    for (int64_t d : dims) in.shape.push_back(Dim{d, ""});
+    m.graph.inputs.push_back(in);
+    Node n;
+    n.name = "relu";
+    n.op_type = "Relu";
+    n.inputs = {"images"};
+    n.outputs = {"output0"};
+    m.graph.nodes.push_back(n);
+    ValueInfo out;
+    out.name = "output0";
+    out.has_shape = false;
+    m.graph.outputs.push_back(out);
+    save_onnx(m, path);
+}
+
+// A labelled dataset of two noise pictures (for commands that need --data).
+std::string write_tiny_dataset(const std::string& dir) {
+    make_dirs(dir + "/images/val");
+    make_dirs(dir + "/labels/val");
+    for (unsigned i = 0; i < 2; ++i) {
+        write_noise_jpeg(dir + "/images/val/" + std::to_string(i) + ".jpg", 64, 48, i);
+        write_file_atomic(dir + "/labels/val/" + std::to_string(i) + ".txt", "0 0.5 0.5 0.4 0.4\n");
+    }
+    write_file_atomic(dir + "/data.yaml", "path: .\nval: images/val\nnames: [a, b]\n");
+    return dir + "/data.yaml";
+}
+
+}  // namespace
+
+// --threads 100000 crashed `run` and `bench` (SIGSEGV) and 20000 hung `bench`: every
+// command with a thread count refuses more than 4 per hardware thread, before any work.
+TEST(Reliability, ThreadCountsAreBoundedInEveryCommand) {
+    std::string dir = yoloc_test::scratch_dir("limits_threads");
+    ASSERT_EQ(yoloc_cmd("generate --scale n --nc 2 --imgsz 64 -o " + dir + "/m.onnx").code, 0);
+    make_dirs(dir + "/calib");
+    write_noise_jpeg(dir + "/calib/a.jpg", 64, 48, 1);
+    const std::string data = write_tiny_dataset(dir + "/ds");
+    const std::string m = dir + "/m.onnx", img = dir + "/calib/a.jpg", out = dir + "/out";
+    const std::string max = std::to_string(std::max(1u, std::thread::hardware_concurrency()) * 4);
+    const std::vector<std::pair<std::string, std::string>> commands = {
+        {"bench " + m + " --iters 1 --warmup 0 --threads N", "--threads"},
+        {"run " + m + " --image " + img + " --threads N", "--threads"},
+        {"detect " + m + " " + img + " --out " + out + " --threads N", "--threads"},
+        {"eval " + m + " --data " + data + " --threads N", "--threads"},
+        {"pipeline " + m + " --calib " + dir + "/calib --data " + data + " --no-gpu --out " + out + " --threads N",
+         "--threads"},
+        {"prune " + m + " --ratio 0.2 -o " + out + "/p.onnx --threads N", "--threads"},
+        {"prune " + m + " --sweep 0.2 --calib " + dir + "/calib --data " + data + " --out " + out +
+             " --bench-threads N", "--bench-threads"},
+        {"quantize " + m + " --calib " + dir + "/calib -o " + out + "/q.onnx --threads N", "--threads"},
+    };
+    for (const auto& c : commands)
+        for (const char* n : {"100000", "20000", "-1"}) {
+            std::string args = c.first;
+            args.replace(args.rfind(" N"), 2, std::string(" ") + n);
+            BoundedRun r = run_bounded(split_args(args), dir + "/log.txt", 60);
+            EXPECT_FALSE(r.timed_out || r.signaled) << args << "\n" << r.out;
+            EXPECT_NE(r.code, 0) << args << "\n" << r.out;
+            ASSERT_EQ(lines_of(r.out).size(), 1u) << args << "\n" << r.out;
+            EXPECT_EQ(r.out.rfind("error: " + c.second + ": ", 0), 0u) << args << "\n" << r.out;
+            EXPECT_TRUE(has(r.out, max)) << "the limit is shown: " << args << "\n" << r.out;
+            EXPECT_FALSE(yoloc_test::path_exists(out)) << args;
+        }
+    // The limit itself and 0 (all cores) still run.
+    for (const std::string n : {max, std::string("0")}) {
+        Result r = yoloc_cmd("run " + m + " --image " + img + " --threads " + n);
+        EXPECT_EQ(r.code, 0) << n << "\n" << r.out;
+    }
+}
+
+// Numbers out of their range were accepted without a word (`bench --batch 0` ran batch
+// 1, `detect --conf 5` ran and found nothing, `eval --imgsz -64` ran at the model's
+// size, `eval --imgsz 100000` failed in a Reshape node): each is now a usage error, one
+// line naming the flag and its range, before any work, and nothing is written.
+TEST(Reliability, OutOfRangeNumbersAreUsageErrorsNamingTheFlagAndTheRange) {
+    std::string dir = yoloc_test::scratch_dir("limits_ranges");
+    ASSERT_EQ(yoloc_cmd("generate --scale n --nc 2 --imgsz 64 -o " + dir + "/m.onnx").code, 0);
+    write_noise_jpeg(dir + "/a.jpg", 64, 48, 1);
+    const std::string data = write_tiny_dataset(dir + "/ds");
+    const std::string m = dir + "/m.onnx", img = dir + "/a.jpg", out = dir + "/out";
+    struct Case {
+        std::string args, flag, range;
+    };
+    for (const Case& c : std::vector<Case>{
+             {"bench " + m + " --iters 1 --warmup 0 --batch 0", "--batch", "1 to 4096"},
+             {"bench " + m + " --iters 1 --warmup 0 --batch -1", "--batch", "1 to 4096"},
+             {"bench " + m + " --iters 1 --warmup 0 --threads lots", "--threads", "whole number"},
+             {"detect " + m + " " + img + " --out " + out + " --conf 5", "--conf", "[0, 1]"},
+             {"detect " + m + " " + img + " --out " + out + " --conf -1", "--conf", "[0, 1]"},
+             {"detect " + m + " " + img + " --out " + out + " --iou 7", "--iou", "[0, 1]"},
+             {"detect " + m + " " + img + " --out " + out + " --max-det -5", "--max-det", "less than 1"},
+             {"eval " + m + " --data " + data + " --imgsz -64", "--imgsz", "multiple of 32 from 32 to 4096"},
+             {"eval " + m + " --data " + data + " --imgsz 100", "--imgsz", "multiple of 32 from 32 to 4096"},
+             {"eval " + m + " --data " + data + " --imgsz 100000", "--imgsz", "larger than 4096"},
+             {"eval " + m + " --data " + data + " --conf 1.5", "--conf", "[0, 1]"},
+             {"eval " + m + " --data " + data + " --max-det 0", "--max-det", "less than 1"},
+             {"inspect " + m + " --imgsz -5", "--imgsz", "multiple of 32 from 32 to 4096"},
+             {"generate --imgsz 100000 -o " + out + "/g.onnx", "--imgsz", "larger than 4096"},
+             {"build " + m + " --batch 100000 -o " + out + "/m.engine", "--batch", "1 to 4096 (or 0: the model's)"},
+             {"pipeline " + m + " --calib " + dir + " --data " + data + " --out " + out + " --prune 1", "--prune",
+              "[0, 1)"},
+             {"prune " + m + " --ratio 1.5 -o " + out + "/p.onnx", "--ratio", "[0, 1)"},
+             {"quantize " + m + " --calib " + dir + " --percentile 0 -o " + out + "/q.onnx", "--percentile",
+              "(0, 100]"},
+         }) {
+        BoundedRun r = run_bounded(split_args(c.args), dir + "/log.txt", 60);
+        EXPECT_FALSE(r.timed_out || r.signaled) << c.args << "\n" << r.out;
+        EXPECT_NE(r.code, 0) << c.args << "\n" << r.out;
+        ASSERT_EQ(lines_of(r.out).size(), 1u) << c.args << "\n" << r.out;
+        EXPECT_EQ(r.out.rfind("error: " + c.flag + ": ", 0), 0u) << c.args << "\n" << r.out;
+        EXPECT_TRUE(has(r.out, c.range)) << c.args << "\n" << r.out;
+        EXPECT_FALSE(yoloc_test::path_exists(out)) << c.args;
+    }
+}
+
+// Sizes from a file or a flag are checked before anything is allocated for them: a
+// 100-byte ONNX whose input is [1000000,3,64000,64000] made `run` allocate and fill 49 GB;
+// now every command refuses it in a moment, naming the file and the bytes it would take.
+TEST(Reliability, InputSizesFromFilesAndFlagsAreCheckedBeforeAllocating) {
+    std::string dir = yoloc_test::scratch_dir("limits_inputs");
+    const std::string huge = dir + "/huge.onnx", big = dir + "/big.onnx";
+    write_relu_model(huge, {1000000, 3, 64000, 64000});
+    write_relu_model(big, {1, 3, 8192, 8192});  // within the input budget, over the largest size
+    EXPECT_LT(read_file(huge).size(), 200u);
+    write_noise_jpeg(dir + "/a.jpg", 64, 48, 1);
+    make_dirs(dir + "/calib");
+    write_noise_jpeg(dir + "/calib/a.jpg", 64, 48, 2);
+    const std::string data = write_tiny_dataset(dir + "/ds");
+    const std::string out = dir + "/out";
+    struct Case {
+        std::string args;
+        std::vector<std::string> must_say;
+    };
+    const std::vector<std::string> budget = {"huge.onnx: input 'images'", "[1000000,3,64000,64000]", "GiB",
+                                             "more than the input budget of 2.00 GiB"};
+    for (const Case& c : std::vector<Case>{
+             {"run " + huge + " --image " + dir + "/a.jpg", budget},
+             {"bench " + huge + " --iters 1 --warmup 0", budget},
+             {"detect " + huge + " " + dir + "/a.jpg --out " + out, budget},
+             {"eval " + huge + " --data " + data, budget},
+             {"quantize " + huge + " --calib " + dir + "/calib -o " + dir + "/q.onnx", budget},
+             {"prune " + huge + " --scope all --ratio 0.2 -o " + out + "/p.onnx", budget},
+             {"pipeline " + huge + " --calib " + dir + "/calib --data " + data + " --no-gpu --out " + out, budget},
+             {"run " + big + " --image " + dir + "/a.jpg", {"big.onnx: input 'images' height", "larger than 4096"}},
+         }) {
+        BoundedRun r = run_bounded(split_args(c.args), dir + "/log.txt", 60);
+        EXPECT_FALSE(r.timed_out || r.signaled) << c.args << "\n" << r.out;
+        EXPECT_EQ(r.code, 1) << c.args << "\n" << r.out;
+        EXPECT_EQ(error_lines(r.out), 1) << c.args << "\n" << r.out;
+        for (const auto& w : c.must_say) EXPECT_TRUE(has(r.out, w)) << c.args << ": no '" << w << "'\n" << r.out;
+        EXPECT_LT(r.seconds, 20.0) << c.args;
+        EXPECT_LT(r.max_rss_kb, 300 * 1024) << c.args << ": peak memory";
+        EXPECT_FALSE(yoloc_test::path_exists(out)) << c.args;
+        EXPECT_FALSE(yoloc_test::path_exists(dir + "/q.onnx")) << c.args;
+    }
+    // A size asked for by flags: 256 images of 4096x4096 (48 GiB of float32 input).
+    ASSERT_EQ(yoloc_cmd("generate --scale n --nc 2 --imgsz 64 -o " + dir + "/m.onnx").code, 0);
+    BoundedRun r = run_bounded({"eval", dir + "/m.onnx", "--data", data, "--imgsz", "4096", "--batch", "256"},
+                               dir + "/log.txt", 60);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_TRUE(has(r.out, "m.onnx: input 'images': a float32 input of [256,3,4096,4096] takes 48.00 GiB")) << r.out;
+    EXPECT_LT(r.max_rss_kb, 300 * 1024) << "peak memory";
+    // Within the budget but past what the graph can be planned at: the error says which
+    // request failed (it named only a Reshape node).
+    r = run_bounded({"eval", dir + "/m.onnx", "--data", data, "--imgsz", "320", "--batch", "1024"}, dir + "/log.txt", 60);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_EQ(error_lines(r.out), 1) << r.out;
+    EXPECT_TRUE(has(r.out, "m.onnx: cannot run at batch 1024 and input size 320")) << r.out;
+    EXPECT_TRUE(has(r.out, "use a smaller batch or input size")) << r.out;
+}
+
+// `/dev/zero` as a model or an image was "no such file" (or "empty file"), and `detect`
+// printed two error lines and "the others were written" when none was, leaving an empty
+// output folder.
+TEST(Reliability, ErrorsSayWhatIsWrongWithThePathOncePerFailure) {
+    std::string dir = yoloc_test::scratch_dir("limits_errors");
+    ASSERT_EQ(yoloc_cmd("generate --scale n --nc 2 --imgsz 64 -o " + dir + "/m.onnx").code, 0);
+    const std::string m = dir + "/m.onnx", out = dir + "/out";
+    write_noise_jpeg(dir + "/a.jpg", 64, 48, 1);
+    write_file_atomic(dir + "/notes.jpg", "this is not a jpeg");
+    struct Case {
+        std::string args, must_say;
+        int errors;
+    };
+    for (const Case& c : std::vector<Case>{
+             {"inspect /dev/zero", "/dev/zero: is not a regular file", 1},
+             {"inspect " + dir, dir + ": is a folder", 1},
+             {"run " + m + " --image /dev/zero", "/dev/zero: is not a regular file", 1},
+             {"detect " + m + " /dev/zero --out " + out, "/dev/zero: is not a regular file", 1},
+             {"detect " + m + " " + dir + "/missing.jpg --out " + out, "missing.jpg: no such file", 1},
+             {"detect " + m + " " + dir + "/missing.jpg " + dir + "/notes.jpg --out " + out, "notes.jpg", 2},
+         }) {
+        BoundedRun r = run_bounded(split_args(c.args), dir + "/log.txt", 60);
+        EXPECT_EQ(r.code, 1) << c.args << "\n" << r.out;
+        EXPECT_TRUE(has(r.out, c.must_say)) << c.args << "\n" << r.out;
+        EXPECT_EQ(error_lines(r.out), c.errors) << c.args << "\n" << r.out;
+        EXPECT_EQ(int(lines_of(r.out).size()), c.errors) << c.args << ": nothing but the errors\n" << r.out;
+        EXPECT_FALSE(has(r.out, "written")) << c.args << "\n" << r.out;
+        EXPECT_FALSE(yoloc_test::path_exists(out)) << c.args << ": no output folder when nothing was written";
+    }
+    // Some images fail: the others are written, each failure is one line.
+    Result r = yoloc_cmd("detect " + m + " " + dir + "/a.jpg " + dir + "/missing.jpg --no-draw --out " + out);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_EQ(error_lines(r.out), 1) << r.out;
+    EXPECT_TRUE(has(r.out, "wrote 1 result")) << r.out;
+    EXPECT_TRUE(file_exists(out + "/a.json"));
+}
+
+// `pipeline --calib DIR` with fewer images than the default --calib-count (64) stopped at
+// the quantize stage. A default is a cap: all the images there are are used, and said
+// so; only a count the user gave is refused, before any stage. `prune` follows the
+// same rule (it used fewer images silently, even when a count was given).
+TEST(Reliability, DefaultCalibrationCountUsesTheImagesThereAre) {
+    yoloc_test::TinyYoloFixture fx("limits_calib_count");  // 6 calibration images
+    const std::string out = fx.dir + "/run";
+    Result r = yoloc_cmd("pipeline " + fx.model + " --calib " + fx.calib + " --data " + fx.yaml +
+                         " --precision int8 --no-gpu --threads 1 --cpu-iters 1 --out " + out);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_TRUE(has(r.out, "6 calibration images, fewer than the default --calib-count 64: using all 6")) << r.out;
+    nlohmann::json j = nlohmann::json::parse(read_file(out + "/report.json"));
+    EXPECT_EQ(j["variants"].back()["name"], "INT8 Q/DQ");
+
+    Result given = yoloc_cmd("pipeline " + fx.model + " --calib " + fx.calib + " --data " + fx.yaml +
+                             " --precision int8 --no-gpu --calib-count 10 --out " + fx.dir + "/run10");
+    EXPECT_EQ(given.code, 1) << given.out;
+    EXPECT_TRUE(has(given.out, "error: --calib-count 10: only 6 calibration images in " + fx.calib)) << given.out;
+    EXPECT_FALSE(yoloc_test::path_exists(fx.dir + "/run10")) << "refused before the first stage";
+
+    const std::string p = fx.dir + "/p.onnx";
+    Result pr = yoloc_cmd("prune " + fx.model + " --ratio 0.25 --criterion activation --calib " + fx.calib + " -o " + p);
+    ASSERT_EQ(pr.code, 0) << pr.out;
+    EXPECT_TRUE(has(pr.out, "using all 6")) << pr.out;
+    std::remove(p.c_str());
+    Result pg = yoloc_cmd("prune " + fx.model + " --ratio 0.25 --criterion activation --calib " + fx.calib +
+                          " --calib-count 10 -o " + p);
+    EXPECT_EQ(pg.code, 1) << pg.out;
+    EXPECT_TRUE(has(pg.out, "error: --calib-count 10: only 6 calibration images")) << pg.out;
+    EXPECT_FALSE(file_exists(p));
+}
+
+// `pipeline` with a data.yaml whose folders do not exist started its stages and failed
+// at the first eval. Every input is now checked before the first stage.
+TEST(Reliability, PipelineChecksEveryInputBeforeTheFirstStage) {
+    yoloc_test::TinyYoloFixture fx("limits_pipeline");
+    const std::string nowhere = fx.dir + "/nowhere.yaml", empty = fx.dir + "/empty", junk = fx.dir + "/junk.onnx";
+    write_file_atomic(nowhere, "path: .\nval: images/missing\nnames: [a, b, c]\n");
+    make_dirs(empty);
+    write_file_atomic(junk, "not a model");
+    const std::string out = fx.dir + "/run";
+    struct Case {
+        std::string args, must_say;
+    };
+    for (const Case& c : std::vector<Case>{
+             {fx.model + " --calib " + fx.calib + " --data " + nowhere, "nowhere.yaml"},
+             {fx.model + " --calib " + fx.calib + " --data " + fx.dir + "/absent.yaml", "absent.yaml"},
+             {fx.model + " --calib " + empty + " --data " + fx.yaml, empty + ": no calibration images"},
+             {junk + " --calib " + fx.calib + " --data " + fx.yaml, "junk.onnx"},
+         }) {
+        BoundedRun r = run_bounded(split_args("pipeline " + c.args + " --no-gpu --threads 1 --out " + out),
+                                   fx.dir + "/log.txt", 60);
+        EXPECT_EQ(r.code, 1) << c.args << "\n" << r.out;
+        EXPECT_EQ(error_lines(r.out), 1) << c.args << "\n" << r.out;
+        EXPECT_TRUE(has(r.out, c.must_say)) << c.args << "\n" << r.out;
+        EXPECT_FALSE(has(r.out, "[1/")) << "a stage started: " << c.args << "\n" << r.out;
+        EXPECT_FALSE(yoloc_test::path_exists(out)) << c.args;
+    }
+}
+
+// `build --timing-cache FILE` rewrote the cache in place. It now goes through a temporary
+// file and a rename like every other output: SIGINT while the new cache waits for its
+// rename (held there by YOLOC_TEST_WRITE_DELAY_MS) leaves the old cache whole and no
+// temporary file. Needs a GPU; skipped where `build` cannot run.
+TEST(Reliability, TimingCacheIsReplacedAtomically) {
+    std::string dir = yoloc_test::scratch_dir("timing_cache");
+    ASSERT_EQ(yoloc_cmd("generate --scale n --nc 2 --imgsz 64 -o " + dir + "/m.onnx").code, 0);
+    const std::string cache = dir + "/timing.cache", log = dir + "/build.log";
+    write_file_atomic(cache, "# old cache\n");
+    pid_t pid = spawn_yoloc({"build", dir + "/m.onnx", "--timing-cache", cache, "-o", dir + "/m.engine"}, log,
+                            {{"YOLOC_TEST_WRITE_DELAY_MS", "20000"}});
+    ASSERT_GT(pid, 0);
+    auto cache_temp = [&] {
+        for (const auto& f : temp_files_in(dir))
+            if (f.rfind(cache + ".tmp.", 0) == 0) return true;
+        return false;
+    };
+    int status = 0;
+    bool ended = false;
+    auto t0 = std::chrono::steady_clock::now();
+    while (!cache_temp() && !(ended = ::waitpid(pid, &status, WNOHANG) == pid) &&
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 300)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (ended) {
+        const std::string out = read_file(log);
+        if (has(out, "without CUDA") || has(out, "no CUDA GPU")) GTEST_SKIP() << "no GPU here: " << out;
+        FAIL() << "build ended without writing the timing cache through a temporary file (status " << status
+               << "):\n" << out;
+    }
+    ASSERT_TRUE(cache_temp()) << "no temporary timing cache after 300 s\n" << read_file(log);
+    ASSERT_EQ(::kill(pid, SIGINT), 0);
+    ASSERT_TRUE(wait_for(pid, 30, &status)) << "yoloc did not stop on SIGINT";
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << "status " << status;
+    EXPECT_EQ(read_file(cache), "# old cache\n");
+    EXPECT_TRUE(temp_files_in(dir).empty()) << temp_files_in(dir)[0];
+    EXPECT_FALSE(file_exists(dir + "/m.engine"));
 }

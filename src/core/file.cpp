@@ -112,6 +112,16 @@ bool is_directory(const std::string& path) {
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+void require_regular_file(const std::string& path, const std::string& what) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR) fail(path, ": no such file; expected ", what);
+        fail(path, ": cannot open (", std::strerror(errno), "); expected ", what);
+    }
+    if (S_ISDIR(st.st_mode)) fail(path, ": is a folder; expected ", what);
+    if (!S_ISREG(st.st_mode)) fail(path, ": is not a regular file (a device, pipe or socket); expected ", what);
+}
+
 void write_file_atomic(const std::string& path, const std::string& data) {
     // Same folder as the target so rename() is atomic (same filesystem); unique per
     // process and call so that concurrent writers never share a temporary file.

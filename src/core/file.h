@@ -10,6 +10,10 @@ namespace yoloc {
 std::string read_file(const std::string& path);
 bool file_exists(const std::string& path);
 bool is_directory(const std::string& path);
+// Throws unless `path` is a regular file, saying which of "no such file", "is a folder"
+// or "is not a regular file (a device, pipe or socket)" it is, then "; expected WHAT".
+// (/dev/zero exists, so "no such file" would send the user looking in the wrong place.)
+void require_regular_file(const std::string& path, const std::string& what);
 // Writes `data` to `path` atomically: a temporary file beside it, then rename(). Creates
 // no folders. The first call installs a SIGINT/SIGTERM/SIGHUP handler (only where the
 // action is the default) that removes temporary files still being written and then

@@ -112,10 +112,10 @@ Tensor infer_single(Detector& det, const Tensor& input) {
 }
 
 void check_classes(const Detector& det, const Tensor& y, size_t dataset_classes) {
-    const int64_t nc = y.dim(1) - 4;
-    YOLOC_CHECK(size_t(nc) == dataset_classes, "the model predicts ", nc, " classes but the dataset has ",
+    // End-to-end rows carry class ids: the recognised head says how many classes.
+    const int64_t nc = det.end2end() ? det.num_classes() : y.dim(1) - 4;
+    YOLOC_CHECK(nc <= 0 || size_t(nc) == dataset_classes, "the model predicts ", nc, " classes but the dataset has ",
                 dataset_classes, " names; evaluate a model trained on this dataset's classes");
-    (void)det;
 }
 
 }  // namespace
@@ -146,6 +146,7 @@ EvalResult evaluate(const std::vector<Detector*>& workers, const Dataset& ds, co
                     const EvalProgress& progress) {
     YOLOC_CHECK(!ds.images.empty(), "evaluate: the dataset has no images");
     YOLOC_CHECK(!workers.empty(), "evaluate: no detector");
+    workers[0]->require_detection("eval");
     for (const Detector* w : workers)
         YOLOC_CHECK(w && w->imgsz() == workers[0]->imgsz() && w->batch() == workers[0]->batch(),
                     "evaluate: the workers' detectors must share input size and batch");
@@ -353,6 +354,8 @@ CompareResult compare_models(const std::vector<std::pair<Detector*, Detector*>>&
                              const EvalProgress& progress) {
     YOLOC_CHECK(!images.empty(), "compare: no images");
     YOLOC_CHECK(!workers.empty(), "compare: no detectors");
+    workers[0].first->require_detection("eval --compare");
+    workers[0].second->require_detection("eval --compare");
     const int size = workers[0].first->imgsz();
     for (const auto& w : workers)
         YOLOC_CHECK(w.first->imgsz() == size && w.second->imgsz() == size, "compare: the candidate takes ",

@@ -509,10 +509,7 @@ Model parse_onnx(const std::string& bytes, const std::string& origin, const Onnx
 }
 
 Model load_onnx(const std::string& path, const OnnxReadOptions& opts) {
-    if (!file_exists(path)) {
-        if (is_directory(path)) fail(path, ": is a folder; expected an .onnx file");
-        fail(path, ": no such file; expected an .onnx model");
-    }
+    require_regular_file(path, "an .onnx model");
     return parse_onnx(read_file(path), path, opts);
 }
 

@@ -14,8 +14,13 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/limits.h"
 #include "deploy/profiles.h"
 #include "engine/engine_file.h"
+#include "eval/dataset.h"
+#include "onnx/onnx_io.h"
+#include "quant/calibrate.h"
+#include "yolo/input_size.h"
 
 #ifdef YOLOC_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -187,18 +192,30 @@ bool gpu_available(std::string* why, std::string* name) {
 }
 
 Report run(const Options& o, const std::function<void(const std::string&)>& progress) {
+    // Every input is checked before the first stage: a bad one then costs a second, not
+    // the stages that run before the one that reads it.
     YOLOC_CHECK(!o.exe.empty(), "pipeline: no yoloc binary to run the stages");
-    YOLOC_CHECK(file_exists(o.model), "model ", o.model, " not found");
-    YOLOC_CHECK(!o.calib.empty() && (is_directory(o.calib) || file_exists(o.calib)), "calibration images ", o.calib,
-                " not found (--calib DIR: a folder of JPEG/PNG images or a .txt list)");
-    YOLOC_CHECK(file_exists(o.data), "dataset ", o.data, " not found (--data DATA.yaml)");
     YOLOC_CHECK(!o.out_dir.empty(), "give --out DIR");
-    YOLOC_CHECK(o.prune >= 0 && o.prune < 1, "--prune ", o.prune, " is outside [0, 1)");
+    YOLOC_CHECK(!file_exists(o.out_dir), "--out ", o.out_dir, ": is a file; give a folder for the report");
+    limits::check("--prune", limits::ratio_problem(o.prune));
+    limits::check("--threads", limits::threads_problem(o.threads));
+    limits::check("--calib-count", limits::at_least_problem(o.calib_count, 1));
+    limits::check("--cpu-iters", limits::at_least_problem(o.cpu_iters, 1));
+    limits::check("--gpu-iters", limits::at_least_problem(o.gpu_iters, 1));
     YOLOC_CHECK(!o.precisions.empty(), "--precision needs at least one of fp32, fp16, int8");
     for (const auto& p : o.precisions)
         YOLOC_CHECK(p == "fp32" || p == "fp16" || p == "int8", "--precision: unknown precision '", p,
                     "' (expected fp32, fp16 or int8)");
     const deploy::TargetProfile& prof = deploy::find_profile(o.target);
+    YOLOC_CHECK(!o.model.empty(), "give the model to run the pipeline on");
+    checked_input_dims(load_onnx(o.model), o.model);
+    YOLOC_CHECK(!o.calib.empty(), "give --calib DIR (calibration images for prune and quantize)");
+    const size_t calib_found = calibration_images(o.calib, 0).size();
+    YOLOC_CHECK(size_t(o.calib_count) <= calib_found, "--calib-count ", o.calib_count, ": only ", calib_found,
+                " calibration images in ", o.calib, " (use at most ", calib_found, ", or add images)");
+    YOLOC_CHECK(!o.data.empty(), "give --data DATA.yaml (for mAP)");
+    const Dataset val = load_dataset(o.data, "val");  // the file, its folders and its labels
+    YOLOC_CHECK(!val.images.empty(), o.data, ": split 'val' has no images (eval measures mAP on it)");
 
     Report r;
     r.options = o;

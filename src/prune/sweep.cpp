@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "core/stats.h"
 #include "core/xml.h"
 #include "eval/evaluate.h"
@@ -99,6 +100,11 @@ SweepResult prune_sweep(const Model& model, const SweepOptions& opt) {
     YOLOC_CHECK(!opt.data.empty(), "--sweep needs a dataset (--data DATA.yaml) for mAP");
     const PruneOptions& po = opt.prune;
     YOLOC_CHECK(po.round_to >= 1, "--round-to must be at least 1");
+    limits::check("--bench-threads", limits::threads_problem(opt.bench_threads));
+    limits::check("--threads", limits::threads_problem(opt.eval_workers));
+    limits::check("--threads", limits::threads_problem(po.threads));
+    limits::check("--bench-iters", limits::at_least_problem(opt.bench_iters, 1));
+    limits::check("--bench-warmup", limits::at_least_problem(opt.bench_warmup, 0));
     Dataset ds = load_dataset(opt.data, opt.split);
     YOLOC_CHECK(!ds.images.empty(), "--sweep: split '", opt.split, "' of ", opt.data, " has no images");
 

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/file.h"
+#include "core/limits.h"
 #include "onnx/onnx_io.h"
 #include "yolo/input_size.h"
 #ifdef YOLOC_HAVE_CUDA
@@ -31,6 +32,7 @@ Detector::Detector(const std::string& model_path, const DetectorOptions& opts) :
         return;
     }
     model_ = load_onnx(model_path);
+    source_ = model_path;
     init(opts);
 }
 
@@ -67,12 +69,15 @@ void Detector::init_engine(const std::string& path) {
     YOLOC_CHECK(s.input_shape.size() == 4 && s.input_shape[2] == s.input_shape[3], path,
                 ": the engine's input is not a square [N,3,S,S] image batch");
     YOLOC_CHECK(!s.output_shapes.empty() && s.output_shapes[0].size() == 3 && s.output_shapes[0][1] > 4, path,
-                ": the engine's first output is not YOLOv8's [N, 4+nc, anchors]");
+                ": the engine's first output is neither [N, 4+nc, anchors] nor an end-to-end [N, K, 6]");
+    end2end_ = is_end2end_output(s.output_shapes[0]);
+    // A segment or pose engine has a second output or wider rows; detect refuses it below.
+    if (s.output_shapes.size() > 1) task_ = Task::Segment;
     YOLOC_CHECK(opts_.imgsz <= 0 || opts_.imgsz == s.input_shape[2], path, ": this engine was built for ",
                 s.input_shape[2], "x", s.input_shape[2], " input; rebuild it with --imgsz ", opts_.imgsz);
     imgsz_ = int(s.input_shape[2]);
     batch_ = int(s.input_shape[0]);
-    nc_ = int(s.output_shapes[0][1]) - 4;
+    nc_ = end2end_ ? 0 : int(s.output_shapes[0][1]) - 4;  // end-to-end rows carry class ids, not scores
     input_name_ = s.input_name;
     output_name_ = s.output_names.empty() ? "output0" : s.output_names[0];
     if (nc_ == 80) names_ = coco80_names();
@@ -85,26 +90,47 @@ void Detector::init_engine(const std::string& path) {
 
 void Detector::init(const DetectorOptions& opts) {
     const Graph& g = model_.graph;
-    YOLOC_CHECK(g.inputs.size() == 1, "a YOLOv8 detector has one input (images); this model has ", g.inputs.size());
-    YOLOC_CHECK(!g.outputs.empty(), "the model has no outputs");
+    limits::check("threads", limits::threads_problem(opts.threads));
+    YOLOC_CHECK(opts.imgsz >= 0, "input size ", opts.imgsz, " is negative (0: the model's)");
+    // Before anything is allocated for the input: its size comes from the file or the options.
+    const std::vector<int64_t> dims = checked_input_dims(model_, source_, opts.batch > 1 ? opts.batch : 0, opts.imgsz);
+    YOLOC_CHECK(!g.outputs.empty(), source_, ": the model has no outputs");
     const ValueInfo& in = g.inputs[0];
     input_name_ = in.name;
     output_name_ = g.outputs[0].name;
-    YOLOC_CHECK(in.shape.size() == 4, "input '", in.name, "' must be [N,3,H,W]");
-    int declared = in.shape[2].known() ? int(in.shape[2].value) : 0;
-    imgsz_ = opts.imgsz > 0 ? opts.imgsz : (declared > 0 ? declared : 640);
-    YOLOC_CHECK(imgsz_ % 32 == 0 && imgsz_ >= 32, "image size ", imgsz_, " must be a positive multiple of 32");
-    int declared_batch = in.shape[0].known() ? int(in.shape[0].value) : 0;
-    batch_ = opts.batch > 1 ? opts.batch : (declared_batch > 0 ? declared_batch : 1);
+    const int64_t declared = in.shape[2].known() ? in.shape[2].value : 0;
+    const int64_t declared_batch = in.shape[0].known() ? in.shape[0].value : 0;
+    imgsz_ = int(dims[2]);
+    batch_ = int(dims[0]);
     // A concrete input shape lets the executor plan; static exports are re-targeted
     // when another size or batch is asked for.
-    if (declared != imgsz_ || declared_batch != batch_) set_input_size(model_, batch_, imgsz_);
+    const bool retargeted = declared != imgsz_ || declared_batch != batch_;
+    if (retargeted) set_input_size(model_, batch_, imgsz_);
     ExecutorOptions eo;
     eo.threads = opts.threads;
-    exec_ = make_executor(model_, opts.backend, eo);
-    // Number of classes from the declared output [N, 4+nc, A] when known.
+    try {
+        exec_ = make_executor(model_, opts.backend, eo);
+    } catch (const Error& e) {
+        // Planning at a batch or size the options asked for can fail deep in the graph
+        // (shape inference bounds the tensors it materialises): say which request it was.
+        if (!retargeted) throw;
+        fail(source_, ": cannot run at batch ", batch_, " and input size ", imgsz_, " (", e.what(),
+             "): use a smaller batch or input size");
+    }
+    // Task, head and classes from the architecture when recognised; else the declared
+    // output [N, 4+nc, A].
+    const YoloArch arch = recognize_yolo(model_);
     const ValueInfo& out = g.outputs[0];
-    if (out.shape.size() == 3 && out.shape[1].known()) nc_ = int(out.shape[1].value) - 4;
+    if (arch.recognised) {
+        task_ = arch.task;
+        end2end_ = arch.head.end2end;
+        nc_ = int(arch.nc);
+    } else if (out.shape.size() == 3 && out.shape[1].known()) {
+        Shape os;
+        for (const auto& d : out.shape) os.push_back(d.known() ? d.value : -1);
+        end2end_ = is_end2end_output(os);
+        if (!end2end_) nc_ = int(out.shape[1].value) - 4;
+    }
     names_ = names_from_metadata(model_);
     if (nc_ <= 0) nc_ = int(names_.size());
     if (names_.empty() && nc_ == 80) names_ = coco80_names();
@@ -128,14 +154,20 @@ Tensor Detector::infer(const Tensor& images) {
     TensorMap out = exec_->run({{input_name_, images}});
     Tensor y = out.at(output_name_);
     YOLOC_CHECK(y.rank() == 3 && y.dim(1) > 4, "output '", output_name_, "' has shape ", shape_str(y.shape()),
-                "; expected Ultralytics' [N, 4+nc, anchors]");
-    if (nc_ <= 0) nc_ = int(y.dim(1)) - 4;
+                "; expected Ultralytics' [N, 4+nc, anchors] or an end-to-end [N, K, 6]");
+    if (nc_ <= 0 && !end2end_) nc_ = int(y.dim(1)) - 4;
     return y;
 }
 
+void Detector::require_detection(const std::string& what) const {
+    YOLOC_CHECK(task_ == Task::Detect, what, ": this is a ", task_name(task_), " model; detect and eval take "
+                "detection models (segmentation and pose are not supported yet; `yoloc run` gives the raw outputs)");
+}
+
 std::vector<Detection> Detector::detect(const Image& img, const PostprocessOptions& opt, Tensor* raw) {
+    require_detection("detect");
 #ifdef YOLOC_HAVE_CUDA
-    if (gpu_ && !raw) {  // letterbox, decode and NMS on the GPU; only detections come back
+    if (gpu_ && !raw && !end2end_) {  // letterbox, decode and NMS on the GPU; only detections come back
         gpu::GpuImage gi;
         gi.bgr = img.pixels.data();
         gi.width = img.width;

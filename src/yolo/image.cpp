@@ -18,8 +18,9 @@ namespace yoloc {
 namespace {
 
 std::string read_whole_file(const std::string& path) {
+    require_regular_file(path, "an image (JPEG or PNG)");
     std::ifstream f(path, std::ios::binary);
-    if (!f) fail(path, ": cannot open image (missing file or no permission)");
+    if (!f) fail(path, ": cannot open image (no permission?)");
     f.seekg(0, std::ios::end);
     std::streamoff n = f.tellg();
     if (n < 0) fail(path, ": cannot read image file");

@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "core/limits.h"
+
 namespace yoloc {
 namespace {
 
@@ -28,6 +30,32 @@ int64_t anchor_count(int64_t h, int64_t w, const std::vector<int64_t>& strides) 
 }
 
 }  // namespace
+
+std::vector<int64_t> checked_input_dims(const Model& model, const std::string& source, int64_t batch, int64_t imgsz) {
+    const Graph& g = model.graph;
+    YOLOC_CHECK(g.inputs.size() == 1, source, ": a YOLOv8 detector has one input (images); this model has ",
+                g.inputs.size());
+    const ValueInfo& in = g.inputs[0];
+    YOLOC_CHECK(in.shape.size() == 4, source, ": input '", in.name, "' must be [N,3,H,W]");
+    auto declared = [&](size_t k, int64_t dflt) { return in.shape[k].value > 0 ? in.shape[k].value : dflt; };
+    std::vector<int64_t> dims = {batch > 0 ? batch : declared(0, 1), declared(1, 3), imgsz > 0 ? imgsz : declared(2, 640),
+                                 imgsz > 0 ? imgsz : declared(3, 640)};
+    // The bytes first: they also cover dims too large for any later int arithmetic.
+    limits::check(cat(source, ": input '", in.name, "'"), limits::input_problem(dims));
+    const char* side[] = {"height", "width"};
+    for (size_t k = 2; k < 4; ++k)
+        limits::check(cat(source, ": input '", in.name, "' ", side[k - 2]), limits::imgsz_problem(dims[k]));
+    return dims;
+}
+
+void check_declared_inputs(const Model& model, const std::string& source) {
+    for (const auto& in : model.graph.inputs) {
+        if (model.graph.is_initializer(in.name)) continue;
+        std::vector<int64_t> dims;
+        for (const auto& d : in.shape) dims.push_back(d.value > 0 ? d.value : 1);
+        limits::check(cat(source, ": input '", in.name, "'"), limits::input_problem(dims));
+    }
+}
 
 void set_input_size(Model& model, int64_t batch, int64_t imgsz) {
     Graph& g = model.graph;

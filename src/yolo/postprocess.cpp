@@ -143,8 +143,41 @@ void map_to_original(std::vector<Detection>& dets, const LetterboxInfo& info) {
     }
 }
 
+bool is_end2end_output(const Shape& s) {
+    // [N, 4+nc, anchors] has thousands of anchors; [N, K, 6] six values per row.
+    return s.size() == 3 && s[2] == 6 && s[1] != 6;
+}
+
+std::vector<Detection> postprocess_end2end(const Tensor& output0, int batch_index, const LetterboxInfo& info,
+                                           const PostprocessOptions& opt) {
+    YOLOC_CHECK(output0.dtype() == DType::Float32 && is_end2end_output(output0.shape()), "postprocess: ",
+                shape_str(output0.shape()), " is not an end-to-end output [N, K, 6]");
+    YOLOC_CHECK(batch_index >= 0 && batch_index < output0.dim(0), "postprocess: batch index ", batch_index,
+                " out of range for ", shape_str(output0.shape()));
+    const int64_t K = output0.dim(1);
+    const float* rows = output0.data<float>() + size_t(batch_index) * size_t(K) * 6;
+    std::vector<Detection> dets;
+    for (int64_t k = 0; k < K && int(dets.size()) < opt.max_det; ++k) {
+        const float* r = rows + k * 6;
+        if (!(r[4] > opt.conf_threshold)) continue;
+        Detection d;
+        d.x1 = r[0];
+        d.y1 = r[1];
+        d.x2 = r[2];
+        d.y2 = r[3];
+        d.conf = r[4];
+        d.class_id = int(r[5]);
+        dets.push_back(d);
+    }
+    // The model's top-k is sorted; a stable sort keeps its order among equal scores.
+    std::stable_sort(dets.begin(), dets.end(), [](const Detection& a, const Detection& b) { return a.conf > b.conf; });
+    map_to_original(dets, info);
+    return dets;
+}
+
 std::vector<Detection> postprocess(const Tensor& output0, int batch_index, const LetterboxInfo& info,
                                    const PostprocessOptions& opt) {
+    if (is_end2end_output(output0.shape())) return postprocess_end2end(output0, batch_index, info, opt);
     YOLOC_CHECK(output0.dtype() == DType::Float32, "postprocess: output0 must be float32, got ",
                 dtype_name(output0.dtype()));
     int64_t batch = 1, channels = 0, anchors = 0;

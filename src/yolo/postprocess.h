@@ -50,6 +50,15 @@ void map_to_original(std::vector<Detection>& dets, const LetterboxInfo& info);
 std::vector<Detection> postprocess(const Tensor& output0, int batch_index, const LetterboxInfo& info,
                                    const PostprocessOptions& opt = PostprocessOptions());
 
+// End-to-end heads (YOLO26, YOLOv10: top-k inside the model, no NMS): output [N, K, 6]
+// rows (x1, y1, x2, y2, score, class) in letterbox pixels, best first. Keeps the rows
+// scoring above the threshold (at most max_det), maps them to original pixels.
+std::vector<Detection> postprocess_end2end(const Tensor& output0, int batch_index, const LetterboxInfo& info,
+                                           const PostprocessOptions& opt = PostprocessOptions());
+
+// Whether an output shape is an end-to-end head's [N, K, 6] rather than [N, 4+nc, anchors].
+bool is_end2end_output(const Shape& s);
+
 // {"image": name, "detections": [{"class_id", "name", "conf", "box_xyxy": [x1,y1,x2,y2]}]}
 // (conf rounded to 5 decimals, boxes to 0.01 px).
 nlohmann::json detections_to_json(const std::string& image_name, const std::vector<Detection>& dets,

@@ -8,6 +8,7 @@
 
 #include "bench_gpu.h"
 #include "commands.h"
+#include "option_rules.h"
 #include "core/progress.h"
 #include "core/stats.h"
 #include "yolo/detector.h"
@@ -32,10 +33,11 @@ Registrar reg("bench", "measure inference latency (min/median/p90/p99) and throu
     app.add_option("--precision", gpu->precision, "--backend gpu with an ONNX model: fp32 or fp16")
         ->check(CLI::IsMember({"fp32", "fp16"}))->capture_default_str();
     app.add_option("--image", gpu->image, "GPU: picture for the end-to-end figure (default: a synthetic 810x1080 one)");
-    app.add_option("--threads", opts->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    app.add_option("--threads", opts->threads, "CPU threads (0 = all cores)")->check(rules::threads())->capture_default_str();
     app.add_option("--iters", *iters, "timed runs")->check(CLI::Range(1, 1000000))->capture_default_str();
     app.add_option("--warmup", *warmup, "untimed runs first")->check(CLI::Range(0, 1000000))->capture_default_str();
-    app.add_option("--batch", opts->batch, "batch size for models with a dynamic batch dim")->capture_default_str();
+    app.add_option("--batch", opts->batch, "batch size for models with a dynamic batch dim")
+        ->check(rules::batch())->capture_default_str();
     app.add_flag("--json", *json, "print one JSON object");
     app.add_flag("--profile", *profile, "GPU engines: time every op alone and print where the time goes");
     return [=]() {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "option_rules.h"
 #include "core/error.h"
 #include "core/stats.h"
 #include "deploy/profiles.h"
@@ -131,8 +132,8 @@ Registrar reg("build", "build a GPU engine file from an ONNX model (needs a CUDA
             ->check(CLI::IsMember({"fp32", "fp16", "int8", "best"}))->capture_default_str();
     CLI::Option* batch_opt =
         app.add_option("--batch", *batch, "batch size (0: the model's, 1 when dynamic; 1 for a Jetson --target)")
-            ->check(CLI::Range(0, 4096))->capture_default_str();
-    app.add_option("--imgsz", *imgsz, "input size for symbolic H/W dims")->check(CLI::Range(0, 16384));
+            ->check(rules::batch(true))->capture_default_str();
+    app.add_option("--imgsz", *imgsz, "input size for symbolic H/W dims")->check(rules::imgsz(true));
     app.add_option("--memory-budget", *budget,
                    "refuse when weights + activations + workspace exceed this (e.g. 2GiB); default: the --target "
                    "profile's budget");

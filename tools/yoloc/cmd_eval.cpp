@@ -4,7 +4,9 @@
 #include <thread>
 
 #include "commands.h"
+#include "option_rules.h"
 #include "core/file.h"
+#include "core/limits.h"
 #include "core/progress.h"
 #include "eval/dataset.h"
 #include "eval/evaluate.h"
@@ -55,6 +57,13 @@ int run_eval(const EvalArgs& a) {
     dopt.batch = a.batch;
     std::vector<std::unique_ptr<yoloc::Detector>> dets;
     dets.emplace_back(new yoloc::Detector(a.model, dopt));
+    // evaluate() letterboxes up to 2 images per batch slot of every worker ahead of the
+    // detectors (src/eval/evaluate.cpp), float32 [3,S,S] each: what --batch costs.
+    const int64_t s = dets[0]->imgsz();
+    const int64_t ahead = 2 * int64_t(workers) * std::max(a.batch, dets[0]->batch());
+    yoloc::limits::check(yoloc::cat("--batch ", a.batch, " (", ahead, " images prepared ahead for ", workers,
+                                    " workers)"),
+                         yoloc::limits::input_problem({ahead, 3, s, s}));
     for (int w = 1; w < workers; ++w) dets.push_back(dets[0]->clone());  // engines: one context each
     std::vector<yoloc::Detector*> pool;
     for (auto& d : dets) pool.push_back(d.get());
@@ -162,13 +171,16 @@ Registrar reg("eval", "measure mAP on a labelled dataset (Ultralytics val protoc
     app.add_option("model", a->model, "ONNX model or GPU engine (*.engine) to evaluate (the candidate with --compare)")->required();
     auto data = app.add_option("--data", a->data, "Ultralytics data.yaml");
     app.add_option("--split", a->split, "split of the data.yaml: train, val or test")->capture_default_str();
-    app.add_option("--imgsz", a->imgsz, "square letterbox size (0 = the model's input size)")->capture_default_str();
-    app.add_option("--conf", a->conf, "score threshold of the candidates")->capture_default_str();
-    auto iou = app.add_option("--iou", a->iou, "class-wise NMS IoU threshold (0.45 with --compare)")->capture_default_str();
-    app.add_option("--max-det", a->max_det, "detections kept per image")->capture_default_str();
+    app.add_option("--imgsz", a->imgsz, "square letterbox size (0 = the model's input size)")
+        ->check(rules::imgsz(true))->capture_default_str();
+    app.add_option("--conf", a->conf, "score threshold of the candidates")->check(rules::probability())->capture_default_str();
+    auto iou = app.add_option("--iou", a->iou, "class-wise NMS IoU threshold (0.45 with --compare)")
+                   ->check(rules::probability())->capture_default_str();
+    app.add_option("--max-det", a->max_det, "detections kept per image")->check(rules::at_least(1))->capture_default_str();
     app.add_option("--batch", a->batch, "images prepared ahead / inference batch of dynamic-batch models")
-        ->check(CLI::Range(1, 256))->capture_default_str();
-    app.add_option("--threads", a->threads, "CPU threads (0 = all cores): images run in parallel, one per thread")->capture_default_str();
+        ->check(rules::batch())->capture_default_str();
+    app.add_option("--threads", a->threads, "CPU threads (0 = all cores): images run in parallel, one per thread")
+        ->check(rules::threads())->capture_default_str();
     app.add_option("--backend", a->backend, "CPU executor: fast or reference")
         ->check(CLI::IsMember({"fast", "reference"}))->capture_default_str();
     app.add_flag("--json", a->json, "print one JSON object on stdout instead of the table");
@@ -178,7 +190,7 @@ Registrar reg("eval", "measure mAP on a labelled dataset (Ultralytics val protoc
                               "reference ONNX model: score the candidate against its detections (no labels)");
     app.add_option("--images", a->images, "images for --compare (folder or file)");
     app.add_option("--ref-conf", a->ref_conf, "score threshold of the reference's detections with --compare")
-        ->capture_default_str();
+        ->check(rules::probability())->capture_default_str();
     return [a, data, iou, cmp]() {
         if (cmp->count() > 0) {
             YOLOC_CHECK(!a->images.empty(), "--compare needs --images DIR");

@@ -1,4 +1,5 @@
 #include "commands.h"
+#include "option_rules.h"
 #include "onnx/onnx_io.h"
 #include "yolo/generate.h"
 #include "yolo/image.h"
@@ -12,13 +13,12 @@ Registrar reg("generate", "write a YOLOv8 ONNX model (Ultralytics export layout,
     app.add_option("--scale", o->scale, "model scale: n, s, m, l or x")->check(CLI::IsMember({"n", "s", "m", "l", "x"}))
         ->capture_default_str();
     app.add_option("--nc", o->nc, "number of classes")->check(CLI::Range(1, 100000))->capture_default_str();
-    app.add_option("--imgsz", o->imgsz, "square input size (multiple of 32)")->capture_default_str();
+    app.add_option("--imgsz", o->imgsz, "square input size")->check(rules::imgsz())->capture_default_str();
     app.add_option("--seed", o->seed, "weight seed (same seed, same bytes)")->capture_default_str();
     auto image = std::make_shared<std::string>();
     app.add_option("-o,--output", *out, "output .onnx file")->required();
     app.add_option("--sample-image", *image, "also write a synthetic test photo (PNG) for machines without ../shared");
     return [o, out, image]() {
-        YOLOC_CHECK(o->imgsz >= 32 && o->imgsz % 32 == 0, "--imgsz ", o->imgsz, " must be a positive multiple of 32");
         yoloc::Model m = yoloc::generate_yolov8(*o);
         yoloc::save_onnx(m, *out);
         info("wrote " + *out + ": YOLOv8" + o->scale + ", " + std::to_string(o->nc) + " classes, " +

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "option_rules.h"
 #include "ir/cost.h"
 #include "onnx/onnx_io.h"
 #include "yolo/recognize.h"
@@ -30,7 +31,8 @@ Registrar reg("inspect", "show a model's inputs, outputs, ops, parameters, FLOPs
     auto imgsz = std::make_shared<int>(640);
     app.add_option("model", *path, "ONNX model")->required();
     app.add_flag("--json", *json, "print one JSON object instead of text");
-    app.add_option("--imgsz", *imgsz, "input size for symbolic (dynamic) input dims")->capture_default_str();
+    app.add_option("--imgsz", *imgsz, "input size for symbolic (dynamic) input dims")->check(rules::imgsz())
+        ->capture_default_str();
     return [path, json, imgsz]() {
         yoloc::Model m = yoloc::load_onnx(*path);
         const yoloc::Graph& g = m.graph;

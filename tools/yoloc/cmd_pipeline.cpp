@@ -8,11 +8,24 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "option_rules.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "pipeline/pipeline.h"
+#include "quant/calibrate.h"
 
 namespace yoloc_cli {
+
+int calib_count_to_use(const std::string& calib, int count, bool given) {
+    const int found = int(yoloc::calibration_images(calib, 0).size());
+    if (found >= count) return count;
+    YOLOC_CHECK(!given, "--calib-count ", count, ": only ", found, " calibration images in ", calib, " (use at most ",
+                found, ", or add images)");
+    info("--calib " + calib + ": " + std::to_string(found) + " calibration images, fewer than the default " +
+         "--calib-count " + std::to_string(count) + ": using all " + std::to_string(found));
+    return found;
+}
+
 namespace {
 
 // The binary that runs the stages: this one, unless YOLOC_PIPELINE_EXE names another
@@ -57,15 +70,21 @@ Registrar reg("pipeline",
                   app.add_option("--prune", o->prune,
                                  "also prune the C2f bottlenecks by this ratio with reconstruction (0 = no prune "
                                  "stage; the engines are then built from the pruned model)")
-                      ->capture_default_str();
+                      ->check(rules::ratio())->capture_default_str();
                   app.add_option("--precision", *prec, "engines to build and measure on the GPU: comma-separated "
                                                        "fp32, fp16, int8 (int8 also runs the quantize stage)")
                       ->capture_default_str();
-                  app.add_option("--calib-count", o->calib_count, "calibration images used")->capture_default_str();
+                  auto* calib_count =
+                      app.add_option("--calib-count", o->calib_count,
+                                     "calibration images used (default: up to 64, all there are when fewer)")
+                          ->check(rules::at_least(1))
+                          ->capture_default_str();
                   app.add_option("--threads", o->threads, "CPU threads of the CPU stages (0 = all cores)")
+                      ->check(rules::threads())->capture_default_str();
+                  app.add_option("--cpu-iters", o->cpu_iters, "timed runs of each CPU bench")->check(rules::at_least(1))
                       ->capture_default_str();
-                  app.add_option("--cpu-iters", o->cpu_iters, "timed runs of each CPU bench")->capture_default_str();
-                  app.add_option("--gpu-iters", o->gpu_iters, "timed runs of each GPU bench")->capture_default_str();
+                  app.add_option("--gpu-iters", o->gpu_iters, "timed runs of each GPU bench")->check(rules::at_least(1))
+                      ->capture_default_str();
                   app.add_flag("--no-gpu", o->no_gpu, "skip the GPU stages even when a GPU is present");
                   app.add_option("--out", o->out_dir, "folder for models/, engines/, logs/, charts/ and the report");
                   app.add_option("--render", *render,
@@ -88,6 +107,7 @@ Registrar reg("pipeline",
                       YOLOC_CHECK(!o->calib.empty(), "give --calib DIR (calibration images for prune and quantize)");
                       YOLOC_CHECK(!o->data.empty(), "give --data DATA.yaml (for mAP)");
                       YOLOC_CHECK(!o->out_dir.empty(), "give --out DIR");
+                      o->calib_count = calib_count_to_use(o->calib, o->calib_count, calib_count->count() > 0);
                       o->precisions = split_list(*prec);
                       o->exe = self_exe();
                       yoloc::pipeline::Report r = yoloc::pipeline::run(*o, [](const std::string& s) { info(s); });

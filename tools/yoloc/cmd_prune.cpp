@@ -5,11 +5,13 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "option_rules.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "onnx/onnx_io.h"
 #include "prune/prune.h"
 #include "prune/sweep.h"
+#include "yolo/input_size.h"
 #include <filesystem>
 
 namespace yoloc_cli {
@@ -51,23 +53,28 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
     app.add_option("--data", sw->data, "--sweep: data.yaml whose val split gives mAP50 / mAP50-95");
     app.add_option("--out", *sweep_out, "--sweep: folder for sweep.md, sweep.json, sweep.csv and sweep.svg");
     app.add_option("--bench-threads", sw->bench_threads, "--sweep: executor threads for the latency (0 = all cores)")
+        ->check(rules::threads())->capture_default_str();
+    app.add_option("--bench-iters", sw->bench_iters, "--sweep: timed runs per model")->check(rules::at_least(1))
         ->capture_default_str();
-    app.add_option("--bench-iters", sw->bench_iters, "--sweep: timed runs per model")->capture_default_str();
-    app.add_option("--bench-warmup", sw->bench_warmup, "--sweep: untimed runs first")->capture_default_str();
+    app.add_option("--bench-warmup", sw->bench_warmup, "--sweep: untimed runs first")->check(rules::at_least(0))
+        ->capture_default_str();
     app.add_option("--scope", *scope, "which channel groups may shrink: c2f, backbone, neck or all")
         ->capture_default_str();
-    auto* r = app.add_option("--ratio", o->ratio, "fraction of each group's channels to remove, in (0,1)");
-    auto* tp = app.add_option("--target-params", o->target_params, "search the ratio that leaves at most P parameters");
-    auto* tf = app.add_option("--target-flops", o->target_flops, "search the ratio that leaves at most F FLOPs");
+    auto* r = app.add_option("--ratio", o->ratio, "fraction of each group's channels to remove")->check(rules::ratio());
+    auto* tp = app.add_option("--target-params", o->target_params, "search the ratio that leaves at most P parameters")
+                    ->check(rules::at_least(1));
+    auto* tf = app.add_option("--target-flops", o->target_flops, "search the ratio that leaves at most F FLOPs")
+                    ->check(CLI::PositiveNumber);
     r->excludes(tp)->excludes(tf);
     tp->excludes(tf);
     app.add_option("--criterion", *crit, "channel importance: l1, l2, activation (output contribution on --calib images) or recon-error (greedy by least-squares error after refit)")->capture_default_str();
     app.add_option("--calib", o->calib_dir, "folder of calibration images (activation criterion, --reconstruct)");
-    app.add_option("--calib-count", o->calib_count, "calibration images used (first N by path)")->capture_default_str();
+    auto* calib_count = app.add_option("--calib-count", o->calib_count, "calibration images used (first N by path)")
+                            ->check(rules::at_least(1))->capture_default_str();
     app.add_flag("--reconstruct", o->reconstruct, "refit the convs reading pruned channels by least squares");
     app.add_option("--recon-iterations", o->recon.iterations,
                    "1: fit on the unpruned model's activations; 2+: refit on the pruned model's")
-        ->capture_default_str();
+        ->check(rules::at_least(1))->capture_default_str();
     app.add_flag("--recon-all-at-once", [o](int64_t) { o->recon.sequential = false; },
                  "passes 2+ refit every conv at once on the previous pass's model instead of one at a time in graph "
                  "order on the model carrying the refits before it");
@@ -103,24 +110,27 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
            },
            "what the ridge shrinks the refitted weights toward: original (the unpruned weights, default) or zero");
     app.add_option("--recon-samples", o->recon.samples_per_image, "positions sampled per conv per image")
-        ->capture_default_str();
+        ->check(rules::at_least(1))->capture_default_str();
     app.add_flag("--recon-correct", o->recon.correct,
                  "after the refit, per-channel affine correction of every downstream conv, level by level");
     app.add_option("--recon-correct-images", o->recon.correct_images, "calibration images for the correction (0 = all)")
-        ->capture_default_str();
+        ->check(rules::at_least(0))->capture_default_str();
     app.add_flag("--recon-correct-moments", o->recon.correct_moments, "correction matches mean/std instead of regressing");
     app.add_flag("--recon-correct-shift-only", [o](int64_t) { o->recon.correct_scale = false; },
                  "correction shifts only (bias correction)");
     app.add_flag("--recon-correct-pre-activation", [o](int64_t) { o->recon.correct_post_activation = false; },
                  "correction fits the pre-activation instead of the SiLU output");
     app.add_flag("--recon-correct-head", o->recon.correct_head_outputs, "also correct the Detect head's output convs");
-    app.add_option("--round-to", o->round_to, "kept channels per group: a multiple of this")->capture_default_str();
-    app.add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    app.add_option("--round-to", o->round_to, "kept channels per group: a multiple of this")->check(rules::at_least(1))
+        ->capture_default_str();
+    app.add_option("--threads", o->threads, "CPU threads (0 = all cores)")->check(rules::threads())->capture_default_str();
     app.add_option("--report", *report, "write every channel group with its size before and after to FILE");
     app.add_flag("--json", *json, "print a JSON summary on stdout");
     return [=]() {
         o->scope = yoloc::parse_scope(*scope);
         o->criterion = yoloc::parse_criterion(*crit);
+        if (!o->calib_dir.empty())
+            o->calib_count = calib_count_to_use(o->calib_dir, o->calib_count, calib_count->count() > 0);
         if (!sweep->empty()) {
             YOLOC_CHECK(o->ratio == 0 && o->target_params == 0 && o->target_flops == 0,
                         "--sweep replaces --ratio, --target-params and --target-flops");
@@ -133,6 +143,7 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
             sw->eval_workers = o->threads;
             sw->stage = [](const std::string& s) { info(s + "..."); };
             yoloc::Model m = yoloc::load_onnx(*model);
+            yoloc::check_declared_inputs(m, *model);  // calibration allocates inputs of this size
             yoloc::SweepResult res = yoloc::prune_sweep(m, *sw);
             res.model = *model;
             std::filesystem::create_directories(*sweep_out);
@@ -149,6 +160,7 @@ Registrar reg("prune", "remove channels (structured pruning) of a YOLOv8 ONNX mo
         YOLOC_CHECK(o->ratio != 0 || o->target_params != 0 || o->target_flops != 0,
                     "give one of --ratio, --target-params or --target-flops");
         yoloc::Model m = yoloc::load_onnx(*model);
+        yoloc::check_declared_inputs(m, *model);  // calibration allocates inputs of this size
         o->stage = [](const std::string& s) { info(s + "..."); };
         yoloc::PruneReport rep;
         yoloc::Model p = yoloc::prune_model(m, *o, &rep);

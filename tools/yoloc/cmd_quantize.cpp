@@ -7,11 +7,13 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "option_rules.h"
 #include "core/file.h"
 #include "core/progress.h"
 #include "onnx/onnx_io.h"
 #include "quant/quantize.h"
 #include "quant/trt_rules.h"
+#include "yolo/input_size.h"
 
 namespace yoloc_cli {
 namespace {
@@ -48,9 +50,6 @@ int run_quantize(const QuantArgs& a) {
     yoloc::QuantizeOptions opt;
     opt.method = yoloc::parse_calib_method(a.method);
     YOLOC_CHECK(!(a.per_channel && a.per_tensor), "--per-channel and --per-tensor exclude each other");
-    YOLOC_CHECK(a.percentile > 0 && a.percentile <= 100, "--percentile must be in (0, 100], got ", a.percentile);
-    YOLOC_CHECK(a.calib_count >= 0, "--calib-count must be >= 0");
-    YOLOC_CHECK(a.keep_fp >= 0, "--keep-fp must be >= 0");
     YOLOC_CHECK(yoloc::path_ext_lower(a.out) == ".onnx", "-o ", a.out, ": the output must be a .onnx file");
     std::string out_dir = yoloc::path_dirname(a.out);
     YOLOC_CHECK(yoloc::is_directory(out_dir), "-o ", a.out, ": folder ", out_dir, " does not exist");
@@ -68,6 +67,7 @@ int run_quantize(const QuantArgs& a) {
     opt.trt_version = a.trt_version;
 
     yoloc::Model model = yoloc::load_onnx(a.model);
+    yoloc::check_declared_inputs(model, a.model);  // calibration allocates inputs of this size
     yoloc::check_float_model(model);
     std::vector<std::string> images = yoloc::calibration_images(a.calib, a.calib_count);
 
@@ -157,9 +157,10 @@ Registrar reg("quantize", "INT8 post-training quantization: TensorRT Q/DQ ONNX +
     app.add_option("model", a->model, "float ONNX model")->required();
     app.add_option("--calib", a->calib, "folder of calibration images (or a .txt list of them)")->required();
     app.add_option("--calib-count", a->calib_count, "use the first N images (0 = all; error when fewer)")
-        ->capture_default_str();
+        ->check(rules::at_least(0))->capture_default_str();
     app.add_option("--method", a->method, "calibration: percentile, entropy, mse or minmax (see docs/QUANTIZATION.md for the default)")->capture_default_str();
-    app.add_option("--percentile", a->percentile, "percentile for --method percentile")->capture_default_str();
+    app.add_option("--percentile", a->percentile, "percentile for --method percentile")->check(rules::percent())
+        ->capture_default_str();
     app.add_flag("--per-channel", a->per_channel, "per-output-channel weight scales (default)");
     app.add_flag("--per-tensor", a->per_tensor, "one weight scale per Conv");
     app.add_option("--exclude", a->exclude, "comma-separated Conv/Add node names to leave in float");
@@ -170,13 +171,13 @@ Registrar reg("quantize", "INT8 post-training quantization: TensorRT Q/DQ ONNX +
                    "TensorRT and in yoloc build); own: each tensor its own range")
         ->capture_default_str();
     app.add_option("--keep-fp", a->keep_fp, "leave the N most sensitive layers in float (runs the sensitivity analysis; 0 = all INT8)")
-        ->capture_default_str();
+        ->check(rules::at_least(0))->capture_default_str();
     app.add_flag("--sensitivity", a->sensitivity, "quantize one layer at a time and rank the layers by output error");
     app.add_option("--sensitivity-images", a->sens_images, "calibration images used by the sensitivity analysis")
-        ->capture_default_str();
+        ->check(rules::at_least(1))->capture_default_str();
     app.add_option("--trt-version", a->trt_version, "TensorRT version in the calibration cache header")
-        ->capture_default_str();
-    app.add_option("--threads", a->threads, "CPU threads (0 = all cores)")->capture_default_str();
+        ->check(rules::at_least(1))->capture_default_str();
+    app.add_option("--threads", a->threads, "CPU threads (0 = all cores)")->check(rules::threads())->capture_default_str();
     app.add_option("-o,--output", a->out, "output .onnx (the cache is written beside it as .cache)")->required();
     app.add_flag("--json", a->json, "print the report as JSON");
     return [a]() { return run_quantize(*a); };

@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "core/file.h"
+#include "option_rules.h"
 #include "core/npy.h"
 #include "onnx/onnx_io.h"
 #include "yolo/detector.h"
@@ -54,7 +55,7 @@ Registrar reg("run", "run a model on one image or tensor and print or save its r
     app.add_option("--outputs", a->outputs, "write every output into this folder as NAME.npy (float32)");
     app.add_option("--backend", a->det.backend, "CPU executor: fast or reference")
         ->check(CLI::IsMember({"fast", "reference"}))->capture_default_str();
-    app.add_option("--threads", a->det.threads, "CPU threads (0 = all cores)")->capture_default_str();
+    app.add_option("--threads", a->det.threads, "CPU threads (0 = all cores)")->check(rules::threads())->capture_default_str();
     return [a]() {
         YOLOC_CHECK(!a->image.empty() || !a->input.empty(), "give the input: --image FILE or --input FILE.npy");
         // The input first: a missing image is reported before a model is loaded.
@@ -80,7 +81,15 @@ Registrar reg("run", "run a model on one image or tensor and print or save its r
                         m.graph.inputs.size());
             yoloc::Tensor x;
             if (!a->input.empty()) {
+                // The tensor's shape is what gets planned and allocated: it must be the
+                // model's (bounded by the file's size, unlike a shape the model declares).
                 x = yoloc::load_npy(a->input);
+                const yoloc::ValueInfo& in0 = m.graph.inputs[0];
+                bool fits = in0.shape.size() == x.rank();
+                for (size_t k = 0; fits && k < in0.shape.size(); ++k)
+                    fits = !in0.shape[k].known() || in0.shape[k].value == x.dim(k);
+                YOLOC_CHECK(fits, a->input, ": shape ", yoloc::shape_str(x.shape()), " does not fit input '", in0.name,
+                            "' of ", a->model);
             } else {
                 yoloc::Detector det(m, a->det);  // letterbox size and batch as detect uses them
                 yoloc::LetterboxInfo lb;

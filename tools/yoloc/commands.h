@@ -30,4 +30,9 @@ struct Registrar {
 void info(const std::string& msg);
 void warn(const std::string& msg);
 
+// The --calib-count to use with the calibration images of `calib`. The default is a
+// cap, not a demand: with fewer images there, all of them are used (said in one info
+// line). A count the user gave is a demand: refused when there are fewer images.
+int calib_count_to_use(const std::string& calib, int count, bool given);
+
 }  // namespace yoloc_cli

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "core/half.h"
 #include "engine/cuda/conv_cudnn.h"
 #include "engine/cuda/conv_int8.h"
@@ -603,11 +604,12 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
     cudaFree(arena);
     if (dnn_w) cudaFree(dnn_w);
     if (!opts.timing_cache.empty()) {
-        // Rewritten whole: entries of other devices in the file are dropped.
-        std::ofstream out(opts.timing_cache, std::ios::trunc);
+        // Rewritten whole (entries of other devices in the file are dropped), through a
+        // temporary file and a rename: an interrupted build leaves the old cache or the new one.
+        std::ostringstream out;
         out << "# yoloc timing cache: layer key, tactic id, microseconds per launch\n# device " << dev << "\n";
         for (const auto& kv : cache) out << kv.first << "\t" << kv.second.first << "\t" << kv.second.second << "\n";
-        if (!out) fail("cannot write the timing cache ", opts.timing_cache);
+        write_file_atomic(opts.timing_cache, out.str());
     }
 }
 
