@@ -8,6 +8,9 @@
 //
 // Compiled with target("avx2,fma") on x86-64 only; make_direct_conv picks it with
 // __builtin_cpu_supports, so the binary stays baseline x86-64.
+// a*b+c in the vector code (SiLU's exp) becomes one FMA (ISO C++ mode turns contraction off).
+#pragma GCC optimize("fp-contract=fast")
+
 #include "engine/cpu/fast/conv.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -18,6 +21,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "engine/cpu/fast/vec.h"
 
 #define YOLOC_AVX2 __attribute__((target("avx2,fma")))
 #define YOLOC_AVX2_INLINE inline __attribute__((always_inline, target("avx2,fma")))
@@ -29,28 +33,9 @@ namespace {
 
 constexpr int kTile = 6;  // output pixels per register tile
 
-// exp with Cephes' polynomial, 8 lanes: the same steps as exp16 (vec.h).
-YOLOC_AVX2_INLINE __m256 exp8(__m256 x) {
-    x = _mm256_min_ps(x, _mm256_set1_ps(88.f));
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.f));
-    const __m256 magic = _mm256_set1_ps(12582912.f);  // 1.5*2^23: round to nearest
-    __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic), magic);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500E-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
-    p = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
 YOLOC_AVX2_INLINE __m256 silu8(__m256 v) {
-    const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), v));
-    return _mm256_div_ps(v, _mm256_add_ps(e, _mm256_set1_ps(1.f)));
+    v8 t = v;
+    return siluv(t);
 }
 
 struct Geometry {
