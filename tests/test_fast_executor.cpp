@@ -112,6 +112,16 @@ const std::vector<ConvCase> kConvCases = {
     {1, 48, 10, 10, 20, 1, 1, 0, false, false, false},  // 1x1, odd output channels
     {1, 16, 13, 13, 16, 5, 1, 2, false, false, false},  // 5x5
     {1, 16, 9, 30, 48, 3, 1, 1, true, true, false},     // 3 output blocks (one group of 3); 2.5 row tiles
+    // Row tiles of the AVX2 kernel (6 pixels, then a 1..5-pixel remainder; tiles whose
+    // input lies inside the row skip the padding checks) and its compile-time shapes.
+    {1, 16, 5, 26, 16, 3, 1, 1, false, true, false},    // residual without SiLU; 26 = 4 x 6 + 2
+    {1, 32, 6, 15, 32, 3, 2, 1, true, false, false},    // stride 2, 8 wide = 6 + 2
+    {1, 16, 9, 29, 16, 5, 2, 2, true, true, false},     // 5x5 stride 2: 15 = 2 x 6 + 3
+    {1, 32, 8, 16, 16, 3, 1, 0, true, false, false},    // no padding: 14 = 2 x 6 + 2, full tiles unchecked
+    {1, 16, 9, 22, 16, 1, 2, 0, false, false, false},   // 1x1 stride 2 (kernel size read at run time): 11 = 6 + 5
+    {1, 3, 10, 28, 32, 3, 1, 1, true, false, true},     // plain input, stride 1, 2 output blocks: 28 = 4 x 6 + 4
+    {1, 16, 4, 4, 16, 3, 1, 1, true, true, false},      // a row narrower than one tile
+    {2, 16, 7, 9, 40, 3, 1, 1, true, true, false},      // batch 2, 3 output blocks (the last partial)
 };
 
 // Channel counts of channel-pruned models (C2f bottlenecks 32 -> 24, 64 -> 56,
