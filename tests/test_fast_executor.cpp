@@ -184,6 +184,31 @@ TEST(FastConv, DnnlKernelMatchesReferenceForPrunedChannelCounts) {
     check_dnnl_cases(kPrunedConvCases);
 }
 
+// Blocked -> NCHW against the layout's definition (channel c of pixel p at
+// ((c / 16) * H * W + p) * 16 + c % 16): partial channel blocks (3, 20, 45) and pixel
+// counts that leave a remainder after the 8-pixel transposes and the 64-pixel tiles.
+TEST(FastKernels, BlockedToNchwFollowsTheLayout) {
+    fast::ThreadPool pool(2);
+    for (fast::BlockedShape s : {fast::BlockedShape{1, 16, 8, 8}, fast::BlockedShape{1, 3, 5, 7},
+                                 fast::BlockedShape{2, 20, 9, 11}, fast::BlockedShape{1, 45, 13, 13},
+                                 fast::BlockedShape{1, 144, 10, 10}}) {
+        SCOPED_TRACE(cat("n", s.n, " c", s.c, " ", s.h, "x", s.w));
+        const int64_t hw = s.h * s.w;
+        std::vector<float> blocked(size_t(s.floats()));
+        for (size_t i = 0; i < blocked.size(); ++i) blocked[i] = float(i);
+        std::vector<float> got(size_t(s.n * s.c * hw), -1.f);
+        fast::blocked_to_nchw(blocked.data(), got.data(), s, &pool);
+        int64_t bad = 0;
+        for (int64_t n = 0; n < s.n; ++n)
+            for (int64_t c = 0; c < s.c; ++c)
+                for (int64_t p = 0; p < hw; ++p) {
+                    const int64_t at = n * s.image_floats() + ((c / 16) * hw + p) * 16 + c % 16;
+                    if (got[size_t((n * s.c + c) * hw + p)] != float(at)) ++bad;
+                }
+        EXPECT_EQ(bad, 0);
+    }
+}
+
 TEST(FastKernels, SiluMatchesExp) {
     Tensor x = random_tensor({1000}, 7, -100.f, 100.f);
     std::vector<float> y(x.data<float>(), x.data<float>() + 1000);
