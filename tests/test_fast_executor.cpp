@@ -112,6 +112,16 @@ const std::vector<ConvCase> kConvCases = {
     {1, 48, 10, 10, 20, 1, 1, 0, false, false, false},  // 1x1, odd output channels
     {1, 16, 13, 13, 16, 5, 1, 2, false, false, false},  // 5x5
     {1, 16, 9, 30, 48, 3, 1, 1, true, true, false},     // 3 output blocks (one group of 3); 2.5 row tiles
+    // Row tiles of the AVX2 kernel (6 pixels, then a 1..5-pixel remainder; tiles whose
+    // input lies inside the row skip the padding checks) and its compile-time shapes.
+    {1, 16, 5, 26, 16, 3, 1, 1, false, true, false},    // residual without SiLU; 26 = 4 x 6 + 2
+    {1, 32, 6, 15, 32, 3, 2, 1, true, false, false},    // stride 2, 8 wide = 6 + 2
+    {1, 16, 9, 29, 16, 5, 2, 2, true, true, false},     // 5x5 stride 2: 15 = 2 x 6 + 3
+    {1, 32, 8, 16, 16, 3, 1, 0, true, false, false},    // no padding: 14 = 2 x 6 + 2, full tiles unchecked
+    {1, 16, 9, 22, 16, 1, 2, 0, false, false, false},   // 1x1 stride 2 (kernel size read at run time): 11 = 6 + 5
+    {1, 3, 10, 28, 32, 3, 1, 1, true, false, true},     // plain input, stride 1, 2 output blocks: 28 = 4 x 6 + 4
+    {1, 16, 4, 4, 16, 3, 1, 1, true, true, false},      // a row narrower than one tile
+    {2, 16, 7, 9, 40, 3, 1, 1, true, true, false},      // batch 2, 3 output blocks (the last partial)
 };
 
 // Channel counts of channel-pruned models (C2f bottlenecks 32 -> 24, 64 -> 56,
@@ -172,6 +182,31 @@ TEST(FastConv, DirectKernelMatchesReferenceForPrunedChannelCounts) {
 TEST(FastConv, DnnlKernelMatchesReferenceForPrunedChannelCounts) {
     if (!fast::dnnl_available()) GTEST_SKIP() << "no oneDNN JIT kernel for the 16-channel blocked layout here (built without oneDNN, or a CPU without AVX-512)";
     check_dnnl_cases(kPrunedConvCases);
+}
+
+// Blocked -> NCHW against the layout's definition (channel c of pixel p at
+// ((c / 16) * H * W + p) * 16 + c % 16): partial channel blocks (3, 20, 45) and pixel
+// counts that leave a remainder after the 8-pixel transposes and the 64-pixel tiles.
+TEST(FastKernels, BlockedToNchwFollowsTheLayout) {
+    fast::ThreadPool pool(2);
+    for (fast::BlockedShape s : {fast::BlockedShape{1, 16, 8, 8}, fast::BlockedShape{1, 3, 5, 7},
+                                 fast::BlockedShape{2, 20, 9, 11}, fast::BlockedShape{1, 45, 13, 13},
+                                 fast::BlockedShape{1, 144, 10, 10}}) {
+        SCOPED_TRACE(cat("n", s.n, " c", s.c, " ", s.h, "x", s.w));
+        const int64_t hw = s.h * s.w;
+        std::vector<float> blocked(size_t(s.floats()));
+        for (size_t i = 0; i < blocked.size(); ++i) blocked[i] = float(i);
+        std::vector<float> got(size_t(s.n * s.c * hw), -1.f);
+        fast::blocked_to_nchw(blocked.data(), got.data(), s, &pool);
+        int64_t bad = 0;
+        for (int64_t n = 0; n < s.n; ++n)
+            for (int64_t c = 0; c < s.c; ++c)
+                for (int64_t p = 0; p < hw; ++p) {
+                    const int64_t at = n * s.image_floats() + ((c / 16) * hw + p) * 16 + c % 16;
+                    if (got[size_t((n * s.c + c) * hw + p)] != float(at)) ++bad;
+                }
+        EXPECT_EQ(bad, 0);
+    }
 }
 
 TEST(FastKernels, SiluMatchesExp) {

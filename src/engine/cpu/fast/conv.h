@@ -36,6 +36,13 @@ std::unique_ptr<ConvKernel> make_direct_conv(const ConvSpec& s, const Tensor& w,
 // one that is competitive with oneDNN.
 bool direct_conv_wide();
 
+// The direct kernel's AVX2 + FMA form (fast/conv_avx2.cpp), which make_direct_conv
+// picks on an x86-64 CPU with AVX2 and FMA but without AVX-512. direct_conv_avx2():
+// this CPU can run it; make_direct_conv_avx2 returns nullptr on other architectures.
+bool direct_conv_avx2();
+std::unique_ptr<ConvKernel> make_direct_conv_avx2(const ConvSpec& s, const Tensor& w, const Tensor& b,
+                                                  ThreadPool* pool);
+
 // oneDNN kernel; nullptr when yoloc was built without oneDNN or oneDNN has no
 // implementation for this spec.
 std::unique_ptr<ConvKernel> make_dnnl_conv(const ConvSpec& s, const Tensor& w, const Tensor& b);

@@ -15,11 +15,32 @@
 namespace yoloc {
 namespace fast {
 
-YOLOC_CLONES
-void silu_inplace(float* x, int64_t n) {
+namespace {
+
+template <typename V>
+YOLOC_INLINE void silu_span(float* x, int64_t n) {
+    constexpr int64_t L = sizeof(V) / sizeof(float);
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) store16(x + i, silu16(load16(x + i)));
+    for (; i + L <= n; i += L) storev(x + i, siluv(loadv<V>(x + i)));
     for (; i < n; ++i) x[i] = x[i] / (1.f + std::exp(-x[i]));
+}
+
+#if defined(YOLOC_HAVE_X86_TARGETS)
+YOLOC_TARGET_AVX512 void silu_avx512(float* x, int64_t n) { silu_span<v16>(x, n); }
+YOLOC_TARGET_AVX2 void silu_avx2(float* x, int64_t n) { silu_span<v8>(x, n); }
+#endif
+
+}  // namespace
+
+void silu_inplace(float* x, int64_t n) {
+#if defined(YOLOC_HAVE_X86_TARGETS)
+    switch (vec_isa()) {
+        case VecIsa::Avx512: return silu_avx512(x, n);
+        case VecIsa::Avx2: return silu_avx2(x, n);
+        case VecIsa::Generic: break;
+    }
+#endif
+    silu_span<v16>(x, n);
 }
 
 namespace {
@@ -285,6 +306,8 @@ bool direct_conv_wide() {
 }
 
 std::unique_ptr<ConvKernel> make_direct_conv(const ConvSpec& s, const Tensor& w, const Tensor& b, ThreadPool* pool) {
+    static const bool avx2 = !direct_conv_wide() && direct_conv_avx2();
+    if (avx2) return make_direct_conv_avx2(s, w, b, pool);
     return std::unique_ptr<ConvKernel>(new DirectConv(s, w, b, pool));
 }
 

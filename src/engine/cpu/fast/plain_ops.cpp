@@ -11,31 +11,33 @@ namespace fast {
 
 namespace {
 
-YOLOC_CLONES
-void sigmoid_range(const float* x, float* y, int64_t b, int64_t e) {
+template <typename V>
+YOLOC_INLINE void sigmoid_span(const float* x, float* y, int64_t b, int64_t e) {
+    constexpr int64_t L = sizeof(V) / sizeof(float);
     int64_t i = b;
-    for (; i + 16 <= e; i += 16) store16(y + i, sigmoid16(load16(x + i)));
+    for (; i + L <= e; i += L) storev(y + i, sigmoidv(loadv<V>(x + i)));
     for (; i < e; ++i) y[i] = 1.f / (1.f + std::exp(-x[i]));
 }
 
 // Softmax over `axis` values strided by `stride`, for `len` contiguous columns.
-YOLOC_CLONES
-void softmax_cols(const float* x, float* y, int64_t axis, int64_t stride, int64_t len) {
+template <typename V>
+YOLOC_INLINE void softmax_span(const float* x, float* y, int64_t axis, int64_t stride, int64_t len) {
+    constexpr int64_t L = sizeof(V) / sizeof(float);
     int64_t j = 0;
-    for (; j + 16 <= len; j += 16) {
-        v16 m = load16(x + j);
+    for (; j + L <= len; j += L) {
+        V m = loadv<V>(x + j);
         for (int64_t a = 1; a < axis; ++a) {
-            v16 v = load16(x + a * stride + j);
+            V v = loadv<V>(x + a * stride + j);
             m = v > m ? v : m;
         }
-        v16 sum = splat(0.f);
+        V sum = splatv<V>(0.f);
         for (int64_t a = 0; a < axis; ++a) {
-            v16 e = exp16(load16(x + a * stride + j) - m);
-            store16(y + a * stride + j, e);
+            V e = expv(loadv<V>(x + a * stride + j) - m);
+            storev(y + a * stride + j, e);
             sum += e;
         }
-        v16 r = 1.f / sum;
-        for (int64_t a = 0; a < axis; ++a) store16(y + a * stride + j, load16(y + a * stride + j) * r);
+        V r = 1.f / sum;
+        for (int64_t a = 0; a < axis; ++a) storev(y + a * stride + j, loadv<V>(y + a * stride + j) * r);
     }
     for (; j < len; ++j) {
         float m = x[j];
@@ -44,6 +46,39 @@ void softmax_cols(const float* x, float* y, int64_t axis, int64_t stride, int64_
         for (int64_t a = 0; a < axis; ++a) sum += (y[a * stride + j] = std::exp(x[a * stride + j] - m));
         for (int64_t a = 0; a < axis; ++a) y[a * stride + j] /= sum;
     }
+}
+
+#if defined(YOLOC_HAVE_X86_TARGETS)
+YOLOC_TARGET_AVX512 void sigmoid_avx512(const float* x, float* y, int64_t b, int64_t e) { sigmoid_span<v16>(x, y, b, e); }
+YOLOC_TARGET_AVX2 void sigmoid_avx2(const float* x, float* y, int64_t b, int64_t e) { sigmoid_span<v8>(x, y, b, e); }
+YOLOC_TARGET_AVX512 void softmax_avx512(const float* x, float* y, int64_t axis, int64_t stride, int64_t len) {
+    softmax_span<v16>(x, y, axis, stride, len);
+}
+YOLOC_TARGET_AVX2 void softmax_avx2(const float* x, float* y, int64_t axis, int64_t stride, int64_t len) {
+    softmax_span<v8>(x, y, axis, stride, len);
+}
+#endif
+
+void sigmoid_range(const float* x, float* y, int64_t b, int64_t e) {
+#if defined(YOLOC_HAVE_X86_TARGETS)
+    switch (vec_isa()) {
+        case VecIsa::Avx512: return sigmoid_avx512(x, y, b, e);
+        case VecIsa::Avx2: return sigmoid_avx2(x, y, b, e);
+        case VecIsa::Generic: break;
+    }
+#endif
+    sigmoid_span<v16>(x, y, b, e);
+}
+
+void softmax_cols(const float* x, float* y, int64_t axis, int64_t stride, int64_t len) {
+#if defined(YOLOC_HAVE_X86_TARGETS)
+    switch (vec_isa()) {
+        case VecIsa::Avx512: return softmax_avx512(x, y, axis, stride, len);
+        case VecIsa::Avx2: return softmax_avx2(x, y, axis, stride, len);
+        case VecIsa::Generic: break;
+    }
+#endif
+    softmax_span<v16>(x, y, axis, stride, len);
 }
 
 }  // namespace
