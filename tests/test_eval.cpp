@@ -363,6 +363,25 @@ TEST(EvalReference, Coco128MatchesUltralytics) {
     EXPECT_EQ(r.metrics.per_class.size(), 71u);
 }
 
+// YOLO11n (C2PSA attention, C3k2 blocks) against Ultralytics' own `val` of the same ONNX
+// file on coco128, whose figures ../shared/models/yolo11n_coco.json records with the call.
+TEST(EvalReference, Yolo11nCoco128MatchesUltralytics) {
+    REQUIRE_SHARED();
+    const std::string sh = yoloc_test::shared_dir();
+    const auto meta = nlohmann::json::parse(read_file(sh + "/models/yolo11n_coco.json"));
+    const auto& want = meta.at("ultralytics_val").at("coco128");
+    Dataset ds = load_dataset(sh + "/data/coco128/data.yaml", "val");
+    DetectorOptions dopt;
+    dopt.threads = 1;
+    Detector det(sh + "/models/yolo11n_coco.onnx", dopt), det2(det.model(), dopt);
+    EvalResult r = evaluate({&det, &det2}, ds, EvalOptions{});
+    std::printf("yolo11n coco128: mAP50 %.4f (Ultralytics %.4f) mAP50-95 %.4f (Ultralytics %.4f) in %.1f s\n",
+                r.metrics.map50, want.at("mAP50").get<double>(), r.metrics.map50_95,
+                want.at("mAP50_95").get<double>(), r.seconds);
+    EXPECT_NEAR(r.metrics.map50, want.at("mAP50").get<double>(), 0.003);
+    EXPECT_NEAR(r.metrics.map50_95, want.at("mAP50_95").get<double>(), 0.003);
+}
+
 TEST(EvalCompare, SelfIsPerfectPerturbedIsNot) {
     REQUIRE_SHARED();
     const std::string sh = yoloc_test::shared_dir();
