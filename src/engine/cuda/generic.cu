@@ -16,48 +16,28 @@ namespace cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = kGridStrideThreads;
 
-// Grid-stride loops: the grid is capped so that huge tensors do not overflow it.
-inline unsigned grid_for(long long n) {
-    long long b = (n + kThreads - 1) / kThreads;
-    if (b < 1) b = 1;
-    if (b > 65535LL * 8) b = 65535LL * 8;
-    return unsigned(b);
-}
-
-// Each waits for the kernel before it (a no-op without PDL, launch.h), then lets the next one launch.
-#define YOLOC_GENERIC_KERNEL(NAME, ARGS, BODY, ITEMS)                                           \
-    template <typename T>                                                                         \
-    __global__ void NAME##_kernel(ARGS a) {                                                       \
-        pdl_wait();                                                                               \
-        pdl_launch_dependents();                                                                  \
-        const long long total = ITEMS(a);                                                         \
-        for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;           \
-             i += (long long)gridDim.x * blockDim.x)                                              \
-            BODY<T>(a, i);                                                                        \
-    }
-
-YOLOC_GENERIC_KERNEL(unary, UnaryArgs, unary_at, unary_items)
-YOLOC_GENERIC_KERNEL(binary, BinaryArgs, binary_at, binary_items)
-YOLOC_GENERIC_KERNEL(where, WhereArgs, where_at, where_items)
-YOLOC_GENERIC_KERNEL(softmax, SoftmaxArgs, softmax_at, softmax_items)
-YOLOC_GENERIC_KERNEL(matmul, MatMulArgs, matmul_at, matmul_items)
-YOLOC_GENERIC_KERNEL(strided_copy, StridedCopyArgs, strided_copy_at, strided_copy_items)
-YOLOC_GENERIC_KERNEL(gather, GatherArgs, gather_at, gather_items)
-YOLOC_GENERIC_KERNEL(gather_elements, GatherElementsArgs, gather_elements_at, gather_elements_items)
-YOLOC_GENERIC_KERNEL(topk_rank, TopKArgs, topk_rank_at, topk_rank_items)
-YOLOC_GENERIC_KERNEL(reduce, ReduceArgs, reduce_at, reduce_items)
-YOLOC_GENERIC_KERNEL(cast, CastArgs, cast_at, cast_items)
-YOLOC_GENERIC_KERNEL(fake_quant, FakeQuantArgs, fake_quant_at, fake_quant_items)
-YOLOC_GENERIC_KERNEL(conv_transpose, ConvTransposeArgs, conv_transpose_at, conv_transpose_items)
+YOLOC_GRID_STRIDE_KERNEL(unary, UnaryArgs, unary_at, unary_items)
+YOLOC_GRID_STRIDE_KERNEL(binary, BinaryArgs, binary_at, binary_items)
+YOLOC_GRID_STRIDE_KERNEL(where, WhereArgs, where_at, where_items)
+YOLOC_GRID_STRIDE_KERNEL(softmax, SoftmaxArgs, softmax_at, softmax_items)
+YOLOC_GRID_STRIDE_KERNEL(matmul, MatMulArgs, matmul_at, matmul_items)
+YOLOC_GRID_STRIDE_KERNEL(strided_copy, StridedCopyArgs, strided_copy_at, strided_copy_items)
+YOLOC_GRID_STRIDE_KERNEL(gather, GatherArgs, gather_at, gather_items)
+YOLOC_GRID_STRIDE_KERNEL(gather_elements, GatherElementsArgs, gather_elements_at, gather_elements_items)
+YOLOC_GRID_STRIDE_KERNEL(topk_rank, TopKArgs, topk_rank_at, topk_rank_items)
+YOLOC_GRID_STRIDE_KERNEL(reduce, ReduceArgs, reduce_at, reduce_items)
+YOLOC_GRID_STRIDE_KERNEL(cast, CastArgs, cast_at, cast_items)
+YOLOC_GRID_STRIDE_KERNEL(fake_quant, FakeQuantArgs, fake_quant_at, fake_quant_items)
+YOLOC_GRID_STRIDE_KERNEL(conv_transpose, ConvTransposeArgs, conv_transpose_at, conv_transpose_items)
 
 template <typename ARGS>
 void launch_moves(void (*k4)(ARGS), void (*k2)(ARGS), void (*k1)(ARGS), const ARGS& a, long long items, int elem_bytes,
                   cudaStream_t s) {
     if (items <= 0) return;
     void (*fn)(ARGS) = elem_bytes == 4 ? k4 : (elem_bytes == 2 ? k2 : k1);
-    launch_pdl(fn, dim3(grid_for(items)), dim3(kThreads), 0, s, a);
+    launch_pdl(fn, dim3(grid_stride_blocks(items)), dim3(kThreads), 0, s, a);
 }
 
 // ---- Softmax: one warp per row ---------------------------------------------------------
@@ -339,7 +319,7 @@ void launch_topk(const TopKArgs& a, cudaStream_t s) {
     if (rows <= 0 || k <= 0) return;
     const bool radix = a.kernel != 1 && k <= kTopKMaxSorted;  // its sort fits shared memory
     if (!radix) {
-        launch_pdl(topk_rank_kernel<T>, dim3(grid_for(topk_rank_items(a))), dim3(kThreads), 0, s, a);
+        launch_pdl(topk_rank_kernel<T>, dim3(grid_stride_blocks(topk_rank_items(a))), dim3(kThreads), 0, s, a);
         return;
     }
     int sort_n = 1;
@@ -356,13 +336,13 @@ void launch_topk(const TopKArgs& a, cudaStream_t s) {
 }  // namespace
 
 void unary(const UnaryArgs& a, cudaStream_t s) {
-    if (unary_items(a) > 0) launch_pdl(unary_kernel<float>, dim3(grid_for(unary_items(a))), dim3(kThreads), 0, s, a);
+    if (unary_items(a) > 0) launch_pdl(unary_kernel<float>, dim3(grid_stride_blocks(unary_items(a))), dim3(kThreads), 0, s, a);
 }
 
 void binary(const BinaryArgs& a, bool int32, cudaStream_t s) {
     const long long n = binary_items(a);
     if (n <= 0) return;
-    launch_pdl(int32 ? binary_kernel<int> : binary_kernel<float>, dim3(grid_for(n)), dim3(kThreads), 0, s, a);
+    launch_pdl(int32 ? binary_kernel<int> : binary_kernel<float>, dim3(grid_stride_blocks(n)), dim3(kThreads), 0, s, a);
 }
 
 void where(const WhereArgs& a, int elem_bytes, cudaStream_t s) {
@@ -380,14 +360,14 @@ void softmax(const SoftmaxArgs& a, cudaStream_t s) {
         launch_pdl(softmax_rows_kernel, dim3(unsigned(blocks)), dim3(kThreads), 0, s, a);
         return;
     }
-    launch_pdl(softmax_kernel<float>, dim3(grid_for(rows)), dim3(kThreads), 0, s, a);
+    launch_pdl(softmax_kernel<float>, dim3(grid_stride_blocks(rows)), dim3(kThreads), 0, s, a);
 }
 
 void matmul(const MatMulArgs& a, cudaStream_t s) {
     const long long batches = dims_numel(a.batch, kMatMulBatchRank);
     if (batches <= 0 || a.m <= 0 || a.n <= 0) return;
     if (a.kernel == 1) {
-        launch_pdl(matmul_kernel<float>, dim3(grid_for(matmul_items(a))), dim3(kThreads), 0, s, a);
+        launch_pdl(matmul_kernel<float>, dim3(grid_stride_blocks(matmul_items(a))), dim3(kThreads), 0, s, a);
         return;
     }
     const long long big = ((a.m + 63) / 64) * ((a.n + 63) / 64) * batches;
@@ -422,21 +402,21 @@ void topk(const TopKArgs& a, bool int32, cudaStream_t s) {
 void reduce(const ReduceArgs& a, bool int32, cudaStream_t s) {
     const long long n = reduce_items(a);
     if (n <= 0) return;
-    launch_pdl(int32 ? reduce_kernel<int> : reduce_kernel<float>, dim3(grid_for(n)), dim3(kThreads), 0, s, a);
+    launch_pdl(int32 ? reduce_kernel<int> : reduce_kernel<float>, dim3(grid_stride_blocks(n)), dim3(kThreads), 0, s, a);
 }
 
 void cast(const CastArgs& a, cudaStream_t s) {
-    if (cast_items(a) > 0) launch_pdl(cast_kernel<float>, dim3(grid_for(cast_items(a))), dim3(kThreads), 0, s, a);
+    if (cast_items(a) > 0) launch_pdl(cast_kernel<float>, dim3(grid_stride_blocks(cast_items(a))), dim3(kThreads), 0, s, a);
 }
 
 void fake_quant(const FakeQuantArgs& a, cudaStream_t s) {
     const long long n = fake_quant_items(a);
-    if (n > 0) launch_pdl(fake_quant_kernel<float>, dim3(grid_for(n)), dim3(kThreads), 0, s, a);
+    if (n > 0) launch_pdl(fake_quant_kernel<float>, dim3(grid_stride_blocks(n)), dim3(kThreads), 0, s, a);
 }
 
 void conv_transpose(const ConvTransposeArgs& a, cudaStream_t s) {
     const long long n = conv_transpose_items(a);
-    if (n > 0) launch_pdl(conv_transpose_kernel<float>, dim3(grid_for(n)), dim3(kThreads), 0, s, a);
+    if (n > 0) launch_pdl(conv_transpose_kernel<float>, dim3(grid_stride_blocks(n)), dim3(kThreads), 0, s, a);
 }
 
 }  // namespace cuda

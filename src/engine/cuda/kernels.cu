@@ -24,35 +24,15 @@ namespace cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = kGridStrideThreads;
 
-// Grid-stride loops: the grid is capped so that huge batches do not overflow it.
-inline unsigned grid_for(long long n) {
-    long long b = (n + kThreads - 1) / kThreads;
-    if (b < 1) b = 1;
-    if (b > 65535LL * 8) b = 65535LL * 8;
-    return unsigned(b);
-}
-
-// Each waits for the kernel before it (a no-op without PDL, launch.h), then lets the next one launch.
-#define YOLOC_KERNEL(NAME, ARGS, BODY, ITEMS)                                                   \
-    template <typename T>                                                                         \
-    __global__ void NAME##_kernel(ARGS a) {                                                       \
-        pdl_wait();                                                                               \
-        pdl_launch_dependents();                                                                  \
-        const long long total = ITEMS(a);                                                         \
-        for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;           \
-             i += (long long)gridDim.x * blockDim.x)                                              \
-            BODY<T>(a, i);                                                                        \
-    }
-
-YOLOC_KERNEL(conv, ConvArgs, conv_at, conv_items)
-YOLOC_KERNEL(maxpool, PoolArgs, maxpool_at, pool_items)
-YOLOC_KERNEL(resize, ResizeArgs, resize_at, resize_items)
-YOLOC_KERNEL(copy, CopyArgs, copy_at, copy_items)
-YOLOC_KERNEL(pack, PackArgs, pack_at, pack_items)
-YOLOC_KERNEL(unpack, UnpackArgs, unpack_at, unpack_items)
-YOLOC_KERNEL(detect, DetectArgs, detect_at, detect_items)
+YOLOC_GRID_STRIDE_KERNEL(conv, ConvArgs, conv_at, conv_items)
+YOLOC_GRID_STRIDE_KERNEL(maxpool, PoolArgs, maxpool_at, pool_items)
+YOLOC_GRID_STRIDE_KERNEL(resize, ResizeArgs, resize_at, resize_items)
+YOLOC_GRID_STRIDE_KERNEL(copy, CopyArgs, copy_at, copy_items)
+YOLOC_GRID_STRIDE_KERNEL(pack, PackArgs, pack_at, pack_items)
+YOLOC_GRID_STRIDE_KERNEL(unpack, UnpackArgs, unpack_at, unpack_items)
+YOLOC_GRID_STRIDE_KERNEL(detect, DetectArgs, detect_at, detect_items)
 
 // Implicit GEMM: out[P = n*oh*ow][M] = A[P][K = kh*kw*C] * W[K][M], with A read
 // from the NHWC input on the fly and W already stored [kh][kw][C][M]. 64x64 output
@@ -503,7 +483,7 @@ __global__ void resize_vec_kernel(ResizeArgs a) {
 
 // One output per thread (kConvDirect): any precision, groups, the NCHW stem.
 void conv_direct(const ConvArgs& a, bool fp16, cudaStream_t s) {
-    const unsigned g = grid_for(conv_items(a));
+    const unsigned g = grid_stride_blocks(conv_items(a));
     if (fp16)
         launch_pdl(conv_kernel<__half>, dim3(g), dim3(kThreads), 0, s, a);
     else
@@ -916,7 +896,7 @@ void conv(const ConvArgs& a, bool fp16, cudaStream_t s) {
 
 #define YOLOC_LAUNCH(FN, NAME, ARGS, ITEMS)                                                      \
     void FN(const ARGS& a, bool fp16, cudaStream_t s) {                                           \
-        const unsigned g = grid_for(ITEMS(a));                                                    \
+        const unsigned g = grid_stride_blocks(ITEMS(a));                                                    \
         if (fp16)                                                                                 \
             launch_pdl(NAME##_kernel<__half>, dim3(g), dim3(kThreads), 0, s, a);                  \
         else                                                                                      \
@@ -926,7 +906,7 @@ void conv(const ConvArgs& a, bool fp16, cudaStream_t s) {
 // int8 buffers (ARGS::i8, INT8 storage) take the signed char instantiation.
 #define YOLOC_LAUNCH_I8(FN, NAME, ARGS, ITEMS)                                                   \
     void FN(const ARGS& a, bool fp16, cudaStream_t s) {                                           \
-        const unsigned g = grid_for(ITEMS(a));                                                    \
+        const unsigned g = grid_stride_blocks(ITEMS(a));                                                    \
         if (a.i8)                                                                                 \
             launch_pdl(NAME##_kernel<signed char>, dim3(g), dim3(kThreads), 0, s, a);             \
         else if (fp16)                                                                            \
@@ -974,7 +954,7 @@ void resize_nearest(const ResizeArgs& a, bool fp16, cudaStream_t s) {
     const int v = a.i8 ? 16 : 8;  // channels per 16 bytes
     if ((fp16 || a.i8) && a.c % v == 0 && a.xs % v == 0 && a.ys % v == 0 &&
         (reinterpret_cast<uintptr_t>(a.x) & 15) == 0 && (reinterpret_cast<uintptr_t>(a.y) & 15) == 0) {
-        const dim3 g(grid_for((long long)a.n * a.h * a.fy * a.w * a.fx * (a.c / v)));
+        const dim3 g(grid_stride_blocks((long long)a.n * a.h * a.fy * a.w * a.fx * (a.c / v)));
         if (a.i8)
             launch_pdl(resize_vec_kernel<1>, g, dim3(kThreads), 0, s, a);
         else
@@ -990,14 +970,14 @@ YOLOC_LAUNCH(output_unpack, unpack, UnpackArgs, unpack_items)
 void detect(const DetectArgs& a, bool fp16, cudaStream_t s) {
     const char* v = env_get("YOLOC_DETECT");  // "rows": the one-output-per-thread kernel (A/B runs, GPU tests)
     if (!(v && v[0] == 'r')) {
-        const unsigned g = grid_for((long long)a.n * (2 + (a.nc + kDetChunk - 1) / kDetChunk) * a.anchors);
+        const unsigned g = grid_stride_blocks((long long)a.n * (2 + (a.nc + kDetChunk - 1) / kDetChunk) * a.anchors);
         if (fp16)
             launch_pdl(detect_parts_kernel<__half>, dim3(g), dim3(kThreads), 0, s, a);
         else
             launch_pdl(detect_parts_kernel<float>, dim3(g), dim3(kThreads), 0, s, a);
         return;
     }
-    const unsigned g = grid_for((long long)a.n * (4 + a.nc) * a.anchors);
+    const unsigned g = grid_stride_blocks((long long)a.n * (4 + a.nc) * a.anchors);
     if (fp16)
         launch_pdl(detect_rows_kernel<__half>, dim3(g), dim3(kThreads), 0, s, a);
     else

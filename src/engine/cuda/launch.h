@@ -111,5 +111,28 @@ void launch_pdl(void (*fn)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaSt
 }
 #endif
 
+// The element-wise kernels (kernels.cu, generic.cu) are grid-stride loops: this many
+// threads per block, the grid capped so that huge tensors do not overflow it.
+constexpr int kGridStrideThreads = 256;
+inline unsigned grid_stride_blocks(long long n) {
+    long long b = (n + kGridStrideThreads - 1) / kGridStrideThreads;
+    if (b < 1) b = 1;
+    if (b > 65535LL * 8) b = 65535LL * 8;
+    return unsigned(b);
+}
+
+// NAME_kernel<T>(ARGS a) runs BODY<T>(a, i) for every i below ITEMS(a). Each waits for the
+// kernel before it (a no-op without PDL), then lets the next one launch.
+#define YOLOC_GRID_STRIDE_KERNEL(NAME, ARGS, BODY, ITEMS)                                       \
+    template <typename T>                                                                         \
+    __global__ void NAME##_kernel(ARGS a) {                                                       \
+        pdl_wait();                                                                               \
+        pdl_launch_dependents();                                                                  \
+        const long long total = ITEMS(a);                                                         \
+        for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;           \
+             i += (long long)gridDim.x * blockDim.x)                                              \
+            BODY<T>(a, i);                                                                        \
+    }
+
 }  // namespace cuda
 }  // namespace yoloc

@@ -9,19 +9,14 @@
 
 #include <cuda_runtime.h>
 
+#include "engine/cuda/launch.h"
+
 namespace yoloc {
 namespace cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
-
-inline unsigned grid_for(long long n) {
-    long long b = (n + kThreads - 1) / kThreads;
-    if (b < 1) b = 1;
-    if (b > 65535LL * 8) b = 65535LL * 8;
-    return unsigned(b);
-}
+constexpr int kThreads = kGridStrideThreads;
 
 __global__ void letterbox_kernel(LetterboxArgs a) {
     const long long total = letterbox_items(a);
@@ -171,11 +166,11 @@ __global__ void bitonic_shared_kernel(unsigned long long* keys, int k_lo, int k_
 }  // namespace
 
 void letterbox(const LetterboxArgs& a, cudaStream_t s) {
-    letterbox_kernel<<<grid_for(letterbox_items(a)), kThreads, 0, s>>>(a);
+    letterbox_kernel<<<grid_stride_blocks(letterbox_items(a)), kThreads, 0, s>>>(a);
 }
 
 void decode(const DecodeArgs& a, unsigned long long* keys, unsigned* count, cudaStream_t s) {
-    decode_kernel<<<grid_for(decode_items(a)), kThreads, 0, s>>>(a, keys, count);
+    decode_kernel<<<grid_stride_blocks(decode_items(a)), kThreads, 0, s>>>(a, keys, count);
 }
 
 int sort_capacity(int n) {
