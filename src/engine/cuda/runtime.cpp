@@ -397,10 +397,13 @@ void share_tactics(BuildResult& r, const std::vector<std::string>& keys,
         }
     }
     // Then at most YOLOC_MAX_CONV_KERNELS distinct conv kernels (default 8 up to batch 4,
-    // no cap above; 0: no cap), chosen by engine::cap_kernels. Eight distinct kernels keep a
-    // YOLOv8n FP16 engine's device memory at 18.87 MB on the H100; 9 to 12 took it to 20.97
-    // MB (the kernels' code loads in 2 MiB steps). A layer that repeats an earlier
-    // layer's shape (timing-cache hit in this build) has that layer's candidates.
+    // no cap above; 0: no cap), chosen by engine::cap_kernels. The cap was set when 9 to 12
+    // distinct kernels took a YOLOv8n FP16 engine from 18.87 to 20.97 MB on the H100 (the
+    // kernels' code loads in 2 MiB steps); in the latest ablation (docs/BENCHMARKS.md) each
+    // layer's fastest tactic, 18 kernels, stayed at 18.87 MB and ran the same (0.2993 / 0.3025
+    // vs 0.3039 / 0.3058 ms), so the cap now guards the batch-1 memory target rather than
+    // buying speed. A layer that repeats an earlier layer's shape (timing-cache hit in this
+    // build) has that layer's candidates.
     int cap = small ? 8 : 0;
     if (const char* v = env_get("YOLOC_MAX_CONV_KERNELS")) cap = std::max(0, std::atoi(v));
     if (cap <= 0) return;
@@ -576,7 +579,8 @@ void tune_tactics(BuildResult& r, const BuildOptions& opts) {
                     // without workspace (YOLOC_CUDNN_CANDIDATES, default 4; YOLOC_CUDNN=0: none).
                     // Below batch 8 none by default: an engine with cuDNN layers takes about
                     // 23 MB more device memory (cuDNN's handle and kernels: H100, batch 1,
-                    // 44.0 vs 21.0 MB; docs/BENCHMARKS.md), above the 20 MB asked at batch 1.
+                    // 41.94 vs 18.87 MB in bench/gpu_ablation.sh; docs/BENCHMARKS.md), above the
+                    // 20 MB asked at batch 1, for 20% less time (0.2436 vs 0.3039 ms).
                     int ndnn = p.batch >= 8 ? 4 : 0;
                     if (const char* v = env_get("YOLOC_CUDNN_CANDIDATES")) ndnn = std::max(0, std::atoi(v));
                     const auto dc = cuda::cudnn_conv_candidates(a.conv, ndnn);
