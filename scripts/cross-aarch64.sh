@@ -38,11 +38,14 @@ phase() { echo "cross-aarch64: [$(( $(date +%s) - T0 )) s] $*" >&2; }
 
 # Tests left out of --tests quick: each took 3-15+ min under qemu here (docs/PORTABILITY.md has
 # every time; all passed except the two coco128 ones, which need ~80 min), and the zoo-wide
-# stage and emulation tests and the yolo11n evaluation (10-30 s natively each: hours under qemu). They run the real
+# stage and emulation tests and the yolo11n evaluation (10-30 s natively each: hours under qemu),
+# every QuantReal test (one real-model quantization, minutes under qemu) and the two tests that
+# run the whole `pipeline` (the CPU stages one ran past its 900 s limit under qemu next to a
+# QuantReal test). They run the real
 # YOLOv8n at 640 many times (coco128 eval, calibration, reconstruction, the reference executor);
 # the quick set still runs it through the fast executor, the emulated GPU plan, the ONNX round
 # trip and shape inference, and checks letterbox, JPEG decoding and post-processing bit for bit.
-SLOW='^(EvalReference\..*|EngineEmulate\.(EveryZooModelMatchesTheReference|Yolo11nMatchesTheReferenceOnAPhoto)|ZooStages\..*|PyOrt\.EveryZooModelEqualsOnnxRuntimeOnBothExecutors|PyCocoTools\.SaveJsonScoresWithPycocotools|EvalCli\.JsonAndSaveJson|EvalCompare\.SelfIsPerfectPerturbedIsNot|Cli\.DetectOnSamplePhotosEqualsReference|Cli\.RunSavesRawOutputMatchingReferenceForBothExecutors|Prune\.ReconstructionReducesConsumerErrorOnHeldOutImages|QuantCache\.RealModelCoversEveryActivationIncludingTheDetectTail|PyOnnx\.ExportVariantsGiveTheReferenceOutputs|QuantReal\.(Every|Dfl|Zero|Weights|Activation|Residual|AddsOnly|KeepsInputs|Passes|CliQuantize).*)$'
+SLOW='^(EvalReference\..*|EngineEmulate\.(EveryZooModelMatchesTheReference|Yolo11nMatchesTheReferenceOnAPhoto)|ZooStages\..*|PyOrt\.EveryZooModelEqualsOnnxRuntimeOnBothExecutors|PyCocoTools\.SaveJsonScoresWithPycocotools|EvalCli\.JsonAndSaveJson|EvalCompare\.SelfIsPerfectPerturbedIsNot|Cli\.DetectOnSamplePhotosEqualsReference|Cli\.RunSavesRawOutputMatchingReferenceForBothExecutors|Prune\.ReconstructionReducesConsumerErrorOnHeldOutImages|QuantCache\.RealModelCoversEveryActivationIncludingTheDetectTail|PyOnnx\.ExportVariantsGiveTheReferenceOutputs|QuantReal\..*|Pipeline\.CpuStagesRunAndTheReportMatchesReRunCommands|Reliability\.DefaultCalibrationCountUsesTheImagesThereAre)$'
 
 # --- packages (Debian 12) ---------------------------------------------------------------
 if [ "${YOLOC_SKIP_APT:-0}" != 1 ]; then
